@@ -1,0 +1,1 @@
+"""CryptoJ's terminal UI: the Textual App, its screens and the ``cryptoj`` command line."""

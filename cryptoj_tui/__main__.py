@@ -1,0 +1,3 @@
+from cryptoj_tui.cli import main
+
+raise SystemExit(main())
