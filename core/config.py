@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -141,6 +142,66 @@ class SimSettings(_Section):
     tls: bool = False
 
 
+class RiskSettings(_Section):
+    """Pre-trade limits and automatic triggers. Money in the quote currency (USD)."""
+
+    max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0)
+    max_position_notional: Decimal = Field(default=Decimal("50000"), gt=0)  # per product
+    max_gross_exposure: Decimal = Field(default=Decimal("100000"), gt=0)  # all products
+    price_band_bps: Decimal = Field(default=Decimal("200"), gt=0, le=10000)  # around mid
+    max_open_orders: int = Field(default=200, ge=1, le=10000)
+    max_orders_per_s: float = Field(default=10.0, gt=0, le=1000)  # denied above, never queued
+    stale_market_data_s: float = Field(default=5.0, gt=0, le=3600)
+    daily_loss_limit: Decimal = Field(default=Decimal("2000"), gt=0)
+    max_drawdown: Decimal = Field(default=Decimal("5000"), gt=0)  # from peak equity
+    # Trigger HALTED when market data stays stale/resyncing longer than this.
+    market_data_outage_s: float = Field(default=30.0, gt=0, le=3600)
+    # Trigger HALTED when the user stream stays down longer than this.
+    user_stream_outage_s: float = Field(default=30.0, gt=0, le=3600)
+    # Trigger HALTED on this many exchange rejects within reject_storm_window_s.
+    reject_storm_count: int = Field(default=10, ge=1, le=10000)
+    reject_storm_window_s: float = Field(default=10.0, gt=0, le=3600)
+    # Hour (UTC) at which the trading day, and the daily P&L, starts.
+    day_boundary_utc_hour: int = Field(default=0, ge=0, le=23)
+    # Flatten: worst price accepted, in bps away from the touch.
+    flatten_slippage_bps: Decimal = Field(default=Decimal("100"), gt=0, le=5000)
+    # Kill switch: how many times to list open orders again before reporting failure.
+    kill_max_verify_rounds: int = Field(default=10, ge=1, le=1000)
+
+
+class PaperSettings(_Section):
+    """The paper venue's fill model."""
+
+    starting_balances: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USD": Decimal("100000")}
+    )
+    maker_fee_rate: Decimal = Field(default=Decimal("0.004"), ge=0, le=Decimal("0.1"))
+    taker_fee_rate: Decimal = Field(default=Decimal("0.006"), ge=0, le=Decimal("0.1"))
+    latency_ms: float = Field(default=50.0, ge=0, le=10000)
+    # Model our place in the queue at a price level (fills only after the size ahead trades).
+    queue_position: bool = True
+
+
+class StrategySettings(_Section):
+    """The automated strategy. ``name`` "none" runs none; the human can always override."""
+
+    name: Literal["none", "market_maker", "trend"] = "none"
+    product_id: str = "BTC-USD"
+    # market_maker
+    mm_order_size: Decimal = Field(default=Decimal("0.001"), gt=0)
+    mm_half_spread_bps: Decimal = Field(default=Decimal("5"), gt=0)
+    mm_max_inventory: Decimal = Field(default=Decimal("0.01"), gt=0)
+    mm_requote_s: float = Field(default=1.0, gt=0)
+    # trend
+    trend_fast_window_s: float = Field(default=30.0, gt=0)
+    trend_slow_window_s: float = Field(default=120.0, gt=0)
+    trend_order_size: Decimal = Field(default=Decimal("0.001"), gt=0)
+
+
+class HeadlessSettings(_Section):
+    cancel_open_orders_on_exit: bool = True
+
+
 class StorageSettings(_Section):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
 
@@ -183,6 +244,10 @@ class Settings(BaseSettings):
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
+    headless: HeadlessSettings = Field(default_factory=HeadlessSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -279,3 +279,22 @@ class Page(Generic[T]):
     items: list[T] = field(default_factory=list)
     has_next: bool = False
     cursor: str = ""
+
+
+class IntentSource(StrEnum):
+    """Who asked for an order. Every source goes through the same risk gate."""
+
+    MANUAL = "manual"  # the trader, from the keyboard
+    STRATEGY = "strategy"
+    FLATTEN = "flatten"  # the kill switch's confirmed flatten
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """A request to place one order, before the risk gate has seen it."""
+
+    spec: OrderSpec
+    source: IntentSource
+    reduce_only: bool = False  # must not grow the position (flatten, REDUCING state)
+    strategy_id: str | None = None
+    note: str = ""

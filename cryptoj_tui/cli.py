@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_console_log_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("cryptoj")) / "cryptoj.log"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,17 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cryptoj: {exc}", file=sys.stderr)
         return 2
 
-    logging.basicConfig(
-        level=settings.log.level,
-        filename=str(settings.log.file) if settings.log.file else None,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
     handler: Handler | None = getattr(args, "handler", None)
+    log_file = settings.log.file
     if handler is None:
         from cryptoj_tui.console import run_console
 
         handler = run_console
+        # The console owns the terminal: its logs must go to a file, never to the screen.
+        log_file = log_file or default_console_log_path()
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=settings.log.level,
+        filename=str(log_file) if log_file else None,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return handler(args, settings)
     except ConfigError as exc:

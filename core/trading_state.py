@@ -1,0 +1,25 @@
+"""The trading state: whether new orders may be sent at all.
+
+ACTIVE: every order the gate allows. REDUCING: only orders that shrink a position.
+HALTED: no new orders; cancels are always allowed. The state is persisted (it survives a
+restart) and every change records its cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChange:
+    state: TradingState
+    cause: str  # human text: "kill switch (ctrl+k)", "daily loss 512.30 > limit 500.00", ...
+    source: str  # "user" | "trigger:<name>" | "startup"
+    at: float  # wall-clock seconds

@@ -1,0 +1,70 @@
+"""The venue port: where orders go. Adapters: Coinbase (REST + user channel; live and the
+demo against the simulated exchange) and Paper (fills simulated on the live L2 book).
+
+Order updates arrive as the CUMULATIVE state of one order (``ExchangeOrder``: filled size,
+filled value, fees so far), whatever the adapter: that is what Coinbase's user channel sends,
+and the paper venue speaks the same way, so the order manager derives fills one way only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from core.coinbase.rest_decode import CancelResult, CreateOrderOutcome
+from core.model import Balance, ExchangeOrder, Fill, OrderSpec, Product
+
+
+class VenueListener(Protocol):
+    def on_order_update(self, order: ExchangeOrder) -> None:
+        """The latest cumulative state of one of our orders (may repeat after reconnects)."""
+        ...
+
+    def on_stream_reset(self, reason: str) -> None:
+        """Updates may have been missed (gap, reconnect, garbage): reconcile through REST."""
+        ...
+
+
+class Venue(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stream_connected(self) -> bool:
+        """True while order updates flow (the user channel is up; always True for paper)."""
+        ...
+
+    def set_listener(self, listener: VenueListener) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def place(self, spec: OrderSpec, client_order_id: str) -> CreateOrderOutcome:
+        """Accepted, rejected, or unknown (timeout/5xx/disconnect: reconcile, never re-id)."""
+        ...
+
+    async def cancel(self, order_ids: Sequence[str]) -> list[CancelResult]:
+        """Cancel any number of orders (the adapter batches by at most 100)."""
+        ...
+
+    async def list_open_orders(
+        self, product_ids: Sequence[str] | None = None
+    ) -> list[ExchangeOrder]:
+        """Every order still open or cancelable: PENDING, OPEN, QUEUED, CANCEL_QUEUED included."""
+        ...
+
+    async def list_orders_since(self, since: datetime | None) -> list[ExchangeOrder]:
+        """Recent orders in any status (to find a client_order_id after an UNKNOWN outcome)."""
+        ...
+
+    async def get_order(self, order_id: str) -> ExchangeOrder: ...
+
+    async def list_fills(
+        self, *, since: datetime | None = None, order_ids: Sequence[str] | None = None
+    ) -> list[Fill]: ...
+
+    async def balances(self) -> list[Balance]: ...
+
+    async def products(self, product_ids: Sequence[str]) -> list[Product]: ...
