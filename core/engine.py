@@ -1,16 +1,21 @@
-"""The engine: wires the Coinbase client, the market data service and our own orders.
+"""The engine: wires market data, the venue, orders, journal, portfolio, risk and strategy.
 
-One ``Engine`` serves every mode that talks the Coinbase protocol: the demo (against the
-built-in simulated exchange over loopback) and live use the same REST client, the same two
-WebSocket connections (market: level2 + market_trades + ticker; user: user) and the same
-decoding. The UI reads ``snapshot()``; the engine never awaits the UI.
+One ``Engine`` per session. Its parts, and who owns what:
 
-What runs under ``run()``:
-- the market socket feeding ``MarketDataService`` (books, trades, tickers, integrity);
-- the user socket feeding ``UserStream`` -> our open orders, reconciled through REST whenever
-  the stream may have missed something (start, reconnect, sequence gap);
-- a maintenance loop (about 2 Hz): book staleness checks, balance refreshes, connection and
-  book state changes turned into event-log lines, the mid-price history for the chart.
+- market data: ``MarketDataService`` fed by the Coinbase market socket (demo, live, paper) or
+  by a replay file;
+- the venue: ``CoinbaseVenue`` (REST + the user channel; the demo against the simulated
+  exchange and live) or ``PaperVenue`` (fills modelled on the live book; paper and replay);
+- ``OrderManager`` with the write-ahead ``Journal`` (one SQLite file per mode);
+- ``Portfolio`` (fed by fills), ``RiskGate`` (every order), ``TradingStateMachine``;
+- ``EmergencyManager`` (kill / flatten / resume, and the automatic triggers);
+- an optional ``Strategy``, driven through ``StrategyRunner``.
+
+Start-up order (DESIGN.md §4): load the journal, connect, reconcile open orders, fills and
+balances with the venue, and only then allow trading (the gate refuses with RECONCILING
+until the first reconciliation completes). The UI reads ``snapshot()``; the engine never
+awaits the UI. Commands (``submit``, ``cancel``, ``kill``, ``flatten``, ``resume``) are
+plain coroutines or, for the kill switch, a synchronous latch plus a background task.
 """
 
 from __future__ import annotations
@@ -20,21 +25,39 @@ import contextlib
 import logging
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from core.clock import Clock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
 from core.coinbase.errors import CoinbaseError
 from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink, Subscription
-from core.coinbase.user_messages import UserOrdersEvent
 from core.coinbase.ws import CoinbaseWebSocket, WsState, WsStatus
-from core.config import Credentials, Settings, resolve_credentials
+from core.config import Credentials, Mode, Settings, resolve_credentials
+from core.emergency import EmergencyManager, FlattenResult, KillProgress
+from core.journal import Journal, journal_path
 from core.market import BookState, MarketDataService
-from core.model import ExchangeOrder, Product
+from core.model import (
+    ExchangeOrder,
+    ExchangeOrderStatus,
+    OrderIntent,
+    Product,
+    Trade,
+)
+from core.orders import (
+    FillEvent,
+    ManagedOrder,
+    OrderEvent,
+    OrderManager,
+    OrderState,
+    ReconcileReport,
+)
+from core.portfolio import Portfolio, Position
+from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -43,9 +66,15 @@ from core.snapshot import (
     ConnectionView,
     EngineSnapshot,
     EventView,
+    GaugeView,
+    PositionView,
+    StrategyView,
     TapeView,
+    TradingView,
 )
-from core.user_stream import UserStream
+from core.strategy.base import BookTop, Strategy
+from core.strategy.registry import build_strategy
+from core.venue import Venue
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +82,9 @@ BOOK_DEPTH = 25
 TAPE_LENGTH = 60
 EVENT_LOG_LENGTH = 500
 MID_HISTORY_LENGTH = 240
-MAINTENANCE_PERIOD_S = 0.5
+MAINTENANCE_PERIOD_S = 0.25
 BALANCE_REFRESH_S = 5.0
+REJECT_HISTORY = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,40 +114,74 @@ class ExchangeEndpoints:
         return context
 
 
+class MarketPrices:
+    """The gate's and the emergency manager's view of market data (only LIVE books count)."""
+
+    def __init__(self, market: MarketDataService, clock: Clock) -> None:
+        self._market = market
+        self._clock = clock
+
+    def _live(self, product_id: str) -> bool:
+        return self._market.health(product_id).state is BookState.LIVE
+
+    def mid(self, product_id: str) -> float | None:
+        return self._market.book(product_id).mid() if self._live(product_id) else None
+
+    def best_bid(self, product_id: str) -> float | None:
+        level = self._market.book(product_id).best_bid() if self._live(product_id) else None
+        return None if level is None else level[0]
+
+    def best_ask(self, product_id: str) -> float | None:
+        level = self._market.book(product_id).best_ask() if self._live(product_id) else None
+        return None if level is None else level[0]
+
+    def data_age_s(self, product_id: str) -> float | None:
+        health = self._market.health(product_id)
+        if health.state is not BookState.LIVE or health.last_update_at is None:
+            return None
+        # Heartbeats prove the connection is alive; a quiet but LIVE book is current.
+        return max(0.0, self._clock.monotonic() - max(health.last_update_at, health.since))
+
+
 class Engine:
-    """Market data, our orders and balances for one exchange connection."""
+    """A trading session against one venue."""
 
     def __init__(
         self,
         settings: Settings,
-        endpoints: ExchangeEndpoints,
+        endpoints: ExchangeEndpoints | None,
         *,
         clock: Clock,
         mode: str,
+        journal_file: Path | None = None,
+        market_feed: Callable[[MarketDataService], asyncio.Task[None] | None] | None = None,
     ) -> None:
         self._settings = settings
         self._endpoints = endpoints
         self._clock = clock
         self.mode = mode
         self.products: tuple[str, ...] = tuple(settings.market.products)
+        self._market_feed = market_feed
         exchange = settings.exchange
-        context = endpoints.ssl_context()
+        self._ssl_context = endpoints.ssl_context() if endpoints is not None else None
 
         self._signer: JwtSigner | None = None
-        if endpoints.credentials is not None:
-            self._signer = JwtSigner(
-                endpoints.credentials, clock, rest_host_from_url(endpoints.rest_url)
+        self.rest: CoinbaseRestClient | None = None
+        if endpoints is not None:
+            if endpoints.credentials is not None:
+                self._signer = JwtSigner(
+                    endpoints.credentials, clock, rest_host_from_url(endpoints.rest_url)
+                )
+            self.rest = CoinbaseRestClient(
+                endpoints.rest_url,
+                self._signer,
+                clock=clock,
+                timeout_s=exchange.request_timeout_s,
+                connect_timeout_s=exchange.connect_timeout_s,
+                private_rate_per_s=exchange.private_rate_per_s,
+                public_rate_per_s=exchange.public_rate_per_s,
+                verify=self._ssl_context if self._ssl_context is not None else True,
             )
-        self.rest = CoinbaseRestClient(
-            endpoints.rest_url,
-            self._signer,
-            clock=clock,
-            timeout_s=exchange.request_timeout_s,
-            connect_timeout_s=exchange.connect_timeout_s,
-            private_rate_per_s=exchange.private_rate_per_s,
-            public_rate_per_s=exchange.public_rate_per_s,
-            verify=context if context is not None else True,
-        )
         self.market = MarketDataService(
             self.products,
             clock=clock,
@@ -126,41 +190,78 @@ class Engine:
             tickers_buffer=settings.market.tickers_buffer,
             stale_after_s=settings.market.stale_after_s,
         )
-        self._ssl_context = context
-        self.market_socket = self._socket(
-            "market",
-            endpoints.ws_market_url,
-            [
-                Subscription("level2", self.products),
-                Subscription("market_trades", self.products),
-                Subscription("ticker", self.products),
-            ],
-            self.market,
-        )
-        self.user_stream = UserStream(_OpenOrders(self), clock=clock)
-        self.user_socket: CoinbaseWebSocket | None = None
-        if endpoints.credentials is not None:
-            self.user_socket = self._socket(
-                "user", endpoints.ws_user_url, [Subscription("user", ())], self.user_stream
+        self.market_socket: CoinbaseWebSocket | None = None
+        if endpoints is not None and market_feed is None:
+            self.market_socket = self._socket(
+                "market",
+                endpoints.ws_market_url,
+                [
+                    Subscription("level2", self.products),
+                    Subscription("market_trades", self.products),
+                    Subscription("ticker", self.products),
+                ],
+                self.market,
             )
+        self.prices = MarketPrices(self.market, clock)
+        self.product_info: dict[str, Product] = {}
+        self.venue = self._build_venue()
 
-        self._product_info: dict[str, Product] = {}
+        path = journal_file or journal_path(settings.storage.data_dir, mode)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal.open(path, clock=clock)
+        self.trading_state = TradingStateMachine(self.journal, clock=clock)
+        self.portfolio = Portfolio(
+            clock=clock,
+            day_boundary_utc_hour=settings.risk.day_boundary_utc_hour,
+            product_ids=self.products,
+        )
+        self.gate = RiskGate(
+            settings.risk,
+            state=self.trading_state,
+            portfolio=self.portfolio,
+            market=self.prices,
+            products=self.product_info,
+            open_orders=lambda: len(self.orders.open_orders()),
+            reconciling=lambda: self.orders.reconciling or not self.product_info,
+            clock=clock,
+        )
+        self.orders = OrderManager(self.venue, self.journal, self.gate, clock=clock)
+        self.venue.set_listener(self.orders)
+        self.orders.add_listener(self.portfolio)
+        self.orders.add_listener(_EngineOrderEvents(self))
+        self.emergency = EmergencyManager(
+            state=self.trading_state,
+            orders=self.orders,
+            venue=self.venue,
+            journal=self.journal,
+            settings=settings.risk,
+            products=lambda: self.product_info,
+            prices=self.prices,
+            clock=clock,
+        )
+        self._triggers = AutomaticTriggers(settings.risk)
+        self.strategy: Strategy | None = build_strategy(settings.strategy)
+        self._strategy_runner: StrategyRunner | None = None
+
         self._balances: tuple[BalanceView, ...] | None = None
         self._balances_version = 0
         self._balances_due = True
-        self._open_orders: dict[str, ExchangeOrder] = {}
-        self._orders_version = 0
-        self._orders_need_reconcile = True
+        self._last_balance_refresh = -BALANCE_REFRESH_S
         self._events: deque[EventView] = deque(maxlen=EVENT_LOG_LENGTH)
         self._events_version = 0
+        self._reject_times: deque[float] = deque(maxlen=REJECT_HISTORY)
+        self._user_down_since: float | None = None
         self._mid_history: dict[str, deque[float]] = {
             product_id: deque(maxlen=MID_HISTORY_LENGTH) for product_id in self.products
         }
         self._last_connection_states: dict[str, WsState] = {}
         self._last_book_states: dict[str, BookState] = {}
-        self._last_balance_refresh = -BALANCE_REFRESH_S
+        self._last_trading_version = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
+        self.started = asyncio.Event()  # set once the first reconciliation has completed
+
+    # ------------------------------------------------------------------ construction
 
     def _socket(
         self, name: str, url: str, subscriptions: list[Subscription], sink: FrameSink
@@ -180,19 +281,49 @@ class Engine:
             ssl_context=self._ssl_context,
         )
 
+    def _build_venue(self) -> Venue:
+        if self.mode in (Mode.DEMO.value, Mode.LIVE.value):
+            from core.venues.coinbase import CoinbaseVenue
+
+            assert self.rest is not None and self._endpoints is not None
+            endpoints = self._endpoints
+            factory: Callable[[FrameSink], CoinbaseWebSocket] | None = None
+            if endpoints.credentials is not None:
+
+                def factory(sink: FrameSink) -> CoinbaseWebSocket:
+                    return self._socket(
+                        "user", endpoints.ws_user_url, [Subscription("user", ())], sink
+                    )
+
+            return CoinbaseVenue(self.rest, user_socket_factory=factory, clock=self._clock)
+        from core.venues.paper import PaperVenue
+
+        # Product increments arrive after start (``_load_products`` hands them over).
+        return PaperVenue(self.market, (), self._settings.paper, clock=self._clock)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         """Run until ``stop()``. Network trouble is reported, never raised."""
-        self.add_event("info", f"{self.mode} mode: connecting to {self._endpoints.rest_url}")
-        sockets = [self.market_socket]
-        if self.user_socket is not None:
-            sockets.append(self.user_socket)
-        else:
-            self.add_event("warning", "no API key: market data only, no balances or orders")
-        self._tasks = [asyncio.create_task(socket.run()) for socket in sockets]
-        self._tasks.append(asyncio.create_task(self._load_products()))
+        self.add_event("info", f"{self.mode} mode starting")
+        restored = self.orders.restore()
+        if restored:
+            self.add_event("info", f"restored {restored} unfinished order(s) from the journal")
+        interrupted = self.emergency.check_unfinished_flatten()
+        if interrupted:
+            self.add_event("error", interrupted)
+        if self.trading_state.state.value != "ACTIVE":
+            change = self.trading_state.last_change
+            self.add_event("warning", f"trading state {change.state.value} kept: {change.cause}")
+        if self.market_socket is not None:
+            self._tasks.append(asyncio.create_task(self.market_socket.run()))
+        elif self._market_feed is not None:
+            feed = self._market_feed(self.market)
+            if feed is not None:
+                self._tasks.append(feed)
         try:
+            await self._load_products()
+            await self.venue.start()
             while not self._stopped.is_set():
                 await self._maintain()
                 with contextlib.suppress(TimeoutError):
@@ -204,51 +335,98 @@ class Engine:
         self._stopped.set()
 
     async def _shutdown(self) -> None:
-        await self.market_socket.stop()
-        if self.user_socket is not None:
-            await self.user_socket.stop()
+        if self._strategy_runner is not None:
+            self._strategy_runner.stop()
+        if self.market_socket is not None:
+            await self.market_socket.stop()
+        await self.venue.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.rest.aclose()
+        await self.orders.aclose()
+        if self.rest is not None:
+            await self.rest.aclose()
+        self.journal.close()
+
+    async def _load_products(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                products = await self._fetch_products()
+            except CoinbaseError as exc:
+                self.add_event("warning", f"product details unavailable ({exc}); retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), 2.0)
+                continue
+            self.product_info.update({p.product_id: p for p in products})
+            add_products = getattr(self.venue, "add_products", None)
+            if add_products is not None:
+                add_products(products)
+            for product_id in self.products:
+                self.portfolio.track(product_id)
+            return
+
+    async def _fetch_products(self) -> list[Product]:
+        if self.rest is not None:
+            return await self.rest.list_products(self.products)
+        from core.sim.products import default_product_specs
+
+        # Replay with no exchange at hand: the increments of the products we know.
+        return [
+            spec.product
+            for spec in default_product_specs()
+            if spec.product.product_id in self.products
+        ]
 
     # ------------------------------------------------------------------ maintenance
 
     async def _maintain(self) -> None:
+        now = self._clock.monotonic()
         self.market.check_staleness()
-        self._note_connection_changes()
+        self._note_connection_changes(now)
         self._note_book_changes()
         for product_id in self.products:
-            mid = self.market.book(product_id).mid()
+            mid = self.prices.mid(product_id)
             if mid is not None:
                 self._mid_history[product_id].append(mid)
-        if self._signer is None:
-            return
-        now = self._clock.monotonic()
-        if self._orders_need_reconcile and self._user_connected():
-            await self._reconcile_open_orders()
+            self.portfolio.mark(product_id, Decimal(str(mid)) if mid is not None else None)
+        if self.orders.reconciling and self.venue.stream_connected:
+            await self._reconcile()
         if self._balances_due or now - self._last_balance_refresh >= BALANCE_REFRESH_S:
             await self._refresh_balances()
+        self._check_triggers(now)
+        self._note_trading_state()
+        if self._strategy_runner is None and self.strategy is not None and self.started.is_set():
+            self._strategy_runner = StrategyRunner(self, self.strategy)
+            self._strategy_runner.start()
+            self.add_event("info", f"strategy {self.strategy.strategy_id} started")
+        if self._strategy_runner is not None:
+            self._strategy_runner.tick(now)
 
-    def _user_connected(self) -> bool:
-        return self.user_socket is not None and self.user_socket.status.state is WsState.CONNECTED
-
-    async def _load_products(self) -> None:
+    async def _reconcile(self) -> ReconcileReport | None:
         try:
-            products = await self.rest.list_products(self.products)
+            report = await self.orders.reconcile()
         except CoinbaseError as exc:
-            self.add_event("warning", f"product details unavailable: {exc}")
-            return
-        self._product_info = {product.product_id: product for product in products}
+            self.add_event("warning", f"reconciliation failed ({exc}); retrying")
+            return None
+        if report.complete:
+            await self._refresh_balances()
+            if not self.started.is_set():
+                self.started.set()
+                self.add_event("info", "reconciled with the venue: trading allowed")
+        else:
+            self.add_event("warning", f"reconciliation incomplete: {report}")
+        return report
 
     async def _refresh_balances(self) -> None:
         self._last_balance_refresh = self._clock.monotonic()
         self._balances_due = False
         try:
-            balances = await self.rest.list_accounts()
+            balances = await self.venue.balances()
         except CoinbaseError as exc:
             self.add_event("warning", f"balances not refreshed: {exc}")
             return
+        if not self.orders.reconciling:
+            self.portfolio.set_balances(balances)
         views = tuple(
             BalanceView(balance.currency, balance.available, balance.hold)
             for balance in sorted(balances, key=lambda b: (b.currency != "USD", b.currency))
@@ -257,19 +435,34 @@ class Engine:
             self._balances = views
             self._balances_version += 1
 
-    async def _reconcile_open_orders(self) -> None:
-        """Replace our picture of open orders with the exchange's (after any stream doubt)."""
-        self._orders_need_reconcile = False
-        try:
-            orders = await self.rest.list_open_orders()
-        except CoinbaseError as exc:
-            self._orders_need_reconcile = True
-            self.add_event("warning", f"open orders not reconciled: {exc}")
+    def _check_triggers(self, now: float) -> None:
+        if not self.started.is_set():
             return
-        self._open_orders = {order.order_id: order for order in orders}
-        self._orders_version += 1
+        connected = self.venue.stream_connected
+        if connected:
+            self._user_down_since = None
+        elif self._user_down_since is None:
+            self._user_down_since = now
+        tripped = self._triggers.evaluate(
+            self.portfolio,
+            {product_id: self.market.health(product_id) for product_id in self.products},
+            user_stream_down_since=self._user_down_since,
+            reject_times=tuple(self._reject_times),
+            now=now,
+        )
+        if tripped:
+            self.emergency.act_on(tripped)
 
-    def _note_connection_changes(self) -> None:
+    def _note_trading_state(self) -> None:
+        version = self.trading_state.version
+        if version == self._last_trading_version:
+            return
+        self._last_trading_version = version
+        change = self.trading_state.last_change
+        level = "info" if change.state.value == "ACTIVE" else "error"
+        self.add_event(level, f"trading {change.state.value}: {change.cause}")
+
+    def _note_connection_changes(self, now: float) -> None:
         for status in self._socket_statuses():
             previous = self._last_connection_states.get(status.name)
             if previous is status.state:
@@ -298,36 +491,96 @@ class Engine:
         self._events_version += 1
         log.log(logging.WARNING if level != "info" else logging.INFO, "%s", text)
 
-    # ------------------------------------------------------------------ our orders
+    # ------------------------------------------------------------------ commands
 
-    def _apply_user_orders(self, event: UserOrdersEvent) -> None:
-        if event.is_snapshot:
-            self._open_orders = {}
-        for order in event.orders:
-            if order.status.is_open:
-                self._open_orders[order.order_id] = order
-            else:
-                self._open_orders.pop(order.order_id, None)
-        self._orders_version += 1
-        # An order that filled or was cancelled moved money: refresh balances soon.
+    async def submit(self, intent: OrderIntent) -> ManagedOrder:
+        """Through the gate, into the journal, to the venue. Never raises for venue trouble."""
+        return await self.orders.submit(intent)
+
+    async def cancel(self, client_order_ids: Sequence[str]) -> int:
+        return await self.orders.cancel(client_order_ids)
+
+    async def cancel_all(self, product_ids: Sequence[str] | None = None) -> int:
+        return await self.orders.cancel_all(product_ids)
+
+    def kill(self, cause: str = "kill switch", source: str = "user") -> asyncio.Task[KillProgress]:
+        """Latch HALTED now (the next order is refused), then cancel everything."""
+        task = self.emergency.kill(cause, source)
+        self._note_trading_state()
+        if self.strategy is not None and not self.strategy.paused:
+            self.strategy.pause()
+        return task
+
+    async def flatten(self, *, confirmed: bool) -> FlattenResult:
+        result = await self.emergency.flatten(confirmed=confirmed)
         self._balances_due = True
+        return result
 
-    def _stream_reset(self, reason: str) -> None:
-        if not self._orders_need_reconcile:
-            self.add_event("warning", f"{reason}; reconciling orders with REST")
-        self._orders_need_reconcile = True
+    async def resume(self, confirmation: str) -> ReconcileReport:
+        report = await self.emergency.resume(confirmation)
+        self._note_trading_state()
+        return report
+
+    def pause_strategy(self) -> None:
+        if self.strategy is not None:
+            self.strategy.pause()
+            self.add_event("info", f"strategy {self.strategy.strategy_id} paused")
+
+    def resume_strategy(self) -> None:
+        if self.strategy is not None:
+            self.strategy.resume()
+            self.add_event("info", f"strategy {self.strategy.strategy_id} resumed")
+
+    # ------------------------------------------------------------------ order events
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        order = event.order
+        if order.state is OrderState.DENIED and order.denial is not None:
+            self.add_event("warning", f"DENIED {_describe(order)}: {order.denial}")
+        elif order.state is OrderState.REJECTED and event.previous is not OrderState.REJECTED:
+            self._reject_times.append(self._clock.monotonic())
+            self.add_event(
+                "warning",
+                f"REJECTED {_describe(order)}: {order.reject_code} {order.reject_message or ''}",
+            )
+        elif order.state is OrderState.UNKNOWN and event.previous is not OrderState.UNKNOWN:
+            self.add_event("warning", f"UNKNOWN outcome {_describe(order)}: {event.cause}")
+        if order.state.is_terminal:
+            self._balances_due = True
+
+    def _on_fill(self, event: FillEvent) -> None:
+        fill = event.fill
+        self.add_event(
+            "info",
+            f"FILL {fill.side.value} {fill.size} {fill.product_id} @ {fill.price} "
+            f"(fee {fill.commission}){' external' if event.external else ''}",
+        )
+        self._balances_due = True
+        if self._strategy_runner is not None:
+            self._strategy_runner.on_fill(event)
 
     # ------------------------------------------------------------------ the UI's view
 
     def _socket_statuses(self) -> list[WsStatus]:
-        statuses = [self.market_socket.status]
-        if self.user_socket is not None:
-            statuses.append(self.user_socket.status)
+        statuses: list[WsStatus] = []
+        if self.market_socket is not None:
+            statuses.append(self.market_socket.status)
+        user_socket = getattr(self.venue, "user_socket", None)
+        if isinstance(user_socket, CoinbaseWebSocket):
+            statuses.append(user_socket.status)
         return statuses
 
     def snapshot(self, product_id: str | None = None) -> EngineSnapshot:
         selected = product_id if product_id in self.products else self.products[0]
         now = self._clock.monotonic()
+        change = self.trading_state.last_change
+        progress = self.emergency.progress
+        took = (
+            (progress.finished_at - progress.started_at) * 1000
+            if progress.finished_at is not None and progress.started_at is not None
+            else None
+        )
+        strategy = self.strategy
         return EngineSnapshot(
             mode=self.mode,
             wall_time=self._clock.time(),
@@ -343,19 +596,45 @@ class Engine:
             balances=self._balances,
             balances_version=self._balances_version,
             open_orders=tuple(
-                sorted(self._open_orders.values(), key=lambda o: (o.product_id, o.order_id))
+                _as_exchange_order(order)
+                for order in sorted(
+                    self.orders.open_orders(), key=lambda o: (o.product_id, o.created_at)
+                )
             ),
-            orders_version=self._orders_version,
+            orders_version=self.orders.version,
             events=tuple(self._events),
             events_version=self._events_version,
             mid_history=tuple(self._mid_history[selected]),
+            trading=TradingView(
+                state=change.state.value,
+                cause=change.cause,
+                source=change.source,
+                reconciling=self.orders.reconciling,
+                kill_phase=progress.phase.value,
+                kill_rounds=progress.rounds,
+                kill_still_open=progress.still_open,
+                kill_took_ms=took,
+            ),
+            positions=tuple(_position_view(p) for p in self.portfolio.positions()),
+            positions_version=self.portfolio.version,
+            equity=self.portfolio.equity,
+            daily_pnl=self.portfolio.daily_pnl,
+            gauges=tuple(
+                GaugeView(g.name.value, g.used, g.limit, g.unit, g.subject)
+                for g in self.gate.gauges()
+            ),
+            strategy=None
+            if strategy is None
+            else StrategyView(
+                strategy.strategy_id, strategy.paused, tuple(strategy.parameters().items())
+            ),
         )
 
     def _book_view(self, product_id: str, now: float) -> BookView:
         book = self.market.book(product_id)
         health = self.market.health(product_id)
         bids, asks = book.top(BOOK_DEPTH)
-        info = self._product_info.get(product_id)
+        info = self.product_info.get(product_id)
         return BookView(
             product_id=product_id,
             status=BookStatus[health.state.name],
@@ -372,17 +651,134 @@ class Engine:
         )
 
 
-class _OpenOrders:
-    """Adapter: the user stream's listener, forwarding to the engine."""
+class _EngineOrderEvents:
+    """Adapter: the order manager's listener, forwarding to the engine's event log."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def on_user_orders(self, event: UserOrdersEvent) -> None:
-        self._engine._apply_user_orders(event)
+    def on_order_event(self, event: OrderEvent) -> None:
+        self._engine._on_order_event(event)
 
-    def on_stream_reset(self, reason: str) -> None:
-        self._engine._stream_reset(reason)
+    def on_fill(self, event: FillEvent) -> None:
+        self._engine._on_fill(event)
+
+
+class StrategyRunner:
+    """Drives one strategy: its context, its timer, its book and trade callbacks."""
+
+    def __init__(self, engine: Engine, strategy: Strategy) -> None:
+        self._engine = engine
+        self._strategy = strategy
+        self._book_versions: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    @property
+    def clock(self) -> Clock:
+        return self._engine._clock
+
+    def start(self) -> None:
+        self._strategy.on_start(self)
+        self._engine.market.add_trade_listener(self._on_trade)
+
+    def stop(self) -> None:
+        self._strategy.on_stop()
+
+    def tick(self, now: float) -> None:
+        for product_id in self._engine.products:
+            version = self._engine.market.book(product_id).version
+            if self._book_versions.get(product_id) != version:
+                self._book_versions[product_id] = version
+                self._strategy.on_book(product_id)
+        self._strategy.on_timer(now)
+
+    def on_fill(self, event: FillEvent) -> None:
+        order = self._engine.orders.get(event.client_order_id)
+        if order is not None and order.intent.strategy_id == self._strategy.strategy_id:
+            self._strategy.on_fill(event)
+
+    def _on_trade(self, trade: Trade) -> None:
+        self._strategy.on_trade(trade)
+
+    # StrategyContext
+    def submit(self, intent: OrderIntent) -> None:
+        self._spawn(self._engine.submit(intent))
+
+    def cancel(self, client_order_ids: Sequence[str]) -> None:
+        self._spawn(self._engine.cancel(client_order_ids))
+
+    def open_orders(self, strategy_id: str) -> list[ManagedOrder]:
+        return [
+            order
+            for order in self._engine.orders.open_orders()
+            if order.intent.strategy_id == strategy_id
+        ]
+
+    def position(self, product_id: str) -> Position:
+        return self._engine.portfolio.position(product_id)
+
+    def book(self, product_id: str) -> BookTop:
+        prices = self._engine.prices
+        return BookTop(prices.best_bid(product_id), prices.best_ask(product_id))
+
+    def product(self, product_id: str) -> Product | None:
+        return self._engine.product_info.get(product_id)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _describe(order: ManagedOrder) -> str:
+    spec = order.intent.spec
+    size = spec.base_size if spec.base_size is not None else f"{spec.quote_size} quote"
+    price = f" @ {spec.limit_price}" if spec.limit_price is not None else ""
+    return f"{spec.side.value} {size} {spec.product_id} {spec.order_type.value}{price}"
+
+
+_STATUS_OF_STATE = {
+    OrderState.INITIALIZED: ExchangeOrderStatus.PENDING,
+    OrderState.SUBMITTED: ExchangeOrderStatus.PENDING,
+    OrderState.ACCEPTED: ExchangeOrderStatus.OPEN,
+    OrderState.PARTIALLY_FILLED: ExchangeOrderStatus.OPEN,
+    OrderState.PENDING_CANCEL: ExchangeOrderStatus.CANCEL_QUEUED,
+    OrderState.UNKNOWN: ExchangeOrderStatus.UNKNOWN,
+}
+
+
+def _as_exchange_order(order: ManagedOrder) -> ExchangeOrder:
+    spec = order.intent.spec
+    return ExchangeOrder(
+        order_id=order.order_id or order.client_order_id,
+        client_order_id=order.client_order_id,
+        product_id=spec.product_id,
+        side=spec.side,
+        status=_STATUS_OF_STATE.get(order.state, ExchangeOrderStatus.UNKNOWN),
+        order_type=spec.order_type.value,
+        time_in_force=spec.time_in_force.value,
+        base_size=spec.base_size,
+        quote_size=spec.quote_size,
+        limit_price=spec.limit_price,
+        stop_price=spec.stop_price,
+        post_only=spec.post_only,
+        filled_size=order.filled_size,
+        filled_value=order.filled_value,
+        total_fees=order.total_fees,
+        pending_cancel=order.state is OrderState.PENDING_CANCEL,
+    )
+
+
+def _position_view(position: Position) -> PositionView:
+    return PositionView(
+        product_id=position.product_id,
+        size=position.size,
+        avg_entry=position.avg_entry,
+        mark=position.mark,
+        unrealized_pnl=position.unrealized_pnl,
+        realized_pnl=position.realized_pnl,
+        fees=position.fees,
+    )
 
 
 def _connection_view(status: WsStatus, now: float) -> ConnectionView:
@@ -401,4 +797,4 @@ def _decimals(increment: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 2
 
 
-__all__: Sequence[str] = ("Engine", "ExchangeEndpoints")
+__all__: Sequence[str] = ("Engine", "ExchangeEndpoints", "MarketPrices", "StrategyRunner")

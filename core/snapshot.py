@@ -107,6 +107,53 @@ class EventView:
 
 
 @dataclass(frozen=True, slots=True)
+class TradingView:
+    """The trading state banner and the kill switch's progress."""
+
+    state: str  # "ACTIVE" | "REDUCING" | "HALTED"
+    cause: str
+    source: str
+    reconciling: bool
+    kill_phase: str = "IDLE"  # IDLE | CANCELLING | DONE | FAILED
+    kill_rounds: int = 0
+    kill_still_open: int | None = None
+    kill_took_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    product_id: str
+    size: Decimal
+    avg_entry: Decimal | None
+    mark: Decimal | None
+    unrealized_pnl: Decimal | None
+    realized_pnl: Decimal
+    fees: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class GaugeView:
+    """One risk limit: how much is used (None = not known, shown as "—")."""
+
+    name: str
+    used: Decimal | None
+    limit: Decimal
+    unit: str
+    subject: str | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        return None if self.used is None else float(self.used / self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyView:
+    name: str
+    paused: bool
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     """Everything the screen shows, at one instant."""
 
@@ -123,5 +170,11 @@ class EngineSnapshot:
     orders_version: int = 0
     events: tuple[EventView, ...] = ()
     events_version: int = 0
-    loop_lag_ms: float | None = None
     mid_history: tuple[float, ...] = field(default=())
+    trading: TradingView | None = None
+    positions: tuple[PositionView, ...] = ()
+    positions_version: int = 0
+    equity: Decimal | None = None
+    daily_pnl: Decimal | None = None
+    gauges: tuple[GaugeView, ...] = ()
+    strategy: StrategyView | None = None

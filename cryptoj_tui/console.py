@@ -9,8 +9,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core.config import Mode, Settings
+
+
+def fresh_demo_journal(settings: Settings) -> Path:
+    """The demo's exchange starts empty every time, so its journal must too.
+
+    The previous run's journal is kept beside it (``journal-demo.prev.sqlite3``) to look at.
+    """
+    from core.journal import journal_path
+
+    path = journal_path(settings.storage.data_dir, Mode.DEMO.value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        current = path.with_name(path.name + suffix)
+        if current.exists():
+            current.replace(path.with_name(path.stem + ".prev" + path.suffix + suffix))
+    return path
 
 
 def run_console(args: argparse.Namespace, settings: Settings) -> int:
@@ -42,7 +59,13 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
             ca_cert_path=sim.endpoints.ca_cert_path,
         )
         clock = SystemClock()
-        engine = Engine(settings, endpoints, clock=clock, mode=Mode.DEMO.value)
+        engine = Engine(
+            settings,
+            endpoints,
+            clock=clock,
+            mode=Mode.DEMO.value,
+            journal_file=fresh_demo_journal(settings),
+        )
         app = CryptoJApp(engine, mode=Mode.DEMO.value, products=engine.products, clock=clock)
         app.run()
     return 0

@@ -1,0 +1,23 @@
+"""Textual widgets of the CryptoJ console.
+
+Widgets read ``core.snapshot`` view types and nothing else of the engine: each is fed plain
+values by its screen and skips the work when what it shows did not change.
+"""
+
+from widgets.balances import BalancesPanel
+from widgets.event_log import EventLog
+from widgets.open_orders import OpenOrdersTable
+from widgets.order_book import OrderBookLadder
+from widgets.price_chart import PriceChart
+from widgets.status_bar import StatusBar
+from widgets.trades_tape import TradesTape
+
+__all__ = [
+    "BalancesPanel",
+    "EventLog",
+    "OpenOrdersTable",
+    "OrderBookLadder",
+    "PriceChart",
+    "StatusBar",
+    "TradesTape",
+]

@@ -1,0 +1,301 @@
+"""The kill switch, flatten, resume, and the automatic triggers that pull the switch.
+
+Kill (one key, no confirmation): latch HALTED at once (in memory first, so the gate refuses
+the very next order; then journaled), then, in the background, cancel every open order the
+venue lists (PENDING and QUEUED included, batches of at most 100 by the order manager) and
+list again until none is open, a bounded number of rounds with growing pauses. Each round is
+visible in ``KillProgress``. The state stays HALTED.
+
+Flatten (a second, confirmed action): reduce-only, price-protected IOC orders sized from
+FRESH balances (fetched now, after the cancels released the holds), one per product held.
+A flatten is marked started in the journal before the first order and finished after the
+last; one started and never finished (the process died) is reported at start-up and never
+re-sent.
+
+Resume (a typed confirmation in the UI): only after a reconciliation that resolved every
+order; then ACTIVE.
+
+Automatic triggers (daily loss, drawdown, stale market data, user stream down, reject storm)
+are evaluated by ``core.risk.AutomaticTriggers``; this module acts on them: HALTED means the
+kill sequence, REDUCING means only orders that shrink a position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from core.clock import Clock
+from core.config import RiskSettings
+from core.model import (
+    Balance,
+    IntentSource,
+    OrderIntent,
+    OrderSpec,
+    OrderType,
+    Product,
+    Side,
+    TimeInForce,
+)
+from core.orders import ManagedOrder, OrderManager, ReconcileReport
+from core.risk import TradingStateMachine, TrippedTrigger
+from core.trading_state import TradingState
+from core.venue import Venue
+
+log = logging.getLogger(__name__)
+
+RESUME_CONFIRMATION = "RESUME"
+_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class EmergencyJournal(Protocol):
+    """What the emergency manager writes (implemented by ``core.journal.Journal``)."""
+
+    def record_risk_event(self, kind: str, detail: str) -> None: ...
+
+    def record_flatten_started(self, flatten_id: str, detail: str) -> None: ...
+
+    def record_flatten_finished(self, flatten_id: str, detail: str) -> None: ...
+
+    def unfinished_flatten(self) -> str | None:
+        """The id of a flatten started and never finished, if any."""
+        ...
+
+
+class PriceSource(Protocol):
+    def best_bid(self, product_id: str) -> float | None: ...
+
+    def best_ask(self, product_id: str) -> float | None: ...
+
+
+class KillPhase(StrEnum):
+    IDLE = "IDLE"
+    CANCELLING = "CANCELLING"
+    DONE = "DONE"  # the venue lists no open order
+    FAILED = "FAILED"  # orders still open after every round: the trader must look
+
+
+@dataclass(frozen=True, slots=True)
+class KillProgress:
+    phase: KillPhase = KillPhase.IDLE
+    cause: str = ""
+    started_at: float | None = None  # monotonic
+    halted_at: float | None = None  # monotonic: when HALTED was latched
+    finished_at: float | None = None  # monotonic: when zero open orders was confirmed
+    rounds: int = 0
+    cancels_sent: int = 0
+    still_open: int | None = None  # after the last listing; None before the first
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenResult:
+    orders: tuple[ManagedOrder, ...]
+    skipped: tuple[str, ...]  # one line per product not flattened, with why
+
+
+class ResumeRefused(RuntimeError):
+    """Resume was refused; the message says why (shown to the trader as is)."""
+
+
+class EmergencyManager:
+    def __init__(
+        self,
+        *,
+        state: TradingStateMachine,
+        orders: OrderManager,
+        venue: Venue,
+        journal: EmergencyJournal,
+        settings: RiskSettings,
+        products: Callable[[], Mapping[str, Product]],
+        prices: PriceSource,
+        clock: Clock,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._state = state
+        self._orders = orders
+        self._venue = venue
+        self._journal = journal
+        self._settings = settings
+        self._products = products
+        self._prices = prices
+        self._clock = clock
+        self._sleep = sleep
+        self.progress = KillProgress()
+        self._kill_task: asyncio.Task[KillProgress] | None = None
+        self.flatten_in_progress = False
+
+    # ------------------------------------------------------------------ kill
+
+    def kill(self, cause: str, source: str = "user") -> asyncio.Task[KillProgress]:
+        """Latch HALTED now and start the cancel sequence. Returns the sequence's task.
+
+        Safe to call again while a sequence runs (the running one is returned); safe to call
+        when already HALTED (cancels are swept again: a second press means "make sure").
+        """
+        started = self._clock.monotonic()
+        if self._state.state is not TradingState.HALTED:
+            self._state.set(TradingState.HALTED, cause, source)
+        halted = self._clock.monotonic()
+        if self._kill_task is not None and not self._kill_task.done():
+            return self._kill_task
+        self.progress = KillProgress(
+            phase=KillPhase.CANCELLING, cause=cause, started_at=started, halted_at=halted
+        )
+        self._record("kill_switch", f"{cause} (source {source})")
+        self._kill_task = asyncio.create_task(self._cancel_until_none_open())
+        return self._kill_task
+
+    async def _cancel_until_none_open(self) -> KillProgress:
+        pause = 0.05
+        try:
+            for round_number in range(1, self._settings.kill_max_verify_rounds + 1):
+                sent = await self._orders.cancel_all()
+                still_open = await self._venue.list_open_orders()
+                self.progress = replace(
+                    self.progress,
+                    rounds=round_number,
+                    cancels_sent=self.progress.cancels_sent + sent,
+                    still_open=len(still_open),
+                )
+                if not still_open:
+                    self.progress = replace(
+                        self.progress, phase=KillPhase.DONE, finished_at=self._clock.monotonic()
+                    )
+                    self._record("kill_switch_done", self._describe_done())
+                    return self.progress
+                # Cancels are asynchronous at the exchange (CANCEL_QUEUED): give them a
+                # moment, longer each round, then sweep again.
+                await self._sleep(pause)
+                pause = min(pause * 2, 2.0)
+        except Exception as exc:  # the sequence must end in a state the trader can see
+            log.exception("kill switch sequence failed")
+            self.progress = replace(self.progress, phase=KillPhase.FAILED, error=repr(exc))
+            self._record("kill_switch_failed", repr(exc))
+            return self.progress
+        self.progress = replace(self.progress, phase=KillPhase.FAILED)
+        self._record(
+            "kill_switch_failed",
+            f"{self.progress.still_open} orders still open after {self.progress.rounds} rounds",
+        )
+        return self.progress
+
+    def _describe_done(self) -> str:
+        progress = self.progress
+        took = (progress.finished_at or 0.0) - (progress.started_at or 0.0)
+        return (
+            f"no open orders after {progress.rounds} round(s), "
+            f"{progress.cancels_sent} cancel(s) sent, {took * 1000:.0f} ms"
+        )
+
+    # ------------------------------------------------------------------ flatten
+
+    async def flatten(self, *, confirmed: bool) -> FlattenResult:
+        """Sell what is held of every traded product, reduce-only and price-protected."""
+        if not confirmed:
+            raise ValueError("flatten needs the trader's confirmation")
+        if self.flatten_in_progress:
+            return FlattenResult((), ("a flatten is already running",))
+        self.flatten_in_progress = True
+        flatten_id = f"flatten-{int(self._clock.time() * 1000)}"
+        try:
+            balances = {b.currency: b for b in await self._venue.balances()}
+            self._journal.record_flatten_started(flatten_id, "sizes from fresh balances")
+            orders: list[ManagedOrder] = []
+            skipped: list[str] = []
+            for product in self._products().values():
+                intent, why = self._flatten_intent(product, balances)
+                if intent is None:
+                    if why:
+                        skipped.append(why)
+                    continue
+                orders.append(await self._orders.submit(intent))
+            summary = f"{len(orders)} order(s); skipped: {'; '.join(skipped) or 'none'}"
+            self._journal.record_flatten_finished(flatten_id, summary)
+            self._record("flatten", summary)
+            return FlattenResult(tuple(orders), tuple(skipped))
+        finally:
+            self.flatten_in_progress = False
+
+    def _flatten_intent(
+        self, product: Product, balances: Mapping[str, Balance]
+    ) -> tuple[OrderIntent | None, str | None]:
+        held = balances.get(product.base_currency)
+        if held is None or held.available <= 0:
+            return None, None
+        size = product.round_size_down(held.available)
+        if size < product.base_min_size or size <= 0:
+            return None, f"{product.product_id}: {held.available} is below the minimum size"
+        bid = self._prices.best_bid(product.product_id)
+        if bid is None:
+            return None, f"{product.product_id}: no bid to price against"
+        slippage = self._settings.flatten_slippage_bps / Decimal(10_000)
+        floor = product.snap_price(Decimal(str(bid)) * (1 - slippage), Side.SELL)
+        if size * floor < product.quote_min_size:
+            return None, f"{product.product_id}: {size} is worth less than the minimum order"
+        spec = OrderSpec(
+            product_id=product.product_id,
+            side=Side.SELL,
+            order_type=OrderType.LIMIT,
+            base_size=size,
+            limit_price=floor,
+            time_in_force=TimeInForce.IOC,
+        )
+        return OrderIntent(spec, IntentSource.FLATTEN, reduce_only=True, note="flatten"), None
+
+    # ------------------------------------------------------------------ resume
+
+    async def resume(self, confirmation: str) -> ReconcileReport:
+        """Back to ACTIVE, only with the typed confirmation and after a clean reconciliation."""
+        if confirmation.strip() != RESUME_CONFIRMATION:
+            raise ResumeRefused(f"type {RESUME_CONFIRMATION} to resume trading")
+        if self._kill_task is not None and not self._kill_task.done():
+            raise ResumeRefused("the kill switch is still cancelling orders")
+        report = await self._orders.reconcile()
+        if not report.complete:
+            raise ResumeRefused(
+                f"reconciliation is not clean ({report.still_unknown} order(s) still unknown); "
+                "trading stays HALTED"
+            )
+        self._state.set(TradingState.ACTIVE, "resumed by the trader after reconciliation", "user")
+        self.progress = KillProgress()
+        self._record("resume", "trading ACTIVE after a clean reconciliation")
+        return report
+
+    # ------------------------------------------------------------------ triggers
+
+    def act_on(self, tripped: Sequence[TrippedTrigger]) -> None:
+        """Apply the strictest tripped trigger that is stricter than the current state."""
+        current = _STRICTNESS[self._state.state]
+        worst = max(tripped, key=lambda t: _STRICTNESS[t.state], default=None)
+        if worst is None or _STRICTNESS[worst.state] <= current:
+            return
+        if worst.state is TradingState.HALTED:
+            self.kill(worst.cause, worst.source)
+        else:
+            self._state.set(worst.state, worst.cause, worst.source)
+            self._record(f"trigger:{worst.name.value}", worst.cause)
+
+    def check_unfinished_flatten(self) -> str | None:
+        """At start-up: a flatten that was interrupted is reported, never re-sent."""
+        flatten_id = self._journal.unfinished_flatten()
+        if flatten_id is None:
+            return None
+        message = (
+            f"a flatten ({flatten_id}) was interrupted when the process stopped; it is NOT "
+            "re-sent: check positions and flatten again if needed"
+        )
+        self._journal.record_flatten_finished(flatten_id, "interrupted; not re-sent")
+        self._record("flatten_interrupted", message)
+        return message
+
+    def _record(self, kind: str, detail: str) -> None:
+        try:
+            self._journal.record_risk_event(kind, detail)
+        except Exception:  # the journal failing must not stop the kill switch
+            log.exception("could not journal %s: %s", kind, detail)

@@ -1,0 +1,462 @@
+"""The market data service: raw market-data frames in, books / tickers / trades / candles out.
+
+It is the ``FrameSink`` of the market-data connection, and the same ``on_frame`` path is driven
+by replay files and by ``bench-book``, so what is measured is what runs live.
+
+Integrity rules (the order book is only worth trading on if it is known to be right):
+
+* ``sequence_num`` is checked per connection (one counter across all channels). A duplicate or
+  stale number: the frame is ignored. A gap: the whole connection is suspect, so every book is
+  marked STALE, dropped, and a reconnect is requested (the new connection sends fresh snapshots).
+* A crossed book or an invalid update for one product: that product is STALE, its book dropped,
+  and level2 is resubscribed for it alone.
+* A disconnect (including the connection's silence watchdog) or a new connection: every book is
+  dropped; a new connection puts them in SYNCING until their snapshots arrive.
+* A LIVE book without updates for ``stale_after_s`` (``check_staleness``, ~1 Hz) goes STALE.
+* A book is never merged: a snapshot replaces it. Until that snapshot arrives, updates for a
+  non-LIVE product are ignored. A snapshot makes the product LIVE.
+* Malformed input is counted per kind and logged at most once per kind per minute; nothing
+  raises out of ``on_frame``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from core.bad_input import BadInputCounter
+from core.book import BID, DEFAULT_WINDOW, InvalidLevelError, L2Book
+from core.clock import Clock
+from core.coinbase.market_messages import (
+    BadInputKind,
+    BadMessage,
+    CandlesMessage,
+    ErrorMessage,
+    HeartbeatMessage,
+    L2Event,
+    L2Message,
+    MarketMessage,
+    MarketTradesMessage,
+    SubscriptionsMessage,
+    TickerMessage,
+    WireDecodeError,
+    classify_rejected,
+    decode_wire,
+    finish_wire,
+)
+from core.coinbase.sequence import SequenceTracker, SequenceVerdict
+from core.coinbase.stream import ConnectionControl
+from core.model import Candle, Ticker, Trade
+
+_log = logging.getLogger(__name__)
+
+LEVEL2_CHANNEL = "level2"
+
+
+class BookState(StrEnum):
+    SYNCING = "SYNCING"  # waiting for the first snapshot on this connection
+    LIVE = "LIVE"
+    STALE = "STALE"  # a fault was seen; waiting for a fresh snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class BookHealth:
+    state: BookState
+    reason: str | None
+    since: float  # monotonic time of the last state change
+    # Monotonic time of the last applied snapshot, or at which the last applied update was
+    # first observed by a ``health()`` / ``check_staleness()`` call: the hot path reads no
+    # clock (a clock read costs ~0.2 us here, a fifth of a frame's budget), so the resolution
+    # is how often the owner looks (UI ~10 Hz, watchdog 1 Hz) — as fine as anyone can see.
+    last_update_at: float | None
+    resyncs: int
+
+
+@dataclass(slots=True)
+class MarketStats:
+    """Plain counters (cheap to bump on the hot path)."""
+
+    messages: int = 0
+    l2_updates: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    duplicates: int = 0
+    crossed: int = 0
+    heartbeat_jumps: int = 0
+
+
+_LIVE = BookState.LIVE
+_SEQ_OK = SequenceVerdict.OK
+
+
+class _ProductFeed:
+    """Everything the service keeps for one product."""
+
+    __slots__ = (
+        "apply_updates",
+        "book",
+        "candles",
+        "last_update_at",
+        "product_id",
+        "reason",
+        "resyncs",
+        "seen_version",
+        "since",
+        "state",
+        "tickers",
+        "trades",
+    )
+
+    def __init__(
+        self, product_id: str, now: float, trades: int, candles: int, tickers: int, window: int
+    ) -> None:
+        self.product_id = product_id
+        self.book = L2Book(product_id, window=window)
+        # Bound once: the book object lives as long as the feed (it is cleared, never replaced).
+        self.apply_updates = self.book.apply_updates
+        self.state = BookState.SYNCING
+        self.reason: str | None = "waiting for a connection"
+        self.since = now
+        self.last_update_at: float | None = None
+        # The book version when last_update_at was last set; a different version means the
+        # book changed since.
+        self.seen_version = -1
+        self.resyncs = 0
+        self.trades: deque[Trade] = deque(maxlen=trades)
+        self.candles: deque[Candle] = deque(maxlen=candles)
+        self.tickers: deque[Ticker] = deque(maxlen=tickers)
+
+
+class MarketDataService:
+    """Turns market-data frames into per-product books, tickers, trades and candles."""
+
+    def __init__(
+        self,
+        product_ids: Sequence[str],
+        *,
+        clock: Clock,
+        trades_buffer: int = 1000,
+        candles_buffer: int = 500,
+        tickers_buffer: int = 500,
+        stale_after_s: float = 10.0,
+        book_window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self._clock = clock
+        self._monotonic = clock.monotonic
+        self._stale_after_s = stale_after_s
+        now = clock.monotonic()
+        self._feeds: dict[str, _ProductFeed] = {
+            product_id: _ProductFeed(
+                product_id, now, trades_buffer, candles_buffer, tickers_buffer, book_window
+            )
+            for product_id in product_ids
+        }
+        # The LIVE subset of _feeds, kept by _set_state: one lookup answers both "which feed"
+        # and "may its book be updated" on the hot path.
+        self._live: dict[str, _ProductFeed] = {}
+        self._sequence = SequenceTracker()
+        self._control: ConnectionControl | None = None
+        self.bad_input = BadInputCounter(clock, _log)
+        self.stats = MarketStats()
+        # Changes that did not come with a frame (connect, disconnect, watchdog); see version.
+        self._changes = 0
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            TickerMessage: self._on_tickers,
+            MarketTradesMessage: self._on_trades,
+            CandlesMessage: self._on_candles,
+            HeartbeatMessage: self._on_heartbeat,
+            SubscriptionsMessage: self._on_subscriptions,
+            ErrorMessage: self._on_error,
+            BadMessage: self._on_bad_message,
+        }
+
+    # ----------------------------------------------------------------- FrameSink
+
+    def on_connected(self, control: ConnectionControl) -> None:
+        self._control = control
+        self._sequence.reset()
+        for feed in self._feeds.values():
+            self._drop(feed, BookState.SYNCING, f"connected via {control.name}: awaiting snapshot")
+        self._changes += 1
+
+    def on_disconnected(self, reason: str) -> None:
+        for feed in self._feeds.values():
+            self._drop(feed, BookState.STALE, f"disconnected: {reason}")
+        self._changes += 1
+
+    def on_frame(self, frame: str | bytes) -> None:
+        # Performance: this runs for every frame (bench-book measures it). The level2 path is
+        # written inline, without a Python call it could avoid: decode in C, sequence check
+        # against ``next_expected``, and no clock read (``last_update_at`` is resolved when
+        # someone reads the health; see ``_refresh_last_update``).
+        try:
+            stats = self.stats
+            stats.messages += 1
+            try:
+                message = decode_wire(frame)
+            except WireDecodeError as exc:
+                self._dispatch(classify_rejected(frame, str(exc)))
+                return
+            if type(message) is not L2Message:
+                self._dispatch(finish_wire(message))
+                return
+            sequence = self._sequence
+            seq = message.sequence_num
+            if seq == sequence.next_expected:
+                sequence.next_expected = seq + 1
+            else:
+                verdict = sequence.observe(seq)
+                if verdict is not _SEQ_OK and not self._on_sequence_fault(verdict):
+                    return
+            live = self._live
+            for event in message.events:
+                updates = event.updates
+                if event.type == "update":
+                    feed = live.get(event.product_id)
+                    if feed is None:
+                        # Not LIVE (no book to apply to until its next snapshot) or unknown.
+                        if event.product_id not in self._feeds:
+                            self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, event.product_id)
+                        continue
+                    try:
+                        crossed = feed.apply_updates(updates)
+                    except InvalidLevelError as exc:
+                        self._resync(feed, f"bad update: {exc}")
+                        continue
+                    if crossed:
+                        stats.crossed += 1
+                        self._resync(feed, "crossed book")
+                        continue
+                else:
+                    feed = self._feeds.get(event.product_id)
+                    if feed is None:
+                        self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, event.product_id)
+                        continue
+                    self._apply_snapshot(feed, event)
+                stats.l2_updates += len(updates)
+        except Exception as exc:  # a bug must not kill the feed, nor leave a book half-updated
+            self._on_internal_error(exc)
+
+    def _on_internal_error(self, exc: Exception) -> None:
+        self.bad_input.record(BadInputKind.INTERNAL_ERROR, repr(exc))
+        _log.debug("error handling a market frame", exc_info=True)
+        # Whatever the frame was doing is unknown: no book is trusted until a fresh snapshot.
+        reason = f"internal error: {exc!r}"
+        for feed in self._feeds.values():
+            if feed.state is _LIVE:
+                self._drop(feed, BookState.STALE, reason)
+        if self._control is not None:
+            self._control.request_reconnect(reason)
+        self._changes += 1
+
+    def _dispatch(self, message: MarketMessage) -> None:
+        self._handlers[type(message)](message)
+
+    # ----------------------------------------------------------------- level2
+
+    def _apply_snapshot(self, feed: _ProductFeed, event: L2Event) -> None:
+        updates = event.updates
+        bids = [(u.price, u.size) for u in updates if u.side == BID]
+        asks = [(u.price, u.size) for u in updates if u.side != BID]
+        try:
+            feed.book.apply_snapshot(bids, asks)
+        except InvalidLevelError as exc:
+            self._resync(feed, f"bad snapshot: {exc}")
+            return
+        if feed.book.is_crossed():
+            self.stats.crossed += 1
+            self._resync(feed, "crossed snapshot")
+            return
+        now = self._monotonic()
+        self._set_state(feed, BookState.LIVE, None, now)
+        feed.last_update_at = now
+        feed.seen_version = feed.book.version
+
+    def _on_sequence_fault(self, verdict: SequenceVerdict) -> bool:
+        """Handle a non-OK sequence verdict. True if the frame should still be processed."""
+        gap = self._sequence.last_gap
+        if verdict is not SequenceVerdict.GAP or gap is None:
+            self.stats.duplicates += 1
+            return False
+        self.stats.gaps += 1
+        reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
+        _log.warning("%s; dropping every book", reason)
+        for feed in self._feeds.values():
+            self._drop(feed, BookState.STALE, reason)
+        if self._control is not None:
+            self._control.request_reconnect(reason)
+        self._changes += 1
+        # The frame that revealed the gap is itself valid: a snapshot in it is a fresh book.
+        return True
+
+    # ----------------------------------------------------------------- other channels
+
+    def _observe_sequence(self, sequence_num: int) -> bool:
+        """Sequence check for non-level2 frames. True if the frame should be processed."""
+        verdict = self._sequence.observe(sequence_num)
+        return verdict is _SEQ_OK or self._on_sequence_fault(verdict)
+
+    def _on_tickers(self, message: TickerMessage) -> None:
+        if not self._observe_sequence(message.sequence_num):
+            return
+        for ticker in message.tickers:
+            feed = self._feed_or_count(ticker.product_id)
+            if feed is not None:
+                feed.tickers.append(ticker)
+        self._changes += 1
+
+    def _on_trades(self, message: MarketTradesMessage) -> None:
+        if not self._observe_sequence(message.sequence_num):
+            return
+        # Oldest first, whatever order the exchange batched them in.
+        trades = sorted(message.trades, key=_trade_order)
+        if message.is_snapshot:
+            # A (re)subscription resends recent trades: replace the tape, never duplicate it.
+            for product_id in {trade.product_id for trade in trades}:
+                feed = self._feeds.get(product_id)
+                if feed is not None:
+                    feed.trades.clear()
+        for trade in trades:
+            feed = self._feed_or_count(trade.product_id)
+            if feed is not None:
+                feed.trades.append(trade)
+        self._changes += 1
+
+    def _on_candles(self, message: CandlesMessage) -> None:
+        if not self._observe_sequence(message.sequence_num):
+            return
+        for candle in sorted(message.candles, key=lambda c: c.start):
+            feed = self._feed_or_count(candle.product_id)
+            if feed is None:
+                continue
+            candles = feed.candles
+            if candles and candles[-1].start == candle.start:
+                candles[-1] = candle  # the current bucket, pushed again with new values
+            elif not candles or candles[-1].start < candle.start:
+                candles.append(candle)
+        self._changes += 1
+
+    def _on_heartbeat(self, message: HeartbeatMessage) -> None:
+        if not self._observe_sequence(message.sequence_num):
+            return
+        previous = self._sequence.last_heartbeat
+        if not self._sequence.observe_heartbeat(message.counter):
+            self.stats.heartbeat_jumps += 1
+            _log.warning("heartbeat counter jumped from %s to %s", previous, message.counter)
+
+    def _on_subscriptions(self, message: SubscriptionsMessage) -> None:
+        if not self._observe_sequence(message.sequence_num):
+            return
+        _log.debug("subscriptions: %s", dict(message.subscriptions))
+
+    def _on_error(self, message: ErrorMessage) -> None:
+        self.bad_input.record(BadInputKind.SERVER_ERROR, message.message)
+        if self._control is not None:
+            self._control.request_reconnect(f"exchange error: {message.message}")
+
+    def _on_bad_message(self, message: BadMessage) -> None:
+        self.bad_input.record(message.kind, f"{message.channel or '?'}: {message.detail}")
+        if message.sequence_num is not None and not self._observe_sequence(message.sequence_num):
+            return
+        if message.channel != "l2_data":
+            return
+        # Updates in this frame were not applied: every book it was about is now wrong.
+        reason = f"bad l2 message ({message.kind}): {message.detail}"
+        product_ids = message.product_ids or tuple(self._feeds)
+        for product_id in product_ids:
+            feed = self._feeds.get(product_id)
+            if feed is not None and feed.state is _LIVE:
+                self._resync(feed, reason)
+
+    def _feed_or_count(self, product_id: str) -> _ProductFeed | None:
+        feed = self._feeds.get(product_id)
+        if feed is None:
+            self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, product_id)
+        return feed
+
+    # ----------------------------------------------------------------- state changes
+
+    def _set_state(
+        self, feed: _ProductFeed, state: BookState, reason: str | None, now: float
+    ) -> None:
+        if feed.state is not state or feed.reason != reason:
+            feed.state = state
+            if state is _LIVE:
+                self._live[feed.product_id] = feed
+            else:
+                self._live.pop(feed.product_id, None)
+            feed.reason = reason
+            feed.since = now
+            self._changes += 1
+
+    def _drop(self, feed: _ProductFeed, state: BookState, reason: str) -> None:
+        feed.book.clear()
+        self._set_state(feed, state, reason, self._monotonic())
+
+    def _resync(self, feed: _ProductFeed, reason: str) -> None:
+        """One product's book is wrong: drop it and ask for a fresh snapshot of it alone."""
+        _log.warning("%s: %s; resyncing", feed.product_id, reason)
+        self._drop(feed, BookState.STALE, reason)
+        feed.resyncs += 1
+        self.stats.resyncs += 1
+        if self._control is not None:
+            self._control.request_resubscribe(LEVEL2_CHANNEL, [feed.product_id])
+
+    def check_staleness(self) -> None:
+        """Call about once a second: a LIVE book silent for ``stale_after_s`` is resynced."""
+        now = self._monotonic()
+        for feed in self._feeds.values():
+            if feed.state is not _LIVE:
+                continue
+            _refresh_last_update(feed, now)
+            last = feed.last_update_at if feed.last_update_at is not None else feed.since
+            if now - last > self._stale_after_s:
+                self._resync(feed, f"no update for {now - last:.1f}s")
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def version(self) -> int:
+        """Bumps whenever anything a reader could see may have changed (the UI skips work when
+        it did not). Every frame counts as a change: cheaper on the hot path than deciding."""
+        return self.stats.messages + self._changes
+
+    @property
+    def product_ids(self) -> tuple[str, ...]:
+        return tuple(self._feeds)
+
+    def book(self, product_id: str) -> L2Book:
+        return self._feeds[product_id].book
+
+    def health(self, product_id: str) -> BookHealth:
+        feed = self._feeds[product_id]
+        if feed.state is _LIVE:
+            _refresh_last_update(feed, self._monotonic())
+        return BookHealth(feed.state, feed.reason, feed.since, feed.last_update_at, feed.resyncs)
+
+    def trades(self, product_id: str) -> Sequence[Trade]:
+        return tuple(self._feeds[product_id].trades)
+
+    def ticker(self, product_id: str) -> Ticker | None:
+        tickers = self._feeds[product_id].tickers
+        return tickers[-1] if tickers else None
+
+    def tickers(self, product_id: str) -> Sequence[Ticker]:
+        return tuple(self._feeds[product_id].tickers)
+
+    def candles(self, product_id: str) -> Sequence[Candle]:
+        return tuple(self._feeds[product_id].candles)
+
+
+def _refresh_last_update(feed: _ProductFeed, now: float) -> None:
+    if feed.book.version != feed.seen_version:
+        feed.seen_version = feed.book.version
+        feed.last_update_at = now
+
+
+def _trade_order(trade: Trade) -> tuple[float, str]:
+    return (trade.time.timestamp() if trade.time is not None else 0.0, trade.trade_id)

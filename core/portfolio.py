@@ -1,0 +1,494 @@
+"""The portfolio: positions, cash and P&L, driven by our fills and the venue's balances.
+
+Accounting rules (all money in the quote currency, all ``Decimal``):
+
+* A position is a signed base size per product. Its *cost* is the signed quote amount paid
+  for the part still open; the average entry is ``cost / size`` (shown, never used to book
+  P&L). Keeping the cost instead of the average makes ``realized + unrealized`` equal the
+  cash-flow P&L exactly: the only rounded number (the cost share a partial close removes)
+  is subtracted from the cost and booked into realized P&L as the very same value.
+* A fill that grows the position adds to the cost. A fill against it closes the smaller of
+  the two sizes, books ``closed proceeds - closed cost`` as realized P&L, and if it crosses
+  zero the rest opens a new position at the fill price (the average entry resets).
+* Fees (each fill's commission, in quote) are paid from cash and subtracted from realized
+  P&L, so realized P&L is net of fees.
+* Unrealized P&L is ``size x mark - cost`` with the mark (the mid) the engine feeds in. It is
+  ``None`` while a non-flat position has no mark (unknown is never shown as 0); a flat
+  position's unrealized P&L is exactly 0.
+* Equity is quote cash + the value of every position at its mark; ``None`` before the first
+  balances or while a non-flat position has no mark.
+
+Balances from the venue (``set_balances``) are the truth about what we hold. Cash becomes the
+quote currency's total (available + hold). For every *tracked* product (given to the
+constructor or traded since) the position becomes the base currency's total. A difference
+from what our fills explain is an *external* change (a deposit, a withdrawal, a trade we did
+not see): it moves the position but is not trading P&L. Added holdings take the current mark
+as their cost (or, with no mark yet, the first price seen: the next mark or fill), so they
+count for limits, equity and flatten from the moment CryptoJ sees them, and their P&L counts
+from then on. Removed holdings leave at the mark (their open P&L is realized, so a withdrawal
+is not a loss), or at cost with no mark. Balances of currencies with no tracked product are
+kept as ``other_balances`` and are not part of equity.
+
+Peak equity and drawdown measure *trading* results, not deposits and withdrawals: the
+drawdown is the fall of total P&L from its peak, and the peak equity is ``equity +
+drawdown`` (the equity we would have at the P&L peak with today's capital). A withdrawal
+therefore never looks like a drawdown, and a deposit never raises the bar.
+
+The daily P&L is the change of total P&L since the last day boundary (``day_boundary_utc_hour``
+on the injected clock). It rolls lazily, on the first read or change after the boundary. A
+position without any mark at the boundary starts its day at its first mark.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from core.clock import Clock
+from core.model import Balance, Fill, Side
+
+log = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+# The cost share removed by a partial close is rounded to this quantum. Fixed decimal places
+# keep later sums exact under the default 28-digit context for any realistic amount.
+_COST_QUANTUM = Decimal("1e-12")
+_SECONDS_PER_DAY = 86_400
+# Fills already applied, remembered by (order_id, trade_id) so a replayed fill is ignored
+# even if an upstream dedupe missed it. Bounded: replays come soon after the original.
+_REMEMBERED_FILLS = 10_000
+
+
+class FillEventLike(Protocol):
+    """What the portfolio reads from ``core.orders.FillEvent``."""
+
+    @property
+    def fill(self) -> Fill: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One product's position, as a value (a snapshot of the portfolio's numbers)."""
+
+    product_id: str
+    size: Decimal  # signed base size: > 0 long, < 0 short
+    avg_entry: Decimal | None  # None when flat or while the cost is not known yet
+    realized_pnl: Decimal  # net of fees
+    fees: Decimal  # total commission paid (quote)
+    mark: Decimal | None
+    unrealized_pnl: Decimal | None  # None while non-flat without a mark; 0 when flat
+
+    @property
+    def notional(self) -> Decimal | None:
+        """Signed value at the mark."""
+        if not self.size:
+            return _ZERO
+        return None if self.mark is None else self.size * self.mark
+
+    @property
+    def total_pnl(self) -> Decimal | None:
+        if self.unrealized_pnl is None:
+            return None
+        return self.realized_pnl + self.unrealized_pnl
+
+
+def _sign(value: Decimal) -> int:
+    return (value > 0) - (value < 0)
+
+
+class _Holding:
+    """The mutable accounting state of one product."""
+
+    __slots__ = (
+        "cost",
+        "day_start_pnl",
+        "fees",
+        "last_mark",
+        "mark",
+        "product_id",
+        "realized",
+        "size",
+        "unpriced",
+    )
+
+    def __init__(self, product_id: str) -> None:
+        self.product_id = product_id
+        self.size = _ZERO
+        self.cost = _ZERO  # signed cost of the priced part (size - unpriced)
+        # Signed size whose cost is not known yet (holdings seen in balances before any
+        # price). Non-zero only while there has never been a mark or fill to price it.
+        self.unpriced = _ZERO
+        self.realized = _ZERO  # net of fees
+        self.fees = _ZERO
+        self.mark: Decimal | None = None
+        self.last_mark: Decimal | None = None  # survives a mark going away (day baseline)
+        # Total P&L at the start of the trading day; None until known (see module doc).
+        self.day_start_pnl: Decimal | None = _ZERO
+
+    def total_pnl(self, mark: Decimal | None) -> Decimal | None:
+        if not self.size:
+            return self.realized
+        if mark is None or self.unpriced:
+            return None
+        return self.realized + self.size * mark - self.cost
+
+    def exposure(self) -> Decimal | None:
+        if not self.size:
+            return _ZERO
+        return None if self.mark is None else abs(self.size * self.mark)
+
+    def price_unpriced(self, price: Decimal) -> None:
+        if self.unpriced:
+            self.cost += self.unpriced * price
+            self.unpriced = _ZERO
+
+    def apply_fill(self, signed_size: Decimal, price: Decimal, fee: Decimal) -> None:
+        self.price_unpriced(price)
+        self.fees += fee
+        self.realized -= fee
+        size = self.size
+        if not size or (size > 0) == (signed_size > 0):
+            self.cost += signed_size * price
+            self.size = size + signed_size
+            return
+        held = abs(size)
+        closing = min(abs(signed_size), held)
+        closing_signed = closing if size > 0 else -closing
+        self._close(closing_signed, price)
+        opening = signed_size + closing_signed  # what is left of the fill after the close
+        if opening:
+            self.cost = opening * price
+            self.size = opening
+
+    def _close(self, closing_signed: Decimal, price: Decimal | None) -> None:
+        """Take ``closing_signed`` (same sign as the position) off at ``price``.
+
+        ``price`` None: the size left at cost (no P&L is booked).
+        """
+        held = abs(self.size)
+        if abs(closing_signed) == held:
+            removed = self.cost
+        else:
+            removed = (self.cost * abs(closing_signed) / held).quantize(_COST_QUANTUM)
+        if price is not None:
+            self.realized += closing_signed * price - removed
+        self.cost -= removed
+        self.size -= closing_signed
+        if not self.size:
+            self.cost = _ZERO
+
+    def adjust_external(self, target: Decimal) -> None:
+        """Move the size to ``target`` without trading P&L (see the module doc)."""
+        size = self.size
+        if target == size:
+            return
+        if size and (_sign(target) != _sign(size) or abs(target) < abs(size)):
+            keep = target if _sign(target) == _sign(size) else _ZERO
+            self._remove_external(size - keep)
+            size = self.size
+        added = target - size
+        if added:
+            if self.mark is not None:
+                self.cost += added * self.mark
+            else:
+                self.unpriced += added
+            self.size = target
+
+    def _remove_external(self, removed: Decimal) -> None:
+        # Unpriced size has no cost and no mark (a mark prices it at once): it goes first.
+        from_unpriced = removed if abs(removed) <= abs(self.unpriced) else self.unpriced
+        self.unpriced -= from_unpriced
+        self.size -= from_unpriced
+        rest = removed - from_unpriced
+        if rest:
+            # With a mark the value leaves at the market (its open P&L is realized, so a
+            # withdrawal is not a loss); without one it leaves at cost.
+            self._close(rest, self.mark)
+
+
+class Portfolio:
+    """Positions, cash and P&L. Implements ``core.orders.OrderListener`` (it reads fills)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        day_boundary_utc_hour: int = 0,
+        quote_currency: str = "USD",
+        product_ids: Iterable[str] = (),
+    ) -> None:
+        if not 0 <= day_boundary_utc_hour <= 23:
+            raise ValueError(f"day_boundary_utc_hour must be 0..23, got {day_boundary_utc_hour}")
+        self._clock = clock
+        self._boundary_s = day_boundary_utc_hour * 3600
+        self._quote = quote_currency
+        self._quote_suffix = "-" + quote_currency
+        self._holdings: dict[str, _Holding] = {}
+        for product_id in product_ids:
+            self._holding(product_id)
+        self._cash: Decimal | None = None
+        self._holds: dict[str, Decimal] = {}
+        self._other_balances: tuple[Balance, ...] = ()
+        self._seen_fills: set[tuple[str, str]] = set()
+        self._seen_order: deque[tuple[str, str]] = deque()
+        self._day = self._day_index()
+        self._peak_pnl = _ZERO
+        self._total_pnl: Decimal | None = _ZERO
+        self._gross: Decimal | None = _ZERO
+        self._version = 0
+        self.ignored_fills = 0  # fills of products quoted in another currency
+
+    # ------------------------------------------------------------------ inputs
+
+    def track(self, product_id: str) -> None:
+        """Follow a product (its base balance becomes its position on ``set_balances``)."""
+        if product_id not in self._holdings:
+            self._holding(product_id)
+            self._changed()
+
+    def set_balances(self, balances: Sequence[Balance]) -> None:
+        """Take fresh balances from the venue (all of them: a missing currency holds 0).
+
+        Pass balances fetched after every fill the venue reported before them was applied
+        (e.g. right after a reconcile); an older list would undo those fills as "external".
+        """
+        self._roll_day()
+        by_currency = {balance.currency: balance for balance in balances}
+        quote = by_currency.get(self._quote)
+        self._cash = quote.total if quote is not None else _ZERO
+        self._holds = {balance.currency: balance.hold for balance in balances}
+        tracked_bases: set[str] = set()
+        for holding in self._holdings.values():
+            base = holding.product_id.split("-", 1)[0]
+            tracked_bases.add(base)
+            held = by_currency.get(base)
+            holding.adjust_external(held.total if held is not None else _ZERO)
+        self._other_balances = tuple(
+            balance
+            for balance in balances
+            if balance.currency != self._quote and balance.currency not in tracked_bases
+        )
+        self._changed()
+
+    def on_fill(self, event: FillEventLike) -> None:
+        fill = event.fill
+        if not fill.product_id.endswith(self._quote_suffix):
+            # Cash in another currency cannot be booked here; a wrong-currency P&L would be
+            # worse than none.
+            self.ignored_fills += 1
+            log.warning(
+                "fill %s of %s ignored: the portfolio is kept in %s",
+                fill.trade_id,
+                fill.product_id,
+                self._quote,
+            )
+            return
+        key = (fill.order_id, fill.trade_id)
+        if key in self._seen_fills:
+            return
+        self._remember(key)
+        self._roll_day()
+        signed = fill.size if fill.side is Side.BUY else -fill.size
+        holding = self._holding(fill.product_id)
+        if holding.day_start_pnl is None:
+            # The day began without a price for this position: the fill's price is the first
+            # one seen since, so the day starts from it (before the fill itself counts).
+            holding.price_unpriced(fill.price)
+            holding.day_start_pnl = holding.total_pnl(fill.price)
+        holding.apply_fill(signed, fill.price, fill.commission)
+        if self._cash is not None:
+            self._cash -= signed * fill.price + fill.commission
+        self._changed()
+
+    def on_order_event(self, event: object) -> None:
+        """Order state changes move no money; only fills do."""
+
+    def mark(self, product_id: str, price: Decimal | None) -> None:
+        """Set the mark (mid) of a product; ``None`` when it is not known (no live book)."""
+        holding = self._holdings.get(product_id)
+        if holding is None:
+            holding = self._holding(product_id)
+        elif holding.mark == price:
+            return
+        self._roll_day()
+        holding.mark = price
+        if price is not None:
+            holding.last_mark = price
+            holding.price_unpriced(price)
+            if holding.day_start_pnl is None:
+                holding.day_start_pnl = holding.total_pnl(price)
+        self._changed()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def quote_currency(self) -> str:
+        return self._quote
+
+    @property
+    def cash(self) -> Decimal | None:
+        """Quote currency total (available + hold) after our fills; None before balances."""
+        return self._cash
+
+    def hold(self, currency: str) -> Decimal:
+        """What the venue held for open orders in ``currency`` at the last balances."""
+        return self._holds.get(currency, _ZERO)
+
+    @property
+    def other_balances(self) -> tuple[Balance, ...]:
+        """Balances of currencies no tracked product trades (not part of equity)."""
+        return self._other_balances
+
+    def size(self, product_id: str) -> Decimal:
+        """Signed base size (the gate's fast path: no allocation)."""
+        holding = self._holdings.get(product_id)
+        return _ZERO if holding is None else holding.size
+
+    def exposure(self, product_id: str) -> Decimal | None:
+        """``|size x mark|``: 0 when flat, None when non-flat without a mark."""
+        holding = self._holdings.get(product_id)
+        return _ZERO if holding is None else holding.exposure()
+
+    def position(self, product_id: str) -> Position:
+        holding = self._holdings.get(product_id)
+        if holding is None:
+            return Position(product_id, _ZERO, None, _ZERO, _ZERO, None, _ZERO)
+        return _position(holding)
+
+    def positions(self) -> list[Position]:
+        return [_position(self._holdings[key]) for key in sorted(self._holdings)]
+
+    @property
+    def total_pnl(self) -> Decimal | None:
+        """Realized (net of fees) + unrealized P&L since this portfolio started."""
+        return self._total_pnl
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return sum((holding.realized for holding in self._holdings.values()), _ZERO)
+
+    @property
+    def fees(self) -> Decimal:
+        return sum((holding.fees for holding in self._holdings.values()), _ZERO)
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        total = _ZERO
+        for holding in self._holdings.values():
+            if not holding.size:
+                continue
+            pnl = holding.total_pnl(holding.mark)
+            if pnl is None:
+                return None
+            total += pnl - holding.realized
+        return total
+
+    @property
+    def equity(self) -> Decimal | None:
+        if self._cash is None:
+            return None
+        equity = self._cash
+        for holding in self._holdings.values():
+            if holding.size:
+                if holding.mark is None:
+                    return None
+                equity += holding.size * holding.mark
+        return equity
+
+    @property
+    def drawdown(self) -> Decimal | None:
+        """How far total P&L is below its peak (>= 0); None while P&L is unknown."""
+        if self._total_pnl is None:
+            return None
+        return self._peak_pnl - self._total_pnl
+
+    @property
+    def peak_equity(self) -> Decimal | None:
+        equity = self.equity
+        drawdown = self.drawdown
+        if equity is None or drawdown is None:
+            return None
+        return equity + drawdown
+
+    @property
+    def gross_exposure(self) -> Decimal | None:
+        """Sum of ``|size x mark|``; None while a non-flat position has no mark."""
+        return self._gross
+
+    @property
+    def daily_pnl(self) -> Decimal | None:
+        """Total P&L change since the last day boundary; None while not known."""
+        self._roll_day()
+        daily = _ZERO
+        for holding in self._holdings.values():
+            now = holding.total_pnl(holding.mark)
+            if now is None or holding.day_start_pnl is None:
+                return None
+            daily += now - holding.day_start_pnl
+        return daily
+
+    # ------------------------------------------------------------------ internals
+
+    def _holding(self, product_id: str) -> _Holding:
+        holding = self._holdings.get(product_id)
+        if holding is None:
+            holding = self._holdings[product_id] = _Holding(product_id)
+        return holding
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._seen_fills.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > _REMEMBERED_FILLS:
+            self._seen_fills.discard(self._seen_order.popleft())
+
+    def _day_index(self) -> int:
+        return int((self._clock.time() - self._boundary_s) // _SECONDS_PER_DAY)
+
+    def _roll_day(self) -> None:
+        day = self._day_index()
+        if day == self._day:
+            return
+        self._day = day
+        for holding in self._holdings.values():
+            # With the mark gone at the boundary, the last known mark is the best estimate.
+            mark = holding.mark if holding.mark is not None else holding.last_mark
+            holding.day_start_pnl = holding.total_pnl(mark)
+        self._version += 1
+
+    def _changed(self) -> None:
+        total: Decimal | None = _ZERO
+        gross: Decimal | None = _ZERO
+        for holding in self._holdings.values():
+            pnl = holding.total_pnl(holding.mark)
+            total = None if pnl is None or total is None else total + pnl
+            exposure = holding.exposure()
+            gross = None if exposure is None or gross is None else gross + exposure
+        self._total_pnl = total
+        self._gross = gross
+        if total is not None and total > self._peak_pnl:
+            self._peak_pnl = total
+        self._version += 1
+
+
+def _position(holding: _Holding) -> Position:
+    size = holding.size
+    avg_entry = holding.cost / size if size and not holding.unpriced else None
+    total = holding.total_pnl(holding.mark)
+    unrealized = None if total is None else total - holding.realized
+    return Position(
+        holding.product_id,
+        size,
+        avg_entry,
+        holding.realized,
+        holding.fees,
+        holding.mark,
+        unrealized,
+    )

@@ -1,0 +1,97 @@
+"""The simulated exchange as a child process: ``python -m core.sim [options]``.
+
+Started by ``core.sim.launcher``. Once listening it writes ONE line of JSON to stdout, the
+handshake ``{"event": "ready", ...endpoints and demo key...}``, and then nothing else there
+(logs go to stderr). It stops when its stdin reaches EOF, which happens when the parent
+closes the pipe or dies, so it can never outlive its parent; SIGTERM/SIGINT stop it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+import orjson
+
+from core.config import SimSettings
+from core.sim.faults import FaultPlan
+from core.sim.runner import run_sim
+from core.sim.server import SimEndpoints
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.sim", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rate", type=float, default=400.0)
+    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--faults", default="")
+    parser.add_argument("--key-algorithm", choices=["ES256", "EdDSA"], default="ES256")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` when stdin reaches EOF (the parent closed the pipe or died).
+
+    A daemon thread with a blocking read works for any stdin (pipe, tty, /dev/null, a file),
+    unlike the event loop's pipe transport, and never holds up the exit.
+    """
+
+    def wait_for_eof() -> None:
+        descriptor = sys.stdin.fileno()
+        while os.read(descriptor, 4096):
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait_for_eof, name="sim-stdin-watch", daemon=True).start()
+
+
+def _announce(endpoints: SimEndpoints) -> None:
+    line = orjson.dumps({"event": "ready", **endpoints.to_handshake()})
+    sys.stdout.buffer.write(line + b"\n")
+    sys.stdout.buffer.flush()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    settings = SimSettings(
+        seed=args.seed, rate=args.rate, host=args.host, port=args.port, tls=args.tls
+    )
+    faults = FaultPlan.parse(args.faults) if args.faults else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    _watch_stdin(loop, stop)
+    await run_sim(
+        settings, stop, on_ready=_announce, faults=faults, key_algorithm=args.key_algorithm
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        FaultPlan.parse(args.faults)
+    except ValueError as error:
+        print(f"python -m core.sim: {error}", file=sys.stderr)
+        return 2
+    asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Automated strategies: the ``Strategy`` protocol, its context, and the built-in strategies.
+
+A strategy emits intents through its ``StrategyContext``; the engine sends every one through the
+risk gate. ``build_strategy(settings.strategy)`` makes the configured one (or None).
+"""
+
+from core.strategy.base import (
+    BookTop,
+    FillEventView,
+    OwnOrderView,
+    PositionView,
+    Strategy,
+    StrategyBase,
+    StrategyContext,
+)
+from core.strategy.market_maker import MarketMaker, MarketMakerParams
+from core.strategy.registry import build_strategy
+from core.strategy.trend import TrendFollower, TrendParams
+
+__all__ = [
+    "BookTop",
+    "FillEventView",
+    "MarketMaker",
+    "MarketMakerParams",
+    "OwnOrderView",
+    "PositionView",
+    "Strategy",
+    "StrategyBase",
+    "StrategyContext",
+    "TrendFollower",
+    "TrendParams",
+    "build_strategy",
+]

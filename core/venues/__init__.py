@@ -1,0 +1,1 @@
+"""Adapters of the ``core.venue.Venue`` port: Coinbase (REST + user channel) and Paper."""

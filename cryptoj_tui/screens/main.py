@@ -1,0 +1,139 @@
+"""The main market screen: status bar, book ladder, chart, tape, balances, orders, events.
+
+The screen does not know the engine. The App hands it each pulled :class:`EngineSnapshot`
+(:meth:`MainScreen.show_snapshot`), and the screen gives each panel its part; every panel
+decides for itself, from the part's version, whether there is anything to do.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from core.snapshot import EngineSnapshot
+from widgets.balances import BalancesPanel
+from widgets.event_log import EventLog
+from widgets.open_orders import OpenOrdersTable
+from widgets.order_book import OrderBookLadder
+from widgets.price_chart import PriceChart
+from widgets.status_bar import StatusBar
+from widgets.trades_tape import TradesTape
+
+PICK_PRODUCT = "Pick product by number"
+
+
+def _product_number_bindings() -> list[BindingType]:
+    return [
+        Binding(
+            str(number),
+            f"app.select_product({number - 1})",
+            PICK_PRODUCT,
+            show=False,
+            id=f"product.pick_{number}",
+        )
+        for number in range(1, 10)
+    ]
+
+
+class MainScreen(Screen[None]):
+    """The live, read-only market screen."""
+
+    # Below 120 columns the chart and the balances are hidden (see app.tcss). Textual types
+    # these as plain attributes, so a ClassVar annotation would not type-check.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]  # noqa: RUF012
+
+    # On this screen tab cycles products rather than focus: the only focusable panel is the
+    # orders table, so focus traversal would be a no-op anyway.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "app.next_product", "Next product", id="product.next"),
+        Binding("tab", "app.next_product", "Next product", show=False, id="product.next_tab"),
+        Binding("P", "app.previous_product", "Previous product", id="product.previous"),
+        Binding(
+            "shift+tab",
+            "app.previous_product",
+            "Previous product",
+            show=False,
+            id="product.previous_tab",
+        ),
+        *_product_number_bindings(),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status_bar = StatusBar(id="status")
+        self.ladder = OrderBookLadder(id="ladder")
+        self.chart = PriceChart(id="chart")
+        self.tape = TradesTape(id="tape")
+        self.balances = BalancesPanel(id="balances")
+        self.orders = OpenOrdersTable(id="orders")
+        self.events = EventLog(id="events")
+        self._orders_key: tuple[str, int] | None = None
+        self._shown_product: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield self.status_bar
+        with Horizontal(id="body"):
+            yield self.ladder
+            with Vertical(id="right"):
+                with Horizontal(id="market-row"):
+                    yield self.chart
+                    yield self.tape
+                with Horizontal(id="account-row"):
+                    yield self.balances
+                    yield self.orders
+        yield self.events
+        yield Footer()
+
+    def show_snapshot(
+        self,
+        snapshot: EngineSnapshot,
+        *,
+        mode: str,
+        product_id: str,
+        loop_lag_ms: float | None,
+        engine_error: str | None,
+        now: float | None = None,
+    ) -> None:
+        """Give each panel its part of ``snapshot`` (panels skip unchanged parts).
+
+        ``now`` (monotonic seconds) lets slow-changing panels rate-limit their repaints.
+        """
+        book = snapshot.book
+        switched = book.product_id != self._shown_product
+        self._shown_product = book.product_id
+        self.status_bar.update_status(
+            mode=mode,
+            product_id=product_id,
+            connections=snapshot.connections,
+            wall_time=snapshot.wall_time,
+            loop_lag_ms=loop_lag_ms,
+            engine_error=engine_error,
+        )
+        self.ladder.update_book(book)
+        self.tape.update_tape(
+            snapshot.tape, price_decimals=book.price_decimals, size_decimals=book.size_decimals
+        )
+        self.chart.update_mids(
+            snapshot.mid_history, book.price_decimals, now=None if switched else now
+        )
+        self.balances.update_balances(snapshot.balances, snapshot.balances_version)
+        self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
+        self.events.update_events(snapshot.events, snapshot.events_version)
+        orders_key = (book.product_id, snapshot.orders_version)
+        if orders_key != self._orders_key:
+            self._orders_key = orders_key
+            self.ladder.set_own_order_prices(
+                frozenset(
+                    float(order.limit_price)
+                    for order in snapshot.open_orders
+                    if order.product_id == book.product_id
+                    and order.limit_price is not None
+                    and order.status.is_open
+                )
+            )

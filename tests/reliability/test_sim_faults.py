@@ -1,0 +1,310 @@
+"""Every fault the simulated exchange can inject, seen from a client over loopback, and the
+launcher's promise that a sim child process never outlives its parent."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.clock import ManualClock
+from core.sim.faults import FaultPlan
+from core.sim.server import SimServer
+from tests.integration import conftest as loopback
+from tests.integration.conftest import RestClient
+
+# The loopback fixtures (an in-process SimServer and clients), shared with tests/integration.
+sim_clock = loopback.sim_clock
+sim_exchange = loopback.sim_exchange
+server_options = loopback.server_options
+sim_server = loopback.sim_server
+endpoints = loopback.endpoints
+rest = loopback.rest
+ws_connect = loopback.ws_connect
+
+LIMIT = {"limit_limit_gtc": {"base_size": "0.01", "limit_price": "60000.00"}}
+
+
+# ----------------------------------------------------------------------------- REST
+
+
+async def test_rest_429_has_an_html_body(rest: RestClient, sim_server: SimServer) -> None:
+    sim_server.faults.next_rest(429)
+    response = await rest.get("/accounts")
+    assert response.status_code == 429
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<html>" in response.text
+    assert (await rest.get("/accounts")).status_code == 200, "one-shot: the next one is fine"
+
+
+async def test_rest_500(rest: RestClient, sim_server: SimServer) -> None:
+    sim_server.faults.next_rest(500, count=2)
+    assert (await rest.get("/time", auth=False)).status_code == 500
+    response = await rest.get("/accounts")
+    assert response.status_code == 500 and response.json()["error"] == "INTERNAL"
+    assert (await rest.get("/accounts")).status_code == 200
+
+
+async def test_rest_delay_outlasts_the_client_timeout(
+    rest: RestClient, sim_server: SimServer
+) -> None:
+    sim_server.faults.next_rest("delay", delay_s=2.0)
+    with pytest.raises(httpx.ReadTimeout):
+        await rest.http.get("/api/v3/brokerage/time", timeout=0.2)
+    assert (await rest.get("/time", auth=False)).status_code == 200
+
+
+async def test_lost_order_response_still_creates_the_order(
+    rest: RestClient, sim_server: SimServer
+) -> None:
+    sim_server.faults.next_rest("lose_order_response")
+    # Other requests are not affected: the fault waits for the next POST /orders.
+    assert (await rest.get("/accounts")).status_code == 200
+    client_order_id = str(uuid.uuid4())
+    with pytest.raises(httpx.TransportError):
+        await rest.create_order("BTC-USD", "BUY", LIMIT, client_order_id)
+    orders = (await rest.get("/orders/historical/batch")).json()["orders"]
+    assert [o["client_order_id"] for o in orders] == [client_order_id]
+    # Retrying with the same client_order_id returns the order that was created.
+    retry = (await rest.create_order("BTC-USD", "BUY", LIMIT, client_order_id)).json()
+    assert retry["success"] is True
+    assert retry["success_response"]["order_id"] == orders[0]["order_id"]
+
+
+async def test_random_rest_faults_follow_the_plan_and_the_seed(
+    rest: RestClient, sim_server: SimServer
+) -> None:
+    sim_server.faults.plan = FaultPlan.parse("rest_429=0.3,rest_500=0.3")
+    statuses = [(await rest.get("/time", auth=False)).status_code for _ in range(40)]
+    assert {429, 500, 200} == set(statuses)
+    assert sim_server.faults.injected["rest_429"] == statuses.count(429)
+    assert sim_server.faults.injected["rest_500"] == statuses.count(500)
+
+
+async def test_random_lost_order_responses(rest: RestClient, sim_server: SimServer) -> None:
+    sim_server.faults.plan = FaultPlan.parse("lose_order_response=1")
+    with pytest.raises(httpx.TransportError):
+        await rest.create_order("BTC-USD", "BUY", LIMIT)
+    sim_server.faults.plan = FaultPlan()
+    assert len((await rest.get("/orders/historical/batch")).json()["orders"]) == 1
+
+
+# ----------------------------------------------------------------------------- WebSocket
+
+
+async def test_drop_websockets_cuts_without_a_close_frame(
+    ws_connect: Any, sim_server: SimServer
+) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        assert sim_server.faults.drop_websockets() == 1
+        await asyncio.wait_for(ws.connection.wait_closed(), 5)
+        assert ws.connection.close_code == 1006, "abnormal closure: no close frame"
+
+
+async def test_close_websockets_with_1001(ws_connect: Any, sim_server: SimServer) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        sim_server.faults.close_websockets(1001)
+        await asyncio.wait_for(ws.connection.wait_closed(), 5)
+        assert ws.connection.close_code == 1001
+
+
+async def test_skip_sequence_makes_a_gap(ws_connect: Any, sim_server: SimServer) -> None:
+    async with ws_connect() as ws:
+        ack = await ws.subscribe("heartbeats")
+        first = await ws.recv_until(lambda m: m["channel"] == "heartbeats")
+        sim_server.faults.skip_sequence(3)
+        second = await ws.recv()
+        assert first["sequence_num"] >= ack["sequence_num"] + 1
+        assert second["sequence_num"] == first["sequence_num"] + 4
+
+
+async def test_malformed_frame(ws_connect: Any, sim_server: SimServer) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        sim_server.faults.send_malformed()
+        frames = [await asyncio.wait_for(ws.connection.recv(), 5) for _ in range(3)]
+        import orjson
+
+        bad = []
+        for frame in frames:
+            try:
+                orjson.loads(frame)
+            except orjson.JSONDecodeError:
+                bad.append(frame)
+        assert len(bad) == 1
+
+
+async def test_silence_sends_nothing_until_it_ends(
+    ws_connect: Any, sim_server: SimServer, sim_clock: ManualClock
+) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        before = await ws.recv_until(lambda m: m["channel"] == "heartbeats")
+        sim_server.faults.silence(3.0)
+        with pytest.raises(TimeoutError):
+            await ws.recv(wait_s=0.5)  # five heartbeat periods of nothing
+        sim_clock.advance(3.0)
+        after = await ws.recv()
+        assert after["channel"] == "heartbeats"
+        assert after["sequence_num"] > before["sequence_num"] + 1, "messages lost in silence"
+
+
+@pytest.mark.parametrize(
+    ("plan", "close_code"),
+    [("ws_drop=1", 1006), ("ws_close_1001=1", 1001)],
+)
+async def test_random_websocket_closes(
+    ws_connect: Any, sim_server: SimServer, plan: str, close_code: int
+) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        sim_server.faults.plan = FaultPlan.parse(plan)
+        await asyncio.wait_for(ws.connection.wait_closed(), 5)
+        assert ws.connection.close_code == close_code
+
+
+async def test_random_sequence_skips_and_malformed_frames(
+    ws_connect: Any, sim_server: SimServer
+) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        sim_server.faults.plan = FaultPlan.parse("seq_skip=2@0.5,malformed=0.5")
+        import orjson
+
+        numbers: list[int] = []
+        malformed = 0
+        while len(numbers) < 12:
+            frame = await asyncio.wait_for(ws.connection.recv(), 5)
+            try:
+                numbers.append(orjson.loads(frame)["sequence_num"])
+            except orjson.JSONDecodeError:
+                malformed += 1
+        gaps = [b - a for a, b in itertools.pairwise(numbers)]
+        assert 3 in gaps and all(gap in (1, 3) for gap in gaps)
+        assert malformed > 0
+
+
+async def test_random_silence(
+    ws_connect: Any, sim_server: SimServer, sim_clock: ManualClock
+) -> None:
+    async with ws_connect() as ws:
+        await ws.subscribe("heartbeats")
+        await ws.recv_until(lambda m: m["channel"] == "heartbeats")
+        sim_server.faults.plan = FaultPlan.parse("silence=10@1")
+        with pytest.raises(TimeoutError):
+            await ws.recv(wait_s=0.5)
+        sim_server.faults.plan = FaultPlan()
+        sim_clock.advance(10)
+        assert (await ws.recv())["channel"] == "heartbeats"
+
+
+# ----------------------------------------------------------------------------- the launcher
+
+_PARENT = """
+import sys, time
+from core.config import SimSettings
+from core.sim.launcher import start_sim_process
+sim = start_sim_process(SimSettings(seed=1, rate=50))
+print(sim.pid, sim.log_path, flush=True)
+time.sleep(60)
+"""
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_sim_child_dies_with_its_parent() -> None:
+    """SIGKILL the parent (no cleanup runs): the child sees EOF on stdin and exits."""
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid_text, log_path = parent.stdout.readline().split()
+    child_pid = int(pid_text)
+    assert _running(child_pid)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _running(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child_pid)
+    Path(log_path).unlink(missing_ok=True)  # nobody was left to clean up after the child
+
+
+def test_launcher_stop_and_bad_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from core.config import SimSettings
+    from core.sim.launcher import SimLaunchError, sim_command, start_sim_process
+
+    with pytest.raises(ValueError, match="unknown"):
+        start_sim_process(SimSettings(), faults="nonsense=1")
+    command = sim_command(SimSettings(seed=3, tls=True), faults=FaultPlan.parse("rest_429=0.5"))
+    assert command[1:3] == ["-m", "core.sim"]
+    assert "--tls" in command and command[command.index("--faults") + 1] == "rest_429=0.5"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed runs keep their log
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho starting >&2\nexit 3\n")
+    broken.chmod(0o755)
+    with pytest.raises(SimLaunchError, match="starting"):
+        start_sim_process(SimSettings(), python=str(broken), timeout_s=5)
+    with start_sim_process(SimSettings(seed=2, rate=50)) as sim:
+        assert sim.alive and sim.endpoints.rest_url.startswith("http://127.0.0.1:")
+        response = httpx.get(f"{sim.endpoints.rest_url}/api/v3/brokerage/time", timeout=5)
+        assert response.status_code == 200
+    assert not sim.alive
+    assert sim.stop() == 0, "stopping twice is harmless"
+
+
+def test_child_entry_point_announces_and_stops_on_stdin_eof(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m core.sim`` run in-process with stdin at EOF: it prints the one-line
+    handshake, sees the EOF and stops cleanly."""
+    import orjson
+
+    from core.sim import __main__ as child
+
+    with open(os.devnull) as devnull:
+        monkeypatch.setattr(sys, "stdin", devnull)
+        assert child.main(["--seed", "4", "--rate", "50", "--faults", "rest_429=0.1"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    handshake = orjson.loads(line)
+    assert handshake["event"] == "ready"
+    assert handshake["rest_url"].startswith("http://127.0.0.1:")
+    assert handshake["key_name"].startswith("organizations/cryptoj-sim/apiKeys/")
+    assert child.main(["--faults", "bogus=1"]) == 2
+
+
+async def test_launcher_async_variants_and_a_silent_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from core.config import SimSettings
+    from core.sim.launcher import SimLaunchError, astart_sim_process, start_sim_process
+
+    async with await astart_sim_process(SimSettings(seed=6, rate=50)) as sim:
+        assert sim.alive
+    assert not sim.alive
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed runs keep their log
+    silent = tmp_path / "python"
+    silent.write_text("#!/bin/sh\nexec sleep 30\n")
+    silent.chmod(0o755)
+    with pytest.raises(SimLaunchError, match="did not start"):
+        await asyncio.to_thread(start_sim_process, SimSettings(), python=str(silent), timeout_s=0.3)

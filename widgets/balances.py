@@ -1,0 +1,82 @@
+"""The balances panel: currency, available, hold and total for each account.
+
+Balances change a few times a minute, so a small Rich table in a ``Static`` is plenty; it is
+rebuilt only when the snapshot's ``balances_version`` moves. Before the first load the panel
+says "loading…"; a value that is not known is "—", never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+from textual.widgets import Static
+
+from core.snapshot import BalanceView
+from widgets.format import currency_decimals, format_decimal
+
+LOADING = "loading…"
+
+
+def balance_rows(balances: Sequence[BalanceView]) -> list[tuple[str, str, str, str]]:
+    """(currency, available, hold, total) texts, in the order given."""
+    rows = []
+    for balance in balances:
+        places = currency_decimals(balance.currency)
+        rows.append(
+            (
+                balance.currency,
+                format_decimal(balance.available, places),
+                format_decimal(balance.hold, places),
+                format_decimal(balance.total, places),
+            )
+        )
+    return rows
+
+
+class BalancesPanel(Static):
+    """Account balances. Feed it with :meth:`update_balances`."""
+
+    DEFAULT_CSS = """
+    BalancesPanel {
+        height: auto;
+        max-height: 12;
+        min-height: 4;
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        padding: 0;
+    }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(LOADING, name=name, id=id)
+        self.border_title = "Balances"
+        self._version: int | None = None
+        self._rows: list[tuple[str, str, str, str]] | None = None
+
+    @property
+    def rows(self) -> list[tuple[str, str, str, str]] | None:
+        """The texts shown, or None while loading."""
+        return self._rows
+
+    def update_balances(self, balances: Sequence[BalanceView] | None, version: int) -> bool:
+        """Show ``balances`` (None: not loaded yet); no work when ``version`` is already shown."""
+        if balances is None:
+            if self._rows is None and self._version is not None:
+                return False
+            self._version = version
+            self._rows = None
+            self.update(LOADING)
+            return True
+        if self._rows is not None and version == self._version:
+            return False
+        self._version = version
+        self._rows = balance_rows(balances)
+        table = Table(box=None, expand=False, pad_edge=False, padding=(0, 1))
+        table.add_column("asset", style="bold", no_wrap=True)
+        for title in ("available", "hold", "total"):
+            table.add_column(title, justify="right", no_wrap=True)
+        for row in self._rows:
+            table.add_row(*row)
+        self.update(table)
+        return True

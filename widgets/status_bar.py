@@ -1,0 +1,182 @@
+"""The status bar: mode badge, connection health, selected product, UTC clock, loop lag.
+
+One line at the top of the screen. It is rebuilt from plain values on every snapshot pull but
+only repaints when the text it would show changed. LIVE is drawn white on red and bold so a
+trader cannot mistake real money for the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+from core.snapshot import ConnectionState, ConnectionView
+from widgets.format import format_age, format_lag_ms, format_utc_clock
+
+# A connected stream that has been silent this long is shown as a warning.
+SILENCE_WARNING_S = 5.0
+
+KNOWN_MODES = ("demo", "paper", "live", "replay")
+
+# (text, component class suffix) pieces of the bar.
+Part = tuple[str, str]
+
+
+def mode_badge(mode: str) -> Part:
+    """The badge for ``mode``: its upper-case name and the style that goes with it."""
+    name = mode.lower()
+    style = name if name in KNOWN_MODES else "unknown"
+    return (f" {mode.upper()} ", style)
+
+
+def connection_part(connection: ConnectionView) -> Part:
+    """E.g. ("market ● 0.2s", "ok") or ("user ⟳ reconnecting #3", "warn")."""
+    name = connection.name
+    state = connection.state
+    if state is ConnectionState.CONNECTED:
+        age = connection.last_message_age_s
+        silent = age is not None and age >= SILENCE_WARNING_S
+        return (f"{name} ● {format_age(age)}", "warn" if silent else "ok")
+    if state is ConnectionState.RECONNECTING:
+        return (f"{name} ⟳ reconnecting #{connection.attempt}", "warn")
+    if state is ConnectionState.CONNECTING:
+        return (f"{name} … connecting", "warn")
+    if state is ConnectionState.SUBSCRIBING:
+        return (f"{name} … subscribing", "warn")
+    if state is ConnectionState.STOPPED:
+        return (f"{name} ✕ stopped", "error")
+    return (f"{name} ○ idle", "dim")
+
+
+def status_parts(
+    *,
+    mode: str,
+    product_id: str,
+    connections: Sequence[ConnectionView],
+    wall_time: float | None,
+    loop_lag_ms: float | None,
+    engine_error: str | None = None,
+) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+    """The bar's left-aligned and right-aligned pieces."""
+    left: list[Part] = [mode_badge(mode), (" ", "dim")]
+    for connection in connections:
+        left.extend((connection_part(connection), ("  ", "dim")))
+    left.append((product_id, "product"))
+    if engine_error is not None:
+        left.extend((("  ", "dim"), (f"engine ✕ {engine_error}", "error")))
+    right: tuple[Part, ...] = (
+        (f"{format_utc_clock(wall_time)}  ", "dim"),
+        ("lag ", "dim"),
+        (format_lag_ms(loop_lag_ms), "lag"),
+        (" ", "dim"),
+    )
+    return tuple(left), right
+
+
+class StatusBar(Widget):
+    """The top line of the console."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status-bar--demo",
+        "status-bar--paper",
+        "status-bar--live",
+        "status-bar--replay",
+        "status-bar--unknown",
+        "status-bar--ok",
+        "status-bar--warn",
+        "status-bar--error",
+        "status-bar--dim",
+        "status-bar--product",
+        "status-bar--lag",
+    }
+
+    DEFAULT_CSS = """
+    StatusBar {
+        dock: top;
+        height: 1;
+        width: 1fr;
+        background: $panel;
+        color: $text;
+    }
+    StatusBar > .status-bar--demo { background: $primary; color: $text; text-style: bold; }
+    StatusBar > .status-bar--paper { background: $secondary; color: $text; text-style: bold; }
+    StatusBar > .status-bar--live { background: red; color: white; text-style: bold; }
+    StatusBar > .status-bar--replay { background: $accent; color: $text; text-style: bold; }
+    StatusBar > .status-bar--unknown { background: $warning; color: $text; text-style: bold; }
+    StatusBar > .status-bar--ok { color: $success; }
+    StatusBar > .status-bar--warn { color: $warning; }
+    StatusBar > .status-bar--error { color: $error; text-style: bold; }
+    StatusBar > .status-bar--dim { color: $text-muted; }
+    StatusBar > .status-bar--product { color: $text; text-style: bold; }
+    StatusBar > .status-bar--lag { color: $text; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
+        self._left: tuple[Part, ...] = ()
+        self._right: tuple[Part, ...] = ()
+
+    @property
+    def left_text(self) -> str:
+        return "".join(text for text, _ in self._left)
+
+    @property
+    def right_text(self) -> str:
+        return "".join(text for text, _ in self._right)
+
+    @property
+    def text(self) -> str:
+        """Everything the bar says, as plain text (without the alignment padding)."""
+        return f"{self.left_text} | {self.right_text}"
+
+    def style_of(self, fragment: str) -> str | None:
+        """The component class suffix the piece containing ``fragment`` is drawn with."""
+        for text, style in (*self._left, *self._right):
+            if fragment in text:
+                return style
+        return None
+
+    def update_status(
+        self,
+        *,
+        mode: str,
+        product_id: str,
+        connections: Sequence[ConnectionView],
+        wall_time: float | None,
+        loop_lag_ms: float | None,
+        engine_error: str | None = None,
+    ) -> bool:
+        """Show these values; returns whether the bar's text changed (and so repaints)."""
+        left, right = status_parts(
+            mode=mode,
+            product_id=product_id,
+            connections=connections,
+            wall_time=wall_time,
+            loop_lag_ms=loop_lag_ms,
+            engine_error=engine_error,
+        )
+        if left == self._left and right == self._right:
+            return False
+        self._left, self._right = left, right
+        self.refresh()
+        return True
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for piece, style in self._left:
+            text.append(piece, self.get_component_rich_style(f"status-bar--{style}"))
+        right = self._right
+        gap = self.size.width - text.cell_len - sum(len(piece) for piece, _ in right)
+        if gap < 1:
+            # Too narrow: the clock goes first, the loop lag stays if it fits.
+            right = right[1:]
+            gap = self.size.width - text.cell_len - sum(len(piece) for piece, _ in right)
+        if gap < 1:
+            return text  # the left side (mode, health, product) matters most
+        text.append(" " * gap)
+        for piece, style in right:
+            text.append(piece, self.get_component_rich_style(f"status-bar--{style}"))
+        return text
