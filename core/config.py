@@ -123,7 +123,7 @@ class MarketSettings(_Section):
     @classmethod
     def _product_ids(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("list at least one product, e.g. [\"BTC-USD\"]")
+            raise ValueError('list at least one product, e.g. ["BTC-USD"]')
         for product_id in value:
             base, _, quote = product_id.partition("-")
             if not base or not quote or product_id != product_id.upper():

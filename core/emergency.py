@@ -257,7 +257,9 @@ class EmergencyManager:
         if self._kill_task is not None and not self._kill_task.done():
             raise ResumeRefused("the kill switch is still cancelling orders")
         report = await self._orders.reconcile()
-        if not report.complete:
+        # ``complete`` only says every listing answered; an order whose outcome is still
+        # unknown may yet be working at the exchange, so it blocks the resume too.
+        if not report.complete or report.still_unknown:
             raise ResumeRefused(
                 f"reconciliation is not clean ({report.still_unknown} order(s) still unknown); "
                 "trading stays HALTED"

@@ -38,6 +38,7 @@ from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink, Subscription
 from core.coinbase.ws import CoinbaseWebSocket, WsState, WsStatus
 from core.config import Credentials, Mode, Settings, resolve_credentials
+from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
 from core.journal import Journal, journal_path
 from core.market import BookState, MarketDataService
@@ -255,6 +256,7 @@ class Engine:
             product_id: deque(maxlen=MID_HISTORY_LENGTH) for product_id in self.products
         }
         self._last_connection_states: dict[str, WsState] = {}
+        self._last_reconnects: dict[str, int] = {}
         self._last_book_states: dict[str, BookState] = {}
         self._last_trading_version = -1
         self._tasks: list[asyncio.Task[None]] = []
@@ -389,11 +391,13 @@ class Engine:
             if mid is not None:
                 self._mid_history[product_id].append(mid)
             self.portfolio.mark(product_id, Decimal(str(mid)) if mid is not None else None)
+        # Before any REST call below: with the exchange unreachable those calls take seconds
+        # (connect retries, timeouts), and the triggers must not wait for them.
+        self._check_triggers(now)
         if self.orders.reconciling and self.venue.stream_connected:
             await self._reconcile()
         if self._balances_due or now - self._last_balance_refresh >= BALANCE_REFRESH_S:
             await self._refresh_balances()
-        self._check_triggers(now)
         self._note_trading_state()
         if self._strategy_runner is None and self.strategy is not None and self.started.is_set():
             self._strategy_runner = StrategyRunner(self, self.strategy)
@@ -463,16 +467,20 @@ class Engine:
         self.add_event(level, f"trading {change.state.value}: {change.cause}")
 
     def _note_connection_changes(self, now: float) -> None:
+        # Polled, so a loss followed by a quick reconnect is seen through the reconnect count,
+        # not only through the state it passed through between two polls.
         for status in self._socket_statuses():
             previous = self._last_connection_states.get(status.name)
-            if previous is status.state:
-                continue
+            reconnects = self._last_reconnects.get(status.name, 0)
             self._last_connection_states[status.name] = status.state
-            if status.state is WsState.CONNECTED:
-                self.add_event("info", f"{status.name} stream connected")
-            elif status.state is WsState.RECONNECTING and previous is not None:
-                why = f": {status.last_error}" if status.last_error else ""
+            self._last_reconnects[status.name] = status.reconnects
+            why = f": {status.last_error}" if status.last_error else ""
+            if status.reconnects > reconnects:
                 self.add_event("warning", f"{status.name} stream lost{why}; reconnecting")
+            elif status.state is WsState.RECONNECTING and previous is WsState.CONNECTED:
+                self.add_event("warning", f"{status.name} stream lost{why}; reconnecting")
+            if status.state is WsState.CONNECTED and previous is not WsState.CONNECTED:
+                self.add_event("info", f"{status.name} stream connected")
 
     def _note_book_changes(self) -> None:
         for product_id in self.products:
@@ -520,6 +528,14 @@ class Engine:
         report = await self.emergency.resume(confirmation)
         self._note_trading_state()
         return report
+
+    def preview(self, intent: OrderIntent) -> Denial | None:
+        """The gate's answer for ``intent`` now, without counting it (the order ticket's view)."""
+        return self.gate.preview(intent)
+
+    def product(self, product_id: str) -> Product | None:
+        """The product's increments and limits, once loaded from the venue."""
+        return self.product_info.get(product_id)
 
     def pause_strategy(self) -> None:
         if self.strategy is not None:

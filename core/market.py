@@ -68,10 +68,11 @@ class BookHealth:
     state: BookState
     reason: str | None
     since: float  # monotonic time of the last state change
-    # Monotonic time of the last applied snapshot, or at which the last applied update was
-    # first observed by a ``health()`` / ``check_staleness()`` call: the hot path reads no
-    # clock (a clock read costs ~0.2 us here, a fifth of a frame's budget), so the resolution
-    # is how often the owner looks (UI ~10 Hz, watchdog 1 Hz) — as fine as anyone can see.
+    # Monotonic time of the last snapshot or of the FIRST update applied since the previous
+    # health()/check_staleness() call. A clock read costs ~0.2 us here (a fifth of a frame's
+    # budget), so the hot path reads the clock only once per observation period; the value can
+    # be older than the real last update by at most that period (UI ~0.1 s, watchdog 1 s),
+    # never newer: data age errs on the safe side.
     last_update_at: float | None
     resyncs: int
 
@@ -104,8 +105,8 @@ class _ProductFeed:
         "product_id",
         "reason",
         "resyncs",
-        "seen_version",
         "since",
+        "stamp_due",
         "state",
         "tickers",
         "trades",
@@ -122,9 +123,8 @@ class _ProductFeed:
         self.reason: str | None = "waiting for a connection"
         self.since = now
         self.last_update_at: float | None = None
-        # The book version when last_update_at was last set; a different version means the
-        # book changed since.
-        self.seen_version = -1
+        # True when the next applied update should record its time (see BookHealth).
+        self.stamp_due = True
         self.resyncs = 0
         self.trades: deque[Trade] = deque(maxlen=trades)
         self.candles: deque[Candle] = deque(maxlen=candles)
@@ -164,6 +164,9 @@ class MarketDataService:
         self.stats = MarketStats()
         # Changes that did not come with a frame (connect, disconnect, watchdog); see version.
         self._changes = 0
+        # Who wants to hear about new prints and book changes (the paper venue, strategies).
+        self._trade_listeners: list[Callable[[Trade], None]] = []
+        self._book_listeners: list[Callable[[str], None]] = []
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             TickerMessage: self._on_tickers,
             MarketTradesMessage: self._on_trades,
@@ -191,8 +194,8 @@ class MarketDataService:
     def on_frame(self, frame: str | bytes) -> None:
         # Performance: this runs for every frame (bench-book measures it). The level2 path is
         # written inline, without a Python call it could avoid: decode in C, sequence check
-        # against ``next_expected``, and no clock read (``last_update_at`` is resolved when
-        # someone reads the health; see ``_refresh_last_update``).
+        # against ``next_expected``, and a clock read only when a reader asked since the last
+        # one (``stamp_due``; see BookHealth.last_update_at).
         try:
             stats = self.stats
             stats.messages += 1
@@ -231,6 +234,9 @@ class MarketDataService:
                         stats.crossed += 1
                         self._resync(feed, "crossed book")
                         continue
+                    if feed.stamp_due:
+                        feed.last_update_at = self._monotonic()
+                        feed.stamp_due = False
                 else:
                     feed = self._feeds.get(event.product_id)
                     if feed is None:
@@ -238,6 +244,8 @@ class MarketDataService:
                         continue
                     self._apply_snapshot(feed, event)
                 stats.l2_updates += len(updates)
+            if self._book_listeners:
+                self._notify_book(message)
         except Exception as exc:  # a bug must not kill the feed, nor leave a book half-updated
             self._on_internal_error(exc)
 
@@ -274,7 +282,7 @@ class MarketDataService:
         now = self._monotonic()
         self._set_state(feed, BookState.LIVE, None, now)
         feed.last_update_at = now
-        feed.seen_version = feed.book.version
+        feed.stamp_due = False
 
     def _on_sequence_fault(self, verdict: SequenceVerdict) -> bool:
         """Handle a non-OK sequence verdict. True if the frame should still be processed."""
@@ -286,6 +294,9 @@ class MarketDataService:
         reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
         _log.warning("%s; dropping every book", reason)
         for feed in self._feeds.values():
+            if feed.state is _LIVE:
+                feed.resyncs += 1  # rebuilt from the snapshot the reconnect brings
+                self.stats.resyncs += 1
             self._drop(feed, BookState.STALE, reason)
         if self._control is not None:
             self._control.request_reconnect(reason)
@@ -325,6 +336,11 @@ class MarketDataService:
             if feed is not None:
                 feed.trades.append(trade)
         self._changes += 1
+        # Only new prints: a snapshot replays history, which must not fill paper orders.
+        if not message.is_snapshot and self._trade_listeners:
+            for trade in trades:
+                if trade.product_id in self._feeds:
+                    self._notify(self._trade_listeners, trade)
 
     def _on_candles(self, message: CandlesMessage) -> None:
         if not self._observe_sequence(message.sequence_num):
@@ -378,6 +394,28 @@ class MarketDataService:
             self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, product_id)
         return feed
 
+    # ----------------------------------------------------------------- listeners
+
+    def add_trade_listener(self, listener: Callable[[Trade], None]) -> None:
+        """Call ``listener`` with every NEW public trade (not the history a subscribe resends)."""
+        self._trade_listeners.append(listener)
+
+    def add_book_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(product_id)`` after each applied level2 event (snapshots included)."""
+        self._book_listeners.append(listener)
+
+    def _notify_book(self, message: L2Message) -> None:
+        for event in message.events:
+            if event.product_id in self._live:
+                self._notify(self._book_listeners, event.product_id)
+
+    def _notify(self, listeners: Sequence[Callable[[Any], None]], argument: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(argument)
+            except Exception as exc:  # a listener's bug must not stop market data
+                self.bad_input.record(BadInputKind.INTERNAL_ERROR, f"listener: {exc!r}")
+
     # ----------------------------------------------------------------- state changes
 
     def _set_state(
@@ -412,7 +450,7 @@ class MarketDataService:
         for feed in self._feeds.values():
             if feed.state is not _LIVE:
                 continue
-            _refresh_last_update(feed, now)
+            feed.stamp_due = True
             last = feed.last_update_at if feed.last_update_at is not None else feed.since
             if now - last > self._stale_after_s:
                 self._resync(feed, f"no update for {now - last:.1f}s")
@@ -434,8 +472,7 @@ class MarketDataService:
 
     def health(self, product_id: str) -> BookHealth:
         feed = self._feeds[product_id]
-        if feed.state is _LIVE:
-            _refresh_last_update(feed, self._monotonic())
+        feed.stamp_due = True
         return BookHealth(feed.state, feed.reason, feed.since, feed.last_update_at, feed.resyncs)
 
     def trades(self, product_id: str) -> Sequence[Trade]:
@@ -450,12 +487,6 @@ class MarketDataService:
 
     def candles(self, product_id: str) -> Sequence[Candle]:
         return tuple(self._feeds[product_id].candles)
-
-
-def _refresh_last_update(feed: _ProductFeed, now: float) -> None:
-    if feed.book.version != feed.seen_version:
-        feed.seen_version = feed.book.version
-        feed.last_update_at = now
 
 
 def _trade_order(trade: Trade) -> tuple[float, str]:

@@ -292,6 +292,17 @@ class RiskGate:
 
     def check(self, intent: OrderIntent) -> Denial | None:
         """None if the order may go; otherwise why not. An allowed order counts in the rate."""
+        return self._decide(intent, count=True)
+
+    def preview(self, intent: OrderIntent) -> Denial | None:
+        """What ``check`` would answer now, without counting the order in the rate.
+
+        For the order ticket, which shows the gate's decision while the trader types: a
+        preview sends nothing, so it must not spend the rate budget of the real order.
+        """
+        return self._decide(intent, count=False)
+
+    def _decide(self, intent: OrderIntent, *, count: bool) -> Denial | None:
         state = self._state.state
         # HALTED stops everything but the kill switch's own confirmed flatten, which is
         # reduce-only and still passes every check below (the reduce-only one included).
@@ -429,7 +440,8 @@ class RiskGate:
                 f"{self._rate_capacity} orders in the last {self._rate_window_s:g}s, limit "
                 f"{self._settings.max_orders_per_s:g}/s",
             )
-        recent.append(now)
+        if count:
+            recent.append(now)
         return None
 
     def _invalid(self, spec: OrderSpec, product: Product) -> str | None:

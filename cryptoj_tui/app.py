@@ -8,13 +8,20 @@ screen), and pulls ``engine.snapshot(selected)`` on a timer. The engine never wa
 The same timer measures event-loop lag: how late each tick fires compared with when it was
 due. The UI shares the loop with the engine, so this number is the engine's latency budget
 being eaten by someone.
+
+Trading keys open modals (order ticket, confirmations) whose answers the App turns into engine
+commands, run as workers so a slow venue never freezes the keyboard. The kill switch is a
+priority App binding: it fires on every screen, inside modals, with an Input focused, and it
+calls ``engine.kill()`` synchronously (HALTED is latched before the handler returns), then
+shows the banner at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
-from typing import ClassVar, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -23,16 +30,38 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from core.clock import Clock
+from core.denials import Denial
+from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
+from core.model import OrderIntent, Product, Side
+from core.orders import ManagedOrder, ReconcileReport
 from core.snapshot import EngineSnapshot, EventView
+from core.ticket import describe_spec
+from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
 from cryptoj_tui.screens.help import HelpRow, HelpScreen, help_rows
 from cryptoj_tui.screens.main import MainScreen
+from cryptoj_tui.screens.order_ticket import OrderTicketScreen
+from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
 
-# How long quitting waits for engine.stop() before leaving anyway.
+# How long quitting waits for engine.stop() (and, in LIVE, the cancels) before leaving anyway.
 STOP_TIMEOUT_S = 5.0
+KILL_CAUSE = "kill switch (keyboard)"
+# Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
+_CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
+# What to do with open orders when quitting LIVE.
+QUIT_CANCEL = "cancel"
+QUIT_LEAVE = "leave"
+QUIT_STAY = "stay"
+
+T = TypeVar("T")
 
 
 class ConsoleEngine(Protocol):
-    """What the console needs from an engine."""
+    """What the console needs from an engine (``core.engine.Engine`` is the real one).
+
+    Commands that talk to the venue are coroutines the App runs as workers, never awaited in
+    a key handler. ``kill`` is synchronous: it latches HALTED inside the call and schedules
+    the cancels, so the key that pulls it waits on nothing.
+    """
 
     async def run(self) -> None:
         """Run until :meth:`stop` is called."""
@@ -44,6 +73,36 @@ class ConsoleEngine(Protocol):
         """Everything the screen shows for ``product_id``, now. Cheap: called ~10 times a second."""
         ...
 
+    async def submit(self, intent: OrderIntent) -> ManagedOrder:
+        """Through the gate to the venue; a refusal comes back as a DENIED order."""
+        ...
+
+    async def cancel(self, client_order_ids: Sequence[str]) -> int: ...
+
+    async def cancel_all(self, product_ids: Sequence[str] | None = None) -> int: ...
+
+    def kill(self, cause: str = ..., source: str = ...) -> asyncio.Task[Any]:
+        """Latch HALTED now; the returned task cancels every open order."""
+        ...
+
+    async def flatten(self, *, confirmed: bool) -> FlattenResult: ...
+
+    async def resume(self, confirmation: str) -> ReconcileReport:
+        """Back to ACTIVE; raises ``core.emergency.ResumeRefused`` with the reason if not."""
+        ...
+
+    def pause_strategy(self) -> None: ...
+
+    def resume_strategy(self) -> None: ...
+
+    def preview(self, intent: OrderIntent) -> Denial | None:
+        """The gate's decision for ``intent`` now, without counting it in the order rate."""
+        ...
+
+    def product(self, product_id: str) -> Product | None:
+        """Increments and limits of ``product_id`` (None until loaded from the venue)."""
+        ...
+
 
 class CryptoJApp(App[None]):
     """The trading console."""
@@ -52,6 +111,24 @@ class CryptoJApp(App[None]):
     CSS_PATH = "app.tcss"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # The kill switch: priority, so neither a modal nor a focused Input can swallow it.
+        Binding(
+            "ctrl+k",
+            "kill",
+            "KILL",
+            tooltip="Kill switch: HALT trading and cancel every open order (no confirmation)",
+            priority=True,
+            id="app.kill",
+        ),
+        Binding(
+            "f12",
+            "kill",
+            "KILL",
+            tooltip="Kill switch: HALT trading and cancel every open order (no confirmation)",
+            show=False,
+            priority=True,
+            id="app.kill_spare",
+        ),
         Binding("question_mark", "help", "Keys", tooltip="Show every key", id="app.help"),
         Binding("q", "quit", "Quit", tooltip="Stop the engine and quit", id="app.quit"),
         # Replaces Textual's "press ctrl+q to quit" hint: in a terminal, ctrl+c means quit.
@@ -74,6 +151,7 @@ class CryptoJApp(App[None]):
         products: Sequence[str],
         clock: Clock,
         refresh_hz: float = 10.0,
+        cursor_blink: bool = True,
     ) -> None:
         if not products:
             raise ValueError("the console needs at least one product")
@@ -85,6 +163,7 @@ class CryptoJApp(App[None]):
         self.products: tuple[str, ...] = tuple(products)
         self.clock = clock
         self.refresh_interval = 1.0 / refresh_hz
+        self.cursor_blink = cursor_blink
         self._selected_index = 0
         self._main_screen: MainScreen | None = None
         self._engine_worker: Worker[None] | None = None
@@ -95,6 +174,9 @@ class CryptoJApp(App[None]):
         self.engine_error: str | None = None
         self.last_snapshot: EngineSnapshot | None = None
         self._snapshot_error: str | None = None
+        # The running kill sequence (kept so it is not garbage collected mid-way).
+        self.kill_task: asyncio.Task[Any] | None = None
+        self.last_order: ManagedOrder | None = None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -107,6 +189,10 @@ class CryptoJApp(App[None]):
         if self._main_screen is None:
             self._main_screen = MainScreen()
         return self._main_screen
+
+    @property
+    def is_live(self) -> bool:
+        return self.mode.lower() == "live"
 
     def get_default_screen(self) -> Screen[None]:
         return self.main_screen
@@ -137,12 +223,16 @@ class CryptoJApp(App[None]):
 
     def _report_engine_problem(self, message: str) -> None:
         self.engine_error = message
-        self.main_screen.events.add_event(EventView(self._event_time(), "error", message))
+        self.log_event("error", message)
         self.pull_snapshot()
 
     def _event_time(self) -> float:
         snapshot = self.last_snapshot
         return snapshot.wall_time if snapshot is not None else self.clock.time()
+
+    def log_event(self, level: str, text: str) -> None:
+        """Write one of the App's own lines into the event log (the engine writes its own)."""
+        self.main_screen.events.add_event(EventView(self._event_time(), level, text))
 
     # -- snapshot pulling ------------------------------------------------------------------
 
@@ -163,7 +253,7 @@ class CryptoJApp(App[None]):
             message = f"snapshot failed: {type(error).__name__}: {error}"
             if message != self._snapshot_error:
                 self._snapshot_error = message
-                self.main_screen.events.add_event(EventView(self._event_time(), "error", message))
+                self.log_event("error", message)
             return None
         self._snapshot_error = None
         self.last_snapshot = snapshot
@@ -178,7 +268,178 @@ class CryptoJApp(App[None]):
         )
         return snapshot
 
-    # -- actions ---------------------------------------------------------------------------
+    # -- the kill switch -------------------------------------------------------------------
+
+    def action_kill(self) -> None:
+        """HALT now (latched inside ``engine.kill``), close any ticket, show the banner."""
+        try:
+            self.kill_task = self.engine.kill(KILL_CAUSE, "user")
+        except Exception as error:  # must be seen: the trader believes trading stopped
+            self.log_event("error", f"KILL SWITCH FAILED: {type(error).__name__}: {error}")
+            self.notify(str(error), title="Kill switch failed", severity="error", timeout=30)
+            return
+        while isinstance(self.screen, _CLOSED_BY_KILL):
+            self.screen.dismiss(None)
+        self.pull_snapshot()
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def action_order_ticket(self, side: str) -> None:
+        """Open the buy (``"BUY"``) or sell (``"SELL"``) ticket for the selected product."""
+        product_id = self.selected_product
+        product = self.engine.product(product_id)
+        if product is None:
+            self.notify(f"{product_id}: product details are not loaded yet", severity="warning")
+            return
+        order_side = Side(side)
+        self.push_screen(
+            OrderTicketScreen(
+                order_side,
+                product,
+                mode=self.mode,
+                preview=self.engine.preview,
+                now=self.clock.time,
+                price=self._touch(order_side),
+                cursor_blink=self.cursor_blink,
+            ),
+            self._submit_from_ticket,
+        )
+
+    def _touch(self, side: Side) -> Decimal | None:
+        """The passive price to start a ticket from: the best bid to buy, the best ask to sell."""
+        snapshot = self.last_snapshot
+        if snapshot is None or snapshot.book.product_id != self.selected_product:
+            return None
+        book = snapshot.book
+        price = book.best_bid if side is Side.BUY else book.best_ask
+        return None if price is None else Decimal(f"{price:.{book.price_decimals}f}")
+
+    def _submit_from_ticket(self, intent: OrderIntent | None) -> None:
+        if intent is not None:
+            self.submit_order(intent)
+
+    def submit_order(self, intent: OrderIntent) -> Worker[ManagedOrder | None]:
+        """Submit in the background; the outcome goes to the event log."""
+        described = describe_spec(intent.spec)
+
+        def done(order: ManagedOrder) -> None:
+            self.last_order = order
+            if order.denial is not None:
+                self.notify(str(order.denial), title="Order denied", severity="error")
+            else:
+                self.log_event("info", f"sent {described}: {order.state.value}")
+
+        return self._command(f"submit {described}", self.engine.submit(intent), done)
+
+    def action_cancel_selected(self) -> None:
+        order = self.main_screen.orders.selected_order
+        if order is None:
+            self.notify("no open order selected", severity="warning")
+            return
+        self.log_event("info", f"cancel {order.side.value} {order.product_id} {order.order_id}")
+        self._command("cancel", self.engine.cancel([order.client_order_id]))
+
+    def action_cancel_all(self) -> None:
+        product_id = self.selected_product
+
+        def done(count: int) -> None:
+            self.log_event("info", f"cancel all {product_id}: {count} cancel(s) sent")
+
+        self._command(f"cancel all {product_id}", self.engine.cancel_all([product_id]), done)
+
+    # -- emergency -------------------------------------------------------------------------
+
+    def action_flatten(self) -> None:
+        """Ask, then flatten every position (reduce-only, price-protected IOC orders)."""
+
+        def answered(answer: str | None) -> None:
+            if answer != YES:
+                return
+            self.log_event("warning", "flatten confirmed: selling what is held")
+            self._command("flatten", self.engine.flatten(confirmed=True), self._flattened)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Flatten",
+                "Sell what is held of every traded product now, with reduce-only, "
+                "price-protected immediate-or-cancel orders sized from fresh balances?",
+                yes_no("Flatten", "Keep positions"),
+                danger=True,
+            ),
+            answered,
+        )
+
+    def _flattened(self, result: FlattenResult) -> None:
+        skipped = "; ".join(result.skipped) or "none"
+        self.log_event("info", f"flatten: {len(result.orders)} order(s) sent; skipped: {skipped}")
+
+    def action_resume(self) -> None:
+        """Ask for the typed confirmation, then resume (the engine reconciles first)."""
+
+        def answered(typed: str | None) -> None:
+            if typed is None:
+                return
+            self._command("resume", self._resume(typed))
+
+        self.push_screen(
+            TypedConfirmScreen(
+                "Resume trading",
+                "Trading goes back to ACTIVE only after a clean reconciliation with the venue. "
+                f"Type {RESUME_CONFIRMATION} to resume.",
+                RESUME_CONFIRMATION,
+                cursor_blink=self.cursor_blink,
+            ),
+            answered,
+        )
+
+    async def _resume(self, typed: str) -> ReconcileReport | None:
+        try:
+            report = await self.engine.resume(typed)
+        except ResumeRefused as refused:
+            self.log_event("error", f"resume refused: {refused}")
+            self.notify(str(refused), title="Resume refused", severity="error")
+            return None
+        self.log_event("info", "trading resumed")
+        self.pull_snapshot()
+        return report
+
+    def action_toggle_strategy(self) -> None:
+        snapshot = self.last_snapshot
+        strategy = None if snapshot is None else snapshot.strategy
+        if strategy is None:
+            self.notify("no strategy is running", severity="warning")
+            return
+        if strategy.paused:
+            self.engine.resume_strategy()
+        else:
+            self.engine.pause_strategy()
+        self.pull_snapshot()
+
+    def _command(
+        self,
+        what: str,
+        command: Awaitable[T],
+        on_done: Callable[[T], None] | None = None,
+    ) -> Worker[T | None]:
+        """Run an engine command as a worker; failures are shown, never raised into the App."""
+
+        async def run() -> T | None:
+            try:
+                result = await command
+            except Exception as error:  # a failing command is reported, the console stays
+                self.log_event("error", f"{what} failed: {type(error).__name__}: {error}")
+                self.notify(
+                    f"{type(error).__name__}: {error}", title=f"{what} failed", severity="error"
+                )
+                return None
+            if on_done is not None:
+                on_done(result)
+            self.pull_snapshot()
+            return result
+
+        return self.run_worker(run(), group="commands", description=what, exit_on_error=False)
+
+    # -- products and help -----------------------------------------------------------------
 
     def action_select_product(self, index: int) -> None:
         """Select the product at ``index`` (0-based); out-of-range numbers are ignored."""
@@ -200,15 +461,52 @@ class CryptoJApp(App[None]):
 
     def help_rows(self) -> list[HelpRow]:
         """The help's lines, from the App's and the main screen's bindings."""
-        return help_rows([*MainScreen.BINDINGS, *self.BINDINGS], self.get_key_display)
+        return help_rows([*self.BINDINGS, *MainScreen.BINDINGS], self.get_key_display)
+
+    # -- quitting --------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Stop the engine (bounded wait), then leave."""
+        """Stop the engine (bounded wait), then leave. LIVE with open orders asks first."""
         if self._quitting:
             return
+        snapshot = self.last_snapshot
+        open_orders = 0 if snapshot is None else len(snapshot.open_orders)
+        if self.is_live and open_orders:
+            if isinstance(self.screen, ConfirmScreen):
+                return  # already asking
+
+            async def answered(answer: str | None) -> None:
+                if answer == QUIT_CANCEL:
+                    await self._leave(cancel_open_orders=True)
+                elif answer == QUIT_LEAVE:
+                    await self._leave(cancel_open_orders=False)
+
+            self.push_screen(
+                ConfirmScreen(
+                    "Quit LIVE",
+                    f"{open_orders} order(s) are open at Coinbase. What should happen to them?",
+                    (
+                        Choice(QUIT_CANCEL, "Cancel all, then quit", "c", "error"),
+                        Choice(QUIT_LEAVE, "Leave them open, quit", "l", "warning"),
+                        Choice(QUIT_STAY, "Stay", "s", "primary"),
+                    ),
+                    safe=QUIT_STAY,
+                    danger=True,
+                ),
+                answered,
+            )
+            return
+        await self._leave(cancel_open_orders=False)
+
+    async def _leave(self, *, cancel_open_orders: bool) -> None:
         self._quitting = True
         if self._pull_timer is not None:
             self._pull_timer.stop()
+        if cancel_open_orders:
+            try:
+                await asyncio.wait_for(self.engine.cancel_all(None), STOP_TIMEOUT_S)
+            except Exception as error:  # quitting goes on; the log says what was left
+                self.log.error(f"cancel all on quit failed: {error!r}")
         try:
             await asyncio.wait_for(self.engine.stop(), STOP_TIMEOUT_S)
         except Exception as error:  # quitting must not be blocked by a failing stop()
@@ -218,6 +516,23 @@ class CryptoJApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Keys", "Show every key binding", self.action_help)
+        yield SystemCommand(
+            "Kill switch", "HALT trading and cancel every open order", self.action_kill
+        )
+        yield SystemCommand(
+            "Flatten", "Sell what is held, reduce-only (asks first)", self.action_flatten
+        )
+        yield SystemCommand(
+            "Resume trading", "Back to ACTIVE after a halt (type RESUME)", self.action_resume
+        )
+        yield SystemCommand(
+            "Cancel all orders of the product",
+            "Cancel every open order of the selected product",
+            self.action_cancel_all,
+        )
+        yield SystemCommand(
+            "Pause / resume strategy", "Toggle the automated strategy", self.action_toggle_strategy
+        )
         for index, product_id in enumerate(self.products):
             yield SystemCommand(
                 f"Product {product_id}",

@@ -34,7 +34,7 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
     if settings.mode is not Mode.DEMO:
         print(
             f"cryptoj: mode '{settings.mode.value}' is not available in this version; "
-            "use the demo (mode = \"demo\", the default)",
+            'use the demo (mode = "demo", the default)',
             file=sys.stderr,
         )
         return 2

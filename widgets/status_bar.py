@@ -1,4 +1,4 @@
-"""The status bar: mode badge, connection health, selected product, UTC clock, loop lag.
+"""The status bar: mode badge, trading state, connection health, product, UTC clock, loop lag.
 
 One line at the top of the screen. It is rebuilt from plain values on every snapshot pull but
 only repaints when the text it would show changed. LIVE is drawn white on red and bold so a
@@ -13,13 +13,16 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from core.snapshot import ConnectionState, ConnectionView
+from core.snapshot import ConnectionState, ConnectionView, StrategyView, TradingView
 from widgets.format import format_age, format_lag_ms, format_utc_clock
 
 # A connected stream that has been silent this long is shown as a warning.
 SILENCE_WARNING_S = 5.0
 
 KNOWN_MODES = ("demo", "paper", "live", "replay")
+
+# The cause is on the banner in full; the bar keeps a short version so the rest still fits.
+CAUSE_WIDTH = 40
 
 # (text, component class suffix) pieces of the bar.
 Part = tuple[str, str]
@@ -51,6 +54,24 @@ def connection_part(connection: ConnectionView) -> Part:
     return (f"{name} ○ idle", "dim")
 
 
+def trading_part(trading: TradingView) -> Part:
+    """E.g. ("ACTIVE", "ok"), ("REDUCING: daily loss 2,010.00 >= …", "warn"), ("HALTED: …", "error")."""
+    state = trading.state
+    if state == "ACTIVE":
+        return ("RECONCILING", "warn") if trading.reconciling else ("ACTIVE", "ok")
+    cause = trading.cause
+    if len(cause) > CAUSE_WIDTH:
+        cause = cause[: CAUSE_WIDTH - 1] + "…"
+    return (f"{state}: {cause}", "error" if state == "HALTED" else "warn")
+
+
+def strategy_part(strategy: StrategyView) -> Part:
+    """E.g. ("strategy market_maker ▶", "ok") or ("strategy trend ⏸ paused", "warn")."""
+    if strategy.paused:
+        return (f"strategy {strategy.name} ⏸ paused", "warn")
+    return (f"strategy {strategy.name} ▶", "ok")
+
+
 def status_parts(
     *,
     mode: str,
@@ -59,12 +80,18 @@ def status_parts(
     wall_time: float | None,
     loop_lag_ms: float | None,
     engine_error: str | None = None,
+    trading: TradingView | None = None,
+    strategy: StrategyView | None = None,
 ) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
     """The bar's left-aligned and right-aligned pieces."""
     left: list[Part] = [mode_badge(mode), (" ", "dim")]
+    if trading is not None:
+        left.extend((trading_part(trading), ("  ", "dim")))
     for connection in connections:
         left.extend((connection_part(connection), ("  ", "dim")))
     left.append((product_id, "product"))
+    if strategy is not None:
+        left.extend((("  ", "dim"), strategy_part(strategy)))
     if engine_error is not None:
         left.extend((("  ", "dim"), (f"engine ✕ {engine_error}", "error")))
     right: tuple[Part, ...] = (
@@ -148,6 +175,8 @@ class StatusBar(Widget):
         wall_time: float | None,
         loop_lag_ms: float | None,
         engine_error: str | None = None,
+        trading: TradingView | None = None,
+        strategy: StrategyView | None = None,
     ) -> bool:
         """Show these values; returns whether the bar's text changed (and so repaints)."""
         left, right = status_parts(
@@ -157,6 +186,8 @@ class StatusBar(Widget):
             wall_time=wall_time,
             loop_lag_ms=loop_lag_ms,
             engine_error=engine_error,
+            trading=trading,
+            strategy=strategy,
         )
         if left == self._left and right == self._right:
             return False

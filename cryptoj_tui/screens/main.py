@@ -1,4 +1,5 @@
-"""The main market screen: status bar, book ladder, chart, tape, balances, orders, events.
+"""The main screen: status bar, trading banner, book ladder, chart, tape, balances, orders,
+positions, events and risk gauges, with the trading keys.
 
 The screen does not know the engine. The App hands it each pulled :class:`EngineSnapshot`
 (:meth:`MainScreen.show_snapshot`), and the screen gives each panel its part; every panel
@@ -20,9 +21,12 @@ from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
 from widgets.open_orders import OpenOrdersTable
 from widgets.order_book import OrderBookLadder
+from widgets.positions import PositionsPanel
 from widgets.price_chart import PriceChart
+from widgets.risk_gauges import RiskGauges
 from widgets.status_bar import StatusBar
 from widgets.trades_tape import TradesTape
+from widgets.trading_banner import TradingBanner
 
 PICK_PRODUCT = "Pick product by number"
 
@@ -40,8 +44,62 @@ def _product_number_bindings() -> list[BindingType]:
     ]
 
 
+# The trading keys act on the main screen only: a ticket or a confirmation open on top has
+# its own keys. The kill switch is the exception, an App priority binding (see app.py).
+TRADING_BINDINGS: list[BindingType] = [
+    Binding(
+        "b", "app.order_ticket('BUY')", "Buy", tooltip="Buy: open the order ticket", id="trade.buy"
+    ),
+    Binding(
+        "s",
+        "app.order_ticket('SELL')",
+        "Sell",
+        tooltip="Sell: open the order ticket",
+        id="trade.sell",
+    ),
+    Binding(
+        "c",
+        "app.cancel_selected",
+        "Cancel",
+        tooltip="Cancel the selected open order",
+        id="trade.cancel",
+    ),
+    Binding(
+        "C",
+        "app.cancel_all",
+        "Cancel all",
+        tooltip="Cancel every open order of the selected product",
+        show=False,
+        id="trade.cancel_all",
+    ),
+    Binding(
+        "F",
+        "app.flatten",
+        "Flatten",
+        tooltip="Flatten: sell what is held, reduce-only and price-protected (asks first)",
+        id="trade.flatten",
+    ),
+    Binding(
+        "R",
+        "app.resume",
+        "Resume",
+        tooltip="Resume trading after a halt (type RESUME)",
+        show=False,
+        id="trade.resume",
+    ),
+    Binding(
+        "t",
+        "app.toggle_strategy",
+        "Strategy",
+        tooltip="Pause / resume the strategy",
+        show=False,
+        id="trade.strategy",
+    ),
+]
+
+
 class MainScreen(Screen[None]):
-    """The live, read-only market screen."""
+    """The market and trading screen."""
 
     # Below 120 columns the chart and the balances are hidden (see app.tcss). Textual types
     # these as plain attributes, so a ClassVar annotation would not type-check.
@@ -51,6 +109,7 @@ class MainScreen(Screen[None]):
     # On this screen tab cycles products rather than focus: the only focusable panel is the
     # orders table, so focus traversal would be a no-op anyway.
     BINDINGS: ClassVar[list[BindingType]] = [
+        *TRADING_BINDINGS,
         Binding("p", "app.next_product", "Next product", id="product.next"),
         Binding("tab", "app.next_product", "Next product", show=False, id="product.next_tab"),
         Binding("P", "app.previous_product", "Previous product", id="product.previous"),
@@ -67,17 +126,21 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.status_bar = StatusBar(id="status")
+        self.banner = TradingBanner(id="banner")
         self.ladder = OrderBookLadder(id="ladder")
         self.chart = PriceChart(id="chart")
         self.tape = TradesTape(id="tape")
         self.balances = BalancesPanel(id="balances")
         self.orders = OpenOrdersTable(id="orders")
+        self.positions = PositionsPanel(id="positions")
         self.events = EventLog(id="events")
+        self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
         self._shown_product: str | None = None
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
+        yield self.banner
         with Horizontal(id="body"):
             yield self.ladder
             with Vertical(id="right"):
@@ -87,7 +150,10 @@ class MainScreen(Screen[None]):
                 with Horizontal(id="account-row"):
                     yield self.balances
                     yield self.orders
-        yield self.events
+                yield self.positions
+        with Horizontal(id="bottom-row"):
+            yield self.events
+            yield self.gauges
         yield Footer()
 
     def show_snapshot(
@@ -114,7 +180,10 @@ class MainScreen(Screen[None]):
             wall_time=snapshot.wall_time,
             loop_lag_ms=loop_lag_ms,
             engine_error=engine_error,
+            trading=snapshot.trading,
+            strategy=snapshot.strategy,
         )
+        self.banner.update_trading(snapshot.trading)
         self.ladder.update_book(book)
         self.tape.update_tape(
             snapshot.tape, price_decimals=book.price_decimals, size_decimals=book.size_decimals
@@ -125,6 +194,10 @@ class MainScreen(Screen[None]):
         self.balances.update_balances(snapshot.balances, snapshot.balances_version)
         self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
         self.events.update_events(snapshot.events, snapshot.events_version)
+        self.positions.update_positions(
+            snapshot.positions, equity=snapshot.equity, daily_pnl=snapshot.daily_pnl
+        )
+        self.gauges.update_gauges(snapshot.gauges)
         orders_key = (book.product_id, snapshot.orders_version)
         if orders_key != self._orders_key:
             self._orders_key = orders_key

@@ -113,7 +113,7 @@ def test_bad_enum_lists_the_choices() -> None:
 
 def test_unknown_key_is_named(toml_file) -> None:
     path = toml_file("[exchange]\nrequest_timeout = 3\n")
-    with pytest.raises(ConfigError, match="'exchange.request_timeout' is not a setting"):
+    with pytest.raises(ConfigError, match=r"'exchange\.request_timeout' is not a setting"):
         load_settings(path, environ={})
 
 
@@ -143,9 +143,7 @@ def test_urls_are_checked(toml_file, key: str, value: str, expected: str) -> Non
 
 
 def test_rest_url_trailing_slash_is_removed() -> None:
-    settings = load_settings(
-        None, environ={"CRYPTOJ_EXCHANGE__REST_URL": "http://127.0.0.1:9/"}
-    )
+    settings = load_settings(None, environ={"CRYPTOJ_EXCHANGE__REST_URL": "http://127.0.0.1:9/"})
     assert settings.exchange.rest_url == "http://127.0.0.1:9"
 
 
@@ -228,7 +226,10 @@ class TestCredentials:
         path.write_text(json.dumps({"name": "organizations/o/apiKeys/k", "privateKey": "PEM"}))
         credentials = resolve_credentials(CredentialSettings(key_file=path))
         assert isinstance(credentials, Credentials)
-        assert (credentials.key_name, credentials.private_key) == ("organizations/o/apiKeys/k", "PEM")
+        assert (credentials.key_name, credentials.private_key) == (
+            "organizations/o/apiKeys/k",
+            "PEM",
+        )
 
     def test_key_file_with_id_instead_of_name(self, tmp_path: Path) -> None:
         path = tmp_path / "key.json"

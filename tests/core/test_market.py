@@ -540,3 +540,19 @@ def test_sequence_tracker() -> None:
     assert tracker.observe_heartbeat(101) is True
     assert tracker.observe_heartbeat(103) is False
     assert tracker.heartbeat_jumps == 1
+
+
+def test_last_update_at_never_claims_fresher_data_than_it_has(
+    live: MarketDataService, frames: Frames, clock: ManualClock
+) -> None:
+    """The hot path reads the clock once per observation: for the first update after a
+    health() call. Later updates before the next look keep that (older) time."""
+    live.health("BTC-USD")
+    clock.advance(1.0)
+    live.on_frame(frames.update("BTC-USD", ("bid", "99.5", "1")))
+    clock.advance(1.0)
+    live.on_frame(frames.update("BTC-USD", ("bid", "99.6", "1")))
+    assert live.health("BTC-USD").last_update_at == 1.0  # conservative: at most one look old
+    clock.advance(1.0)
+    live.on_frame(frames.update("BTC-USD", ("bid", "99.7", "1")))
+    assert live.health("BTC-USD").last_update_at == 3.0

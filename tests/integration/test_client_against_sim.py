@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -324,8 +325,11 @@ class TestMarketStream:
 
 class TestEngine:
     @pytest.fixture
-    async def engine(self, endpoints: SimEndpoints, clock: ManualClock) -> AsyncIterator[Engine]:
-        """The console's engine connected to the sim (both sockets + REST), running."""
+    async def engine(
+        self, endpoints: SimEndpoints, clock: ManualClock, tmp_path: Path
+    ) -> AsyncIterator[Engine]:
+        """The console's engine connected to the sim (both sockets + REST), running, with
+        its journal in a temporary directory."""
         settings = load_settings(
             None,
             environ={
@@ -345,6 +349,7 @@ class TestEngine:
             ),
             clock=clock,
             mode="demo",
+            journal_file=tmp_path / "journal-demo.sqlite3",
         )
         task = asyncio.create_task(engine.run())
         try:

@@ -1,0 +1,290 @@
+"""The order ticket's text fields turned into an ``OrderSpec``, one message per bad field.
+
+The console's ticket hands over what the trader typed (sizes and prices as text) and picked
+(side, type, time in force, post-only). This module, UI-free, decides whether that is an order
+the product accepts as far as its own rules go: numbers that parse, sizes within the product's
+minimum and maximum and on its increment, prices on the tick, and the combinations Coinbase
+allows (no post-only market order, stop-limits only GTC or GTD, an end time only with GTD).
+Each problem names its field, so the ticket can show it under that field:
+"size: 0.000000001 is below the minimum 0.00000001", "price: not a multiple of the tick 0.01".
+
+Everything that depends on the market or the account (notional limits, price band, balance,
+trading state) is the risk gate's business; the ticket shows its ``preview`` next.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TypeAlias
+
+from core.model import (
+    IntentSource,
+    OrderIntent,
+    OrderSpec,
+    OrderType,
+    Product,
+    Side,
+    StopDirection,
+    TimeInForce,
+    decimal_str,
+)
+
+# Longer than any real price or size; refusing more keeps a pasted novel out of Decimal().
+MAX_NUMBER_LENGTH = 40
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
+_STOP_TIMES_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.GTD})
+
+
+class TicketField(StrEnum):
+    """The ticket's fields, named as the trader sees them (the prefix of each message)."""
+
+    TYPE = "type"
+    SIZE = "size"
+    PRICE = "price"
+    STOP = "stop"
+    TIME_IN_FORCE = "time in force"
+    END_TIME = "end time"
+    POST_ONLY = "post-only"
+
+
+# How a field parser reports its problem: (field, message).
+_Note: TypeAlias = "Callable[[TicketField, str], None]"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEntry:
+    """What the trader typed and picked. Numbers are text, exactly as typed.
+
+    ``end_time`` (GTD only): a duration from now ("90s", "30m", "2h", "1d") or an ISO 8601
+    time (UTC when it has no offset). Fields a type does not use (a market order's prices)
+    are ignored.
+    """
+
+    side: Side
+    order_type: OrderType
+    size: str
+    price: str = ""
+    stop_price: str = ""
+    time_in_force: TimeInForce = TimeInForce.GTC
+    end_time: str = ""
+    post_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: TicketField
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field.value}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCheck:
+    """The outcome: a spec when every field is good, else the problems (one per field)."""
+
+    spec: OrderSpec | None
+    problems: tuple[FieldProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None
+
+    def problem(self, field: TicketField) -> str | None:
+        """The message for ``field`` (without the field's name), if it has one."""
+        for problem in self.problems:
+            if problem.field is field:
+                return problem.message
+        return None
+
+
+def check_ticket(entry: TicketEntry, product: Product, *, now: float) -> TicketCheck:
+    """Parse and validate ``entry`` against ``product``; ``now`` is wall-clock seconds (GTD)."""
+    problems: dict[TicketField, str] = {}
+
+    def note(field: TicketField, message: str) -> None:
+        problems.setdefault(field, message)  # the first problem of a field is the one shown
+
+    order_type = entry.order_type
+    size = _size(entry.size, product, note)
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_direction: StopDirection | None = None
+    time_in_force = entry.time_in_force
+    end_time: datetime | None = None
+
+    if order_type is OrderType.MARKET:
+        # Spot market orders are always IOC on Coinbase; the ticket's choice does not apply.
+        time_in_force = TimeInForce.IOC
+        if product.limit_only:
+            note(TicketField.TYPE, f"{product.product_id} accepts limit orders only")
+        if entry.post_only:
+            note(TicketField.POST_ONLY, "a market order cannot be post-only")
+    else:
+        limit_price = _price(entry.price, TicketField.PRICE, product, note)
+        if order_type is OrderType.STOP_LIMIT:
+            stop_price = _price(entry.stop_price, TicketField.STOP, product, note)
+            # A buy stop waits for the price to rise to it, a sell stop (a stop-loss) for it
+            # to fall: the direction follows from the side.
+            stop_direction = StopDirection.UP if entry.side is Side.BUY else StopDirection.DOWN
+            if time_in_force not in _STOP_TIMES_IN_FORCE:
+                note(
+                    TicketField.TIME_IN_FORCE,
+                    f"a stop-limit order is {TimeInForce.GTC.value} or {TimeInForce.GTD.value}, "
+                    f"not {time_in_force.value}",
+                )
+            if entry.post_only:
+                note(TicketField.POST_ONLY, "a stop-limit order cannot be post-only")
+        elif entry.post_only and time_in_force in _IMMEDIATE:
+            note(TicketField.POST_ONLY, f"cannot be {time_in_force.value}")
+        if product.post_only and not entry.post_only and order_type is OrderType.LIMIT:
+            note(TicketField.POST_ONLY, f"{product.product_id} accepts post-only orders only")
+        if time_in_force is TimeInForce.GTD:
+            end_time = _end_time(entry.end_time, now, note)
+
+    if problems:
+        ordered = tuple(
+            FieldProblem(field, problems[field]) for field in TicketField if field in problems
+        )
+        return TicketCheck(None, ordered)
+    spec = OrderSpec(
+        product_id=product.product_id,
+        side=entry.side,
+        order_type=order_type,
+        base_size=size,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        stop_direction=stop_direction,
+        time_in_force=time_in_force,
+        post_only=entry.post_only,
+        end_time=end_time,
+    )
+    return TicketCheck(spec)
+
+
+def manual_intent(spec: OrderSpec) -> OrderIntent:
+    """The trader's order from the keyboard, as the engine takes it."""
+    return OrderIntent(spec, IntentSource.MANUAL, note="order ticket")
+
+
+def describe_spec(spec: OrderSpec) -> str:
+    """One line for confirmations: "BUY 0.01 BTC-USD LIMIT @ 64000.00 GOOD_UNTIL_CANCELLED"."""
+    size = decimal_str(spec.base_size) if spec.base_size is not None else "?"
+    parts = [spec.side.value, size, spec.product_id, spec.order_type.value]
+    if spec.stop_price is not None:
+        parts.append(f"stop {decimal_str(spec.stop_price)}")
+    if spec.limit_price is not None:
+        parts.append(f"@ {decimal_str(spec.limit_price)}")
+    if spec.order_type is not OrderType.MARKET:
+        parts.append(spec.time_in_force.value)
+    if spec.end_time is not None:
+        parts.append(f"until {spec.end_time.strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    if spec.post_only:
+        parts.append("post-only")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------- fields
+
+
+def parse_number(text: str) -> Decimal | None:
+    """A finite decimal from what a trader types ("1,250.5", " 0.01 "); None if it is not one."""
+    cleaned = text.strip().replace(",", "").replace("_", "")
+    if not cleaned or len(cleaned) > MAX_NUMBER_LENGTH:
+        return None
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _number(text: str, field: TicketField, note: _Note) -> Decimal | None:
+    if not text.strip():
+        note(field, "required")
+        return None
+    value = parse_number(text)
+    if value is None:
+        note(field, f"{text.strip()[:MAX_NUMBER_LENGTH]!r} is not a number")
+        return None
+    if value <= 0:
+        note(field, "must be more than 0")
+        return None
+    return value
+
+
+def _size(text: str, product: Product, note: _Note) -> Decimal | None:
+    size = _number(text, TicketField.SIZE, note)
+    if size is None:
+        return None
+    if size < product.base_min_size:
+        note(
+            TicketField.SIZE,
+            f"{decimal_str(size)} is below the minimum {decimal_str(product.base_min_size)}",
+        )
+        return None
+    if size > product.base_max_size:
+        note(
+            TicketField.SIZE,
+            f"{decimal_str(size)} is above the maximum {decimal_str(product.base_max_size)}",
+        )
+        return None
+    if not product.is_size_on_increment(size):
+        note(
+            TicketField.SIZE,
+            f"not a multiple of the increment {decimal_str(product.base_increment)}",
+        )
+        return None
+    return size
+
+
+def _price(text: str, field: TicketField, product: Product, note: _Note) -> Decimal | None:
+    price = _number(text, field, note)
+    if price is None:
+        return None
+    if not product.is_price_on_tick(price):
+        note(field, f"not a multiple of the tick {decimal_str(product.price_increment)}")
+        return None
+    return price
+
+
+def _end_time(text: str, now: float, note: _Note) -> datetime | None:
+    cleaned = text.strip()
+    if not cleaned:
+        note(TicketField.END_TIME, "required for GOOD_UNTIL_DATE_TIME (e.g. 30m, 2h, 1d)")
+        return None
+    match = _DURATION.match(cleaned.lower())
+    if match is not None:
+        seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+        end = datetime.fromtimestamp(now, tz=UTC) + timedelta(seconds=seconds)
+    else:
+        try:
+            end = datetime.fromisoformat(cleaned)
+        except ValueError:
+            note(TicketField.END_TIME, f"{cleaned!r} is not a duration (30m, 2h) or an ISO time")
+            return None
+        end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+    if end.timestamp() <= now:
+        note(TicketField.END_TIME, "must be in the future")
+        return None
+    return end
+
+
+__all__ = [
+    "MAX_NUMBER_LENGTH",
+    "FieldProblem",
+    "TicketCheck",
+    "TicketEntry",
+    "TicketField",
+    "check_ticket",
+    "describe_spec",
+    "manual_intent",
+    "parse_number",
+]

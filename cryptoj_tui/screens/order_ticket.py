@@ -1,0 +1,350 @@
+"""The order ticket: a modal to buy or sell the selected product.
+
+Type (market, limit, stop-limit), size, price, stop, time in force (with an end time for GTD)
+and post-only. Every change is checked by ``core.ticket`` (one message under each bad field)
+and, once the fields are good, by the risk gate's ``preview`` (the gate's decision is shown
+before anything is sent; the preview does not spend the order-rate budget). Enter sends; in
+LIVE a confirmation names the order and its notional first. The screen returns the
+``OrderIntent``; the App submits it, so nothing here waits on the network.
+
+The kill switch is an App priority binding, so ctrl+k works here too, even with the size
+field focused (where ctrl+k would otherwise delete to the end of the line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from core.denials import Denial
+from core.model import OrderIntent, OrderType, Product, Side, TimeInForce
+from core.ticket import (
+    TicketCheck,
+    TicketEntry,
+    TicketField,
+    check_ticket,
+    describe_spec,
+    manual_intent,
+)
+from cryptoj_tui.screens.confirm import YES, ConfirmScreen, yes_no
+from widgets.format import format_number
+
+Preview = Callable[[OrderIntent], Denial | None]
+
+TYPE_OPTIONS: tuple[tuple[str, OrderType], ...] = (
+    ("market", OrderType.MARKET),
+    ("limit", OrderType.LIMIT),
+    ("stop-limit", OrderType.STOP_LIMIT),
+)
+TIME_IN_FORCE_OPTIONS: tuple[tuple[str, TimeInForce], ...] = (
+    ("GTC  good until cancelled", TimeInForce.GTC),
+    ("GTD  good until a time", TimeInForce.GTD),
+    ("IOC  immediate or cancel", TimeInForce.IOC),
+    ("FOK  fill or kill", TimeInForce.FOK),
+)
+# The widget id of each field (its error line is "<id>-error").
+FIELD_IDS: dict[TicketField, str] = {
+    TicketField.TYPE: "type",
+    TicketField.SIZE: "size",
+    TicketField.PRICE: "price",
+    TicketField.STOP: "stop",
+    TicketField.TIME_IN_FORCE: "tif",
+    TicketField.END_TIME: "end",
+    TicketField.POST_ONLY: "post-only",
+}
+
+
+class OrderTicketScreen(ModalScreen[OrderIntent | None]):
+    """Buy or sell ``product``. Dismissed with the intent to submit, or None."""
+
+    DEFAULT_CSS = """
+    OrderTicketScreen {
+        align: center middle;
+        background: $background 50%;
+    }
+    OrderTicketScreen > #ticket {
+        width: 76;
+        max-width: 98%;
+        height: auto;
+        max-height: 100%;
+        border: thick $success;
+        border-title-color: $success;
+        border-title-style: bold;
+        border-subtitle-color: $text-muted;
+        background: $surface;
+        padding: 0 1;
+    }
+    OrderTicketScreen.-sell > #ticket { border: thick $error; border-title-color: $error; }
+    OrderTicketScreen.-live > #ticket { border-subtitle-color: white; border-subtitle-background: red; }
+    OrderTicketScreen .row { height: 1; margin-top: 1; }
+    OrderTicketScreen .row > Label { width: 15; color: $text-muted; }
+    OrderTicketScreen .row > Input, OrderTicketScreen .row > Select { width: 1fr; }
+    OrderTicketScreen #post-only { border: none; height: 1; padding: 0; background: $surface; }
+    OrderTicketScreen .error { height: auto; color: $error; padding-left: 15; display: none; }
+    OrderTicketScreen .error.-shown { display: block; }
+    OrderTicketScreen .-hidden { display: none; }
+    OrderTicketScreen #gate { height: auto; margin-top: 1; }
+    OrderTicketScreen #gate.-allowed { color: $success; }
+    OrderTicketScreen #gate.-denied { color: $error; text-style: bold; }
+    OrderTicketScreen #buttons { height: 1; margin-top: 1; align: right middle; }
+    OrderTicketScreen #buttons Button { margin-left: 2; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close ticket", id="ticket.cancel"),
+        Binding("ctrl+s", "submit", "Send order", id="ticket.submit"),
+    ]
+
+    def __init__(
+        self,
+        side: Side,
+        product: Product,
+        *,
+        mode: str,
+        preview: Preview,
+        now: Callable[[], float],
+        price: Decimal | None = None,
+        size: str = "",
+        order_type: OrderType = OrderType.LIMIT,
+        cursor_blink: bool = True,
+    ) -> None:
+        classes = ["-sell" if side is Side.SELL else "-buy"]
+        if mode.lower() == "live":
+            classes.append("-live")
+        super().__init__(classes=" ".join(classes))
+        self.side = side
+        self.product = product
+        self.mode = mode
+        self._preview = preview
+        self._now = now
+        self._initial_price = "" if price is None else format(price, "f")
+        self._initial_size = size
+        self._initial_type = order_type
+        self._cursor_blink = cursor_blink
+        self.check: TicketCheck | None = None
+        self.denial: Denial | None = None
+        self.gate_text = ""
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ticket") as box:
+            box.border_title = f"{self.side.value} {self.product.product_id}"
+            box.border_subtitle = f" {self.mode.upper()} "
+            yield from self._row(
+                "type",
+                Select(
+                    TYPE_OPTIONS,
+                    value=self._initial_type,
+                    allow_blank=False,
+                    compact=True,
+                    id="type",
+                ),
+            )
+            yield from self._row(
+                "size",
+                self._input("size", self._initial_size, f"{self.product.base_currency}, e.g. 0.01"),
+            )
+            yield from self._row(
+                "price",
+                self._input("price", self._initial_price, f"limit price in {self._quote}"),
+            )
+            yield from self._row(
+                "stop", self._input("stop", "", f"stop price in {self._quote} (triggers)")
+            )
+            yield from self._row(
+                "time in force",
+                Select(
+                    TIME_IN_FORCE_OPTIONS,
+                    value=TimeInForce.GTC,
+                    allow_blank=False,
+                    compact=True,
+                    id="tif",
+                ),
+            )
+            yield from self._row("end time", self._input("end", "", "30m, 2h, 1d or ISO time"))
+            yield from self._row("post-only", Checkbox("maker only", id="post-only"))
+            yield Static("", id="gate")
+            with Horizontal(id="buttons"):
+                yield Button(
+                    f"{self.side.value.capitalize()} [enter]",
+                    id="submit",
+                    variant="success" if self.side is Side.BUY else "error",
+                    compact=True,
+                )
+                yield Button("Cancel [esc]", id="cancel", compact=True)
+
+    @property
+    def _quote(self) -> str:
+        return self.product.quote_currency
+
+    def _input(self, widget_id: str, value: str, placeholder: str) -> Input:
+        return Input(value=value, placeholder=placeholder, id=widget_id, compact=True)
+
+    def _row(self, label: str, widget: Widget) -> ComposeResult:
+        widget_id = widget.id or ""
+        with Horizontal(classes="row", id=f"{widget_id}-row"):
+            yield Label(label)
+            yield widget
+        yield Static("", classes="error", id=f"{widget_id}-error")
+
+    def on_mount(self) -> None:
+        for field in self.query(Input):
+            field.cursor_blink = self._cursor_blink
+        self._sync_visibility()
+        self.revalidate()
+        self.query_one("#size", Input).focus()
+
+    # -- reading the fields ------------------------------------------------------------------
+
+    @property
+    def order_type(self) -> OrderType:
+        value = self.query_one("#type", Select).value
+        return value if isinstance(value, OrderType) else OrderType.LIMIT
+
+    @property
+    def time_in_force(self) -> TimeInForce:
+        value = self.query_one("#tif", Select).value
+        return value if isinstance(value, TimeInForce) else TimeInForce.GTC
+
+    def entry(self) -> TicketEntry:
+        """What the fields say now."""
+        return TicketEntry(
+            side=self.side,
+            order_type=self.order_type,
+            size=self.query_one("#size", Input).value,
+            price=self.query_one("#price", Input).value,
+            stop_price=self.query_one("#stop", Input).value,
+            time_in_force=self.time_in_force,
+            end_time=self.query_one("#end", Input).value,
+            post_only=self.query_one("#post-only", Checkbox).value,
+        )
+
+    def field_error(self, field: TicketField) -> str:
+        """The message shown under ``field`` ("" when none)."""
+        return str(self.query_one(f"#{FIELD_IDS[field]}-error", Static).content)
+
+    # -- checking ----------------------------------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.revalidate()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._sync_visibility()
+        self.revalidate()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.revalidate()
+
+    def _sync_visibility(self) -> None:
+        order_type = self.order_type
+        market = order_type is OrderType.MARKET
+        self.query_one("#price-row").set_class(market, "-hidden")
+        self.query_one("#stop-row").set_class(order_type is not OrderType.STOP_LIMIT, "-hidden")
+        self.query_one("#tif", Select).disabled = market
+        self.query_one("#post-only", Checkbox).disabled = market
+        self.query_one("#end-row").set_class(
+            market or self.time_in_force is not TimeInForce.GTD, "-hidden"
+        )
+
+    def revalidate(self) -> TicketCheck:
+        """Check the fields, then ask the gate; show both. Returns the fields' check."""
+        check = check_ticket(self.entry(), self.product, now=self._now())
+        self.check = check
+        for field, widget_id in FIELD_IDS.items():
+            message = check.problem(field)
+            error = self.query_one(f"#{widget_id}-error", Static)
+            error.update("" if message is None else f"{field.value}: {message}")
+            error.set_class(message is not None, "-shown")
+        self.denial = None
+        gate = self.query_one("#gate", Static)
+        if check.spec is None:
+            self.gate_text = "gate: — (fix the fields above)"
+            gate.set_classes("")
+        else:
+            intent = manual_intent(check.spec)
+            try:
+                self.denial = self._preview(intent)
+            except Exception as error:  # the ticket stays usable whatever the engine does
+                self.denial = None
+                self.gate_text = f"gate: not available ({type(error).__name__}: {error})"
+                gate.set_classes("-denied")
+            else:
+                notional = self._notional(check)
+                if self.denial is None:
+                    self.gate_text = f"gate: ALLOWED · {notional}"
+                    gate.set_classes("-allowed")
+                else:
+                    self.gate_text = f"gate: DENIED {self.denial}"
+                    gate.set_classes("-denied")
+        gate.update(self.gate_text)
+        return check
+
+    def _notional(self, check: TicketCheck) -> str:
+        spec = check.spec
+        assert spec is not None
+        price = spec.limit_price
+        if price is None and self._initial_price:
+            price = Decimal(self._initial_price)
+        if price is None or spec.base_size is None:
+            return f"notional — {self._quote}"
+        approx = "≈ " if spec.order_type is OrderType.MARKET else ""
+        return f"notional {approx}{format_number(spec.base_size * price, 2)} {self._quote}"
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "submit":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def action_submit(self) -> None:
+        """Send the order if the fields are good and the gate allows it (LIVE asks first)."""
+        check = self.revalidate()
+        if check.spec is None:
+            first = check.problems[0].field
+            self.query_one(f"#{FIELD_IDS[first]}").focus()
+            return
+        if self.denial is not None:
+            self.notify(
+                str(self.denial), title="The risk gate refuses this order", severity="error"
+            )
+            return
+        intent = manual_intent(check.spec)
+        if self.mode.lower() != "live":
+            self.dismiss(intent)
+            return
+
+        def confirmed(answer: str | None) -> None:
+            if answer == YES:
+                self.dismiss(intent)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "LIVE order: real money",
+                f"Send {describe_spec(check.spec)} to Coinbase?\n{self._notional(check)}",
+                yes_no("Send", "Back"),
+                danger=True,
+            ),
+            confirmed,
+        )
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,84 @@
+"""A confirmation that must be typed: resuming trading after a halt ("RESUME").
+
+A key press can be an accident; typing a word cannot. The screen is dismissed with the typed
+word only when it matches exactly, None on escape. Whoever acts on it may check again (the
+engine's resume does).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+
+class TypedConfirmScreen(ModalScreen[str | None]):
+    """Ask the trader to type ``word``; dismissed with it, or None on escape."""
+
+    DEFAULT_CSS = """
+    TypedConfirmScreen {
+        align: center middle;
+        background: $background 60%;
+    }
+    TypedConfirmScreen > Vertical {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        border: thick $warning;
+        border-title-color: $warning;
+        border-title-style: bold;
+        background: $surface;
+        padding: 0 1;
+    }
+    TypedConfirmScreen #question { margin: 1 0; }
+    TypedConfirmScreen #typed-error { color: $error; height: auto; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="typed_confirm.cancel"),
+    ]
+
+    def __init__(self, title: str, question: str, word: str, *, cursor_blink: bool = True) -> None:
+        super().__init__()
+        if not word:
+            raise ValueError("the word to type must not be empty")
+        self.title_text = title
+        self.question = question
+        self.word = word
+        self.cursor_blink = cursor_blink
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = self.title_text
+            yield Static(self.question, id="question")
+            yield Input(
+                placeholder=f"type {self.word} and press enter",
+                id="typed",
+                compact=True,
+            )
+            yield Static("", id="typed-error")
+
+    def on_mount(self) -> None:
+        typed = self.query_one("#typed", Input)
+        typed.cursor_blink = self.cursor_blink
+        typed.focus()
+
+    @property
+    def error(self) -> str:
+        return str(self.query_one("#typed-error", Static).content)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip() == self.word:
+            self.dismiss(self.word)
+            return
+        self.query_one("#typed-error", Static).update(
+            f"type {self.word} exactly (capitals), or press escape to cancel"
+        )
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
