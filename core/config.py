@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -298,7 +299,7 @@ def _load(path: Path | None, overrides: dict[str, Any]) -> Settings:
     toml_path = path if path is not None else default_config_path()
     found: Path | None = None
     if toml_path.exists():
-        _check_toml_syntax(toml_path)
+        _warn_once_if_readable(toml_path, _check_toml_syntax(toml_path))
         found = toml_path
     elif path is not None:
         raise ConfigError(f"config file {toml_path} does not exist (check --config)")
@@ -311,23 +312,29 @@ def _load(path: Path | None, overrides: dict[str, Any]) -> Settings:
         Settings._toml_path = None
 
 
-def _check_toml_syntax(path: Path) -> None:
+def _check_toml_syntax(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
         with path.open("rb") as handle:
-            tomllib.load(handle)
+            return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = f" (in {path} or a {ENV_PREFIX}* variable)" if path else ""
+def describe_validation_error(exc: ValidationError, *, prefix: str = "", where: str = "") -> str:
+    """One line per problem: the key (``prefix`` + its path), the value, what is allowed."""
+    return _describe(exc, None, prefix=prefix, where=where)
+
+
+def _describe(exc: ValidationError, path: Path | None, *, prefix: str = "", where: str = "") -> str:
+    if path:
+        where = f" (in {path} or a {ENV_PREFIX}* variable)"
     lines = []
     for error in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = prefix + (".".join(str(part) for part in error["loc"]) or "(top level)")
         kind = error["type"]
         if kind == "extra_forbidden":
             lines.append(
@@ -395,6 +402,7 @@ def load_key_file(path: Path) -> Credentials:
         raise ConfigError(
             f"config key 'credentials.key_file' = '{path}': cannot read it ({exc.strerror})"
         ) from None
+    _warn_once_if_readable(path)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -415,6 +423,25 @@ def load_key_file(path: Path) -> Credentials:
             "'privateKey'"
         )
     return Credentials(name, secret)
+
+
+_warned_readable: set[Path] = set()
+
+
+def _warn_once_if_readable(path: Path, toml: dict[str, Any] | None = None) -> None:
+    """Print (stderr, once per file and process) that a file holding key material is readable
+    by other users. Printed, not logged: logging is configured only after settings load.
+    ``toml`` given: the file is a config file, and holds secrets only with a key in it."""
+    if toml is not None:
+        credentials = toml.get("credentials")
+        if not isinstance(credentials, dict) or not (
+            credentials.get("private_key") or credentials.get("key_name")
+        ):
+            return
+    warning = world_readable_secret_warning(path)
+    if warning is not None and path.resolve() not in _warned_readable:
+        _warned_readable.add(path.resolve())
+        print(f"cryptoj: {warning}", file=sys.stderr)
 
 
 def world_readable_secret_warning(path: Path) -> str | None:

@@ -50,6 +50,8 @@ from core.venue import Venue
 log = logging.getLogger(__name__)
 
 RESUME_CONFIRMATION = "RESUME"
+# A flatten of one product sends at most this many orders (each under the notional limit).
+MAX_FLATTEN_ORDERS_PER_PRODUCT = 50
 _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
@@ -64,6 +66,10 @@ class EmergencyJournal(Protocol):
 
     def unfinished_flatten(self) -> str | None:
         """The id of a flatten started and never finished, if any."""
+        ...
+
+    def sync(self) -> None:
+        """Make every committed write durable."""
         ...
 
 
@@ -140,7 +146,9 @@ class EmergencyManager:
         """
         started = self._clock.monotonic()
         if self._state.state is not TradingState.HALTED:
-            self._state.set(TradingState.HALTED, cause, source)
+            # Latched in memory first and written to the WAL without an fsync (safe from a
+            # process crash); the sequence below makes it durable before anything else.
+            self._state.set(TradingState.HALTED, cause, source, durable=False)
         halted = self._clock.monotonic()
         if self._kill_task is not None and not self._kill_task.done():
             return self._kill_task
@@ -154,8 +162,11 @@ class EmergencyManager:
     async def _cancel_until_none_open(self) -> KillProgress:
         pause = 0.05
         try:
+            self._sync_journal()
             for round_number in range(1, self._settings.kill_max_verify_rounds + 1):
-                sent = await self._orders.cancel_all()
+                # Round 1 cancels what we know without listing first (one round trip less);
+                # every round then lists, and the next round sweeps whatever is still open.
+                sent = await self._orders.cancel_all(list_first=round_number > 1)
                 still_open = await self._venue.list_open_orders()
                 self.progress = replace(
                     self.progress,
@@ -209,12 +220,10 @@ class EmergencyManager:
             orders: list[ManagedOrder] = []
             skipped: list[str] = []
             for product in self._products().values():
-                intent, why = self._flatten_intent(product, balances)
-                if intent is None:
-                    if why:
-                        skipped.append(why)
-                    continue
-                orders.append(await self._orders.submit(intent))
+                intents, why = self._flatten_intents(product, balances)
+                if why:
+                    skipped.append(why)
+                orders.extend([await self._orders.submit(intent) for intent in intents])
             summary = f"{len(orders)} order(s); skipped: {'; '.join(skipped) or 'none'}"
             self._journal.record_flatten_finished(flatten_id, summary)
             self._record("flatten", summary)
@@ -222,31 +231,54 @@ class EmergencyManager:
         finally:
             self.flatten_in_progress = False
 
-    def _flatten_intent(
+    def _flatten_intents(
         self, product: Product, balances: Mapping[str, Balance]
-    ) -> tuple[OrderIntent | None, str | None]:
+    ) -> tuple[list[OrderIntent], str | None]:
+        """The sells that flatten one product, each within the per-order notional limit."""
         held = balances.get(product.base_currency)
         if held is None or held.available <= 0:
-            return None, None
+            return [], None
         size = product.round_size_down(held.available)
         if size < product.base_min_size or size <= 0:
-            return None, f"{product.product_id}: {held.available} is below the minimum size"
+            return [], f"{product.product_id}: {held.available} is below the minimum size"
         bid = self._prices.best_bid(product.product_id)
         if bid is None:
-            return None, f"{product.product_id}: no bid to price against"
+            return [], f"{product.product_id}: no bid to price against"
         slippage = self._settings.flatten_slippage_bps / Decimal(10_000)
         floor = product.snap_price(Decimal(str(bid)) * (1 - slippage), Side.SELL)
         if size * floor < product.quote_min_size:
-            return None, f"{product.product_id}: {size} is worth less than the minimum order"
-        spec = OrderSpec(
-            product_id=product.product_id,
-            side=Side.SELL,
-            order_type=OrderType.LIMIT,
-            base_size=size,
-            limit_price=floor,
-            time_in_force=TimeInForce.IOC,
-        )
-        return OrderIntent(spec, IntentSource.FLATTEN, reduce_only=True, note="flatten"), None
+            return [], f"{product.product_id}: {size} is worth less than the minimum order"
+        # The gate caps every order's notional, flatten's too: split into orders under it.
+        chunk = product.round_size_down(self._settings.max_order_notional / floor)
+        chunk = min(chunk, product.base_max_size)
+        if chunk < product.base_min_size:
+            return [], f"{product.product_id}: one increment is over the per-order limit"
+        sizes: list[Decimal] = []
+        remaining = size
+        while remaining > 0 and len(sizes) < MAX_FLATTEN_ORDERS_PER_PRODUCT:
+            piece = min(chunk, remaining)
+            sizes.append(piece)
+            remaining -= piece
+        why = None
+        if remaining > 0:
+            why = f"{product.product_id}: {remaining} left after {len(sizes)} orders; flatten again"
+        intents = [
+            OrderIntent(
+                OrderSpec(
+                    product_id=product.product_id,
+                    side=Side.SELL,
+                    order_type=OrderType.LIMIT,
+                    base_size=piece,
+                    limit_price=floor,
+                    time_in_force=TimeInForce.IOC,
+                ),
+                IntentSource.FLATTEN,
+                reduce_only=True,
+                note="flatten",
+            )
+            for piece in sizes
+        ]
+        return intents, why
 
     # ------------------------------------------------------------------ resume
 
@@ -295,6 +327,12 @@ class EmergencyManager:
         self._journal.record_flatten_finished(flatten_id, "interrupted; not re-sent")
         self._record("flatten_interrupted", message)
         return message
+
+    def _sync_journal(self) -> None:
+        try:
+            self._journal.sync()
+        except Exception:  # a full disk must not stop the cancels; the latch is in memory
+            log.exception("could not make the HALTED latch durable")
 
     def _record(self, kind: str, detail: str) -> None:
         try:

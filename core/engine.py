@@ -48,6 +48,7 @@ from core.model import (
     OrderIntent,
     Product,
     Trade,
+    decimal_str,
 )
 from core.orders import (
     FillEvent,
@@ -118,9 +119,15 @@ class ExchangeEndpoints:
 class MarketPrices:
     """The gate's and the emergency manager's view of market data (only LIVE books count)."""
 
-    def __init__(self, market: MarketDataService, clock: Clock) -> None:
+    def __init__(
+        self,
+        market: MarketDataService,
+        clock: Clock,
+        connection_age: Callable[[], float | None] | None = None,
+    ) -> None:
         self._market = market
         self._clock = clock
+        self._connection_age = connection_age
 
     def _live(self, product_id: str) -> bool:
         return self._market.health(product_id).state is BookState.LIVE
@@ -140,8 +147,12 @@ class MarketPrices:
         health = self._market.health(product_id)
         if health.state is not BookState.LIVE or health.last_update_at is None:
             return None
-        # Heartbeats prove the connection is alive; a quiet but LIVE book is current.
-        return max(0.0, self._clock.monotonic() - max(health.last_update_at, health.since))
+        book_age = max(0.0, self._clock.monotonic() - max(health.last_update_at, health.since))
+        # A LIVE book on a connection whose messages (heartbeats included) keep arriving with
+        # no sequence gap is current even when the product is quiet: its age is the
+        # connection's, not the time since the book last changed.
+        connection_age = self._connection_age() if self._connection_age is not None else None
+        return book_age if connection_age is None else min(book_age, connection_age)
 
 
 class Engine:
@@ -203,7 +214,7 @@ class Engine:
                 ],
                 self.market,
             )
-        self.prices = MarketPrices(self.market, clock)
+        self.prices = MarketPrices(self.market, clock, self._market_connection_age)
         self.product_info: dict[str, Product] = {}
         self.venue = self._build_venue()
 
@@ -283,6 +294,11 @@ class Engine:
             ssl_context=self._ssl_context,
         )
 
+    def _market_connection_age(self) -> float | None:
+        if self.market_socket is None:
+            return None
+        return self.market_socket.status.age_of_last_message(self._clock.monotonic())
+
     def _build_venue(self) -> Venue:
         if self.mode in (Mode.DEMO.value, Mode.LIVE.value):
             from core.venues.coinbase import CoinbaseVenue
@@ -335,6 +351,11 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopped.set()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the session runs with (headless mode reads its own section)."""
+        return self._settings
 
     async def _shutdown(self) -> None:
         if self._strategy_runner is not None:
@@ -475,9 +496,9 @@ class Engine:
             self._last_connection_states[status.name] = status.state
             self._last_reconnects[status.name] = status.reconnects
             why = f": {status.last_error}" if status.last_error else ""
-            if status.reconnects > reconnects:
-                self.add_event("warning", f"{status.name} stream lost{why}; reconnecting")
-            elif status.state is WsState.RECONNECTING and previous is WsState.CONNECTED:
+            lost_since_last_poll = status.reconnects > reconnects
+            losing_now = status.state is WsState.RECONNECTING and previous is WsState.CONNECTED
+            if lost_since_last_poll or losing_now:
                 self.add_event("warning", f"{status.name} stream lost{why}; reconnecting")
             if status.state is WsState.CONNECTED and previous is not WsState.CONNECTED:
                 self.add_event("info", f"{status.name} stream connected")
@@ -568,8 +589,8 @@ class Engine:
         fill = event.fill
         self.add_event(
             "info",
-            f"FILL {fill.side.value} {fill.size} {fill.product_id} @ {fill.price} "
-            f"(fee {fill.commission}){' external' if event.external else ''}",
+            f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {_plain(fill.price)} "
+            f"(fee {_plain(fill.commission)}){' external' if event.external else ''}",
         )
         self._balances_due = True
         if self._strategy_runner is not None:
@@ -806,6 +827,11 @@ def _connection_view(status: WsStatus, now: float) -> ConnectionView:
         reconnects=status.reconnects,
         last_error=status.last_error,
     )
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal without trailing zeros or an exponent (4.0809594000 -> 4.0809594)."""
+    return decimal_str(value.normalize())
 
 
 def _decimals(increment: Decimal) -> int:

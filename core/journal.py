@@ -250,6 +250,7 @@ class Journal:
         self._db = connection
         self.path = path
         self._clock = clock
+        self._batching = False  # inside ``batch()``: writes join its transaction
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -316,27 +317,94 @@ class Journal:
         return int(row["v"] or 0)
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one commit instead of one each.
+
+        For bursts: the kill switch marks hundreds of orders PENDING_CANCEL before it sends
+        the cancels, and a commit costs about 0.2 ms. Each write stays all-or-nothing (its own
+        savepoint); only when the writes reach the file changes, so keep the batch around
+        synchronous code, never around a request. A durable write inside commits the batch
+        first and is written on its own. Nested batches join the outer one. A failed commit
+        at the end raises ``JournalError``.
+        """
+        if self._batching:
+            yield
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            # Not batching is only slower: each write then reports its own failure.
+            log.warning("journal: cannot start a batch: %r", exc)
+            yield
+            return
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+            with self._errors_as_journal_errors():
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
+    @contextmanager
     def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One short write transaction; rolled back whole on any error."""
-        try:
+        if self._batching:
+            with self._write_in_batch(durable=durable) as db:
+                yield db
+            return
+        with self._errors_as_journal_errors():
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if durable:
+                    self._restore_normal_sync()
+
+    @contextmanager
+    def _write_in_batch(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
+        if durable:
+            # The safety level cannot change inside a transaction: commit what the batch has
+            # so far, write this one on its own, then go on batching.
+            with self._errors_as_journal_errors():
+                self._db.execute("COMMIT")
+            self._batching = False
+            try:
+                with self._write(durable=True) as db:
+                    yield db
+            finally:
+                self._batching = True
+                with self._errors_as_journal_errors():
+                    self._db.execute("BEGIN IMMEDIATE")
+            return
+        with self._errors_as_journal_errors():
+            self._db.execute("SAVEPOINT journal_write")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK TO journal_write")
+                self._db.execute("RELEASE journal_write")
                 raise
-            self._db.execute("COMMIT")
+            self._db.execute("RELEASE journal_write")
+
+    @staticmethod
+    @contextmanager
+    def _errors_as_journal_errors() -> Iterator[None]:
+        try:
+            yield
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise DuplicateRecord(str(exc)) from exc
             raise JournalError(f"journal write rejected: {exc}") from exc
         except sqlite3.Error as exc:
             raise JournalError(f"journal write failed: {exc}") from exc
-        finally:
-            if durable:
-                self._restore_normal_sync()
 
     def _restore_normal_sync(self) -> None:
         try:
@@ -618,13 +686,20 @@ class Journal:
 
     # ----------------------------------------------------------------- trading state
 
-    def save_trading_state(self, change: TradingStateChange) -> None:
-        # Durable: a HALTED latch lost to a power cut would let trading resume after restart.
-        with self._write(durable=True) as db:
+    def save_trading_state(self, change: TradingStateChange, *, durable: bool = True) -> None:
+        # Durable by default: a HALTED latch lost to a power cut would let trading resume after
+        # a restart. The kill switch passes durable=False to latch in well under a millisecond
+        # (the row is in the WAL, safe from a process crash) and calls sync() right after.
+        with self._write(durable=durable) as db:
             db.execute(
                 "INSERT INTO trading_states (state, cause, source, at) VALUES (?, ?, ?, ?)",
                 (change.state.value, change.cause, change.source, change.at),
             )
+
+    def sync(self) -> None:
+        """Make every committed write durable (a power cut included): checkpoint the WAL."""
+        with self._errors_as_journal_errors():
+            self._db.execute("PRAGMA wal_checkpoint(FULL)")
 
     def load_trading_state(self) -> TradingStateChange | None:
         row = self._db.execute("SELECT * FROM trading_states ORDER BY id DESC LIMIT 1").fetchone()

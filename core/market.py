@@ -12,7 +12,8 @@ Integrity rules (the order book is only worth trading on if it is known to be ri
   and level2 is resubscribed for it alone.
 * A disconnect (including the connection's silence watchdog) or a new connection: every book is
   dropped; a new connection puts them in SYNCING until their snapshots arrive.
-* A LIVE book without updates for ``stale_after_s`` (``check_staleness``, ~1 Hz) goes STALE.
+* A LIVE book without updates for ``stale_after_s`` (``check_staleness``, ~1 Hz) goes STALE;
+  a book still without a snapshot that long after connecting is resubscribed.
 * A book is never merged: a snapshot replaces it. Until that snapshot arrives, updates for a
   non-LIVE product are ignored. A snapshot makes the product LIVE.
 * Malformed input is counted per kind and logged at most once per kind per minute; nothing
@@ -160,6 +161,7 @@ class MarketDataService:
         self._live: dict[str, _ProductFeed] = {}
         self._sequence = SequenceTracker()
         self._control: ConnectionControl | None = None
+        self._connected = False  # between on_connected and on_disconnected
         self.bad_input = BadInputCounter(clock, _log)
         self.stats = MarketStats()
         # Changes that did not come with a frame (connect, disconnect, watchdog); see version.
@@ -181,12 +183,14 @@ class MarketDataService:
 
     def on_connected(self, control: ConnectionControl) -> None:
         self._control = control
+        self._connected = True
         self._sequence.reset()
         for feed in self._feeds.values():
             self._drop(feed, BookState.SYNCING, f"connected via {control.name}: awaiting snapshot")
         self._changes += 1
 
     def on_disconnected(self, reason: str) -> None:
+        self._connected = False
         for feed in self._feeds.values():
             self._drop(feed, BookState.STALE, f"disconnected: {reason}")
         self._changes += 1
@@ -445,10 +449,16 @@ class MarketDataService:
             self._control.request_resubscribe(LEVEL2_CHANNEL, [feed.product_id])
 
     def check_staleness(self) -> None:
-        """Call about once a second: a LIVE book silent for ``stale_after_s`` is resynced."""
+        """Call about once a second: a LIVE book silent for ``stale_after_s`` is resynced, and
+        so is a connected book still waiting for its snapshot after that long. A snapshot lost
+        on the way (e.g. sent into a silence) would otherwise leave the book SYNCING for good:
+        updates are ignored until a snapshot comes, and nothing else would ask for one."""
         now = self._monotonic()
         for feed in self._feeds.values():
             if feed.state is not _LIVE:
+                waited = now - feed.since
+                if self._connected and waited > self._stale_after_s:
+                    self._resync(feed, f"no snapshot for {waited:.1f}s")
                 continue
             feed.stamp_due = True
             last = feed.last_update_at if feed.last_update_at is not None else feed.since

@@ -315,8 +315,11 @@ class OrderManager:
         restored = self._journal.load_orders()
         for order in restored:
             self._remember(order)
-            if order.state in (_S.INITIALIZED, _S.SUBMITTED):
+            # UNKNOWN too: an order left UNKNOWN by an earlier run (a lost answer, or a
+            # restore before another crash) is just as much an intent from before the restart.
+            if order.state in (_S.INITIALIZED, _S.SUBMITTED, _S.UNKNOWN):
                 self._restored_ids.add(order.client_order_id)
+            if order.state in (_S.INITIALIZED, _S.SUBMITTED):
                 self._transition(order, _S.UNKNOWN, "restart: the request may have left")
         self._reconciling = True
         self._bump()
@@ -482,7 +485,11 @@ class OrderManager:
     async def _settle_not_found(self, order: ManagedOrder) -> None:
         """The venue answered and has no order with this id."""
         age = self._clock.time() - order.created_at
-        may_resend = order.client_order_id not in self._restored_ids
+        # Never re-sent: an intent from before a restart, or one whose cancel was asked for
+        # while its outcome was unknown (the kill switch, the trader, the strategy): sending it
+        # now would place an order that nobody wants any more, e.g. while trading is HALTED.
+        coid = order.client_order_id
+        may_resend = coid not in self._restored_ids and coid not in self._deferred_cancels
         if may_resend and age <= self._resend_window_s:
             self._transition(order, _S.SUBMITTED, "not at the venue: re-sent, same client_order_id")
             self._apply_place_outcome(order, await self._place(order))
@@ -674,12 +681,18 @@ class OrderManager:
                 targets.append(order)
         return await self._cancel_orders(targets, "cancel requested") + deferred
 
-    async def cancel_all(self, product_ids: Sequence[str] | None = None) -> int:
+    async def cancel_all(
+        self, product_ids: Sequence[str] | None = None, *, list_first: bool = True
+    ) -> int:
         """Cancel every open order the venue lists (ours and external, PENDING/QUEUED too) and
-        every working order we know. Returns how many cancels were asked for."""
+        every working order we know. Returns how many cancels were asked for.
+
+        ``list_first=False`` cancels only what we know, at once (the kill switch's first round,
+        which lists afterwards to verify)."""
         products = set(product_ids) if product_ids else None
         targets: dict[str, ManagedOrder] = {}
-        for listed in await self._list_open_for_cancel(product_ids):
+        listed_open = await self._list_open_for_cancel(product_ids) if list_first else []
+        for listed in listed_open:
             order = self._match(listed) or self._adopt_external(listed)
             if order is not None:
                 self._apply_update(order, listed, "listed open", authoritative=True)
@@ -710,12 +723,23 @@ class OrderManager:
             assert order.order_id is not None
             before[order.client_order_id] = order.state
             by_order_id[order.order_id] = order
-            if order.state is not _S.PENDING_CANCEL:
-                self._transition(order, _S.PENDING_CANCEL, cause)
+        try:
+            # One journal commit for the lot (the kill switch cancels hundreds at once),
+            # made before any cancel leaves.
+            with self._journal.batch():
+                for order in by_order_id.values():
+                    if order.state is not _S.PENDING_CANCEL:
+                        self._transition(order, _S.PENDING_CANCEL, cause)
+        except Exception as exc:  # the batch's commit failed: the cancels still go out
+            self._on_journal_failure("record the cancel requests", exc)
         ids = list(by_order_id)
-        for start in range(0, len(ids), CANCEL_BATCH_SIZE):
-            batch = ids[start : start + CANCEL_BATCH_SIZE]
-            results = await self._send_cancels(batch)
+        batches = [
+            ids[start : start + CANCEL_BATCH_SIZE]
+            for start in range(0, len(ids), CANCEL_BATCH_SIZE)
+        ]
+        # Every batch at once: cancelling N hundred orders (the kill switch) then takes one
+        # round trip, not one per batch. ``_send_cancels`` never raises.
+        for results in await asyncio.gather(*(self._send_cancels(b) for b in batches)):
             for result in results:
                 refused = by_order_id.get(result.order_id)
                 if refused is not None and not result.success:
@@ -834,6 +858,11 @@ class OrderManager:
     async def _reconcile_unknown(self, listed: Mapping[str, ExchangeOrder]) -> None:
         for order in [o for o in self._orders.values() if o.state is _S.UNKNOWN]:
             await self._resolve_once(order, listed)
+            if order.state is _S.UNKNOWN:
+                # Not at the venue and too young to give up on (e.g. restored after a crash):
+                # keep looking in the background, or it would stay UNKNOWN (blocking resume)
+                # until something else happens to trigger a reconciliation.
+                self._start_resolver(order)
 
     def _note_reconciled(self) -> None:
         try:

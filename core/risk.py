@@ -95,7 +95,7 @@ class TradingStateStore(Protocol):
 
     def load_trading_state(self) -> TradingStateChange | None: ...
 
-    def save_trading_state(self, change: TradingStateChange) -> None: ...
+    def save_trading_state(self, change: TradingStateChange, *, durable: bool = True) -> None: ...
 
 
 class TradingStateMachine:
@@ -139,16 +139,21 @@ class TradingStateMachine:
     def version(self) -> int:
         return self._version
 
-    def set(self, state: TradingState, cause: str, source: str) -> TradingStateChange:
-        """Switch to ``state``; ``cause`` is for the trader, ``source`` "user" | "trigger:<name>"."""
+    def set(
+        self, state: TradingState, cause: str, source: str, *, durable: bool = True
+    ) -> TradingStateChange:
+        """Switch to ``state``; ``cause`` is for the trader, ``source`` "user" | "trigger:<name>".
+
+        ``durable=False`` (the kill switch) skips the fsync; the caller syncs the store soon.
+        """
         if not cause or not source:
             raise ValueError("a trading state change needs a cause and a source")
         change = TradingStateChange(state, cause, source, self._clock.time())
         if _STRICTNESS[state] >= _STRICTNESS[self._last.state]:
             self._apply(change)
-            self._store.save_trading_state(change)
+            self._store.save_trading_state(change, durable=durable)
         else:
-            self._store.save_trading_state(change)
+            self._store.save_trading_state(change, durable=durable)
             self._apply(change)
         return change
 

@@ -206,6 +206,12 @@ def parse_number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+def _shown(value: Decimal) -> str:
+    """A number for a message: plain when short, scientific when it would be a wall of digits."""
+    plain = decimal_str(value)
+    return plain if len(plain) <= 24 else f"{value:.6E}"
+
+
 def _number(text: str, field: TicketField, note: _Note) -> Decimal | None:
     if not text.strip():
         note(field, "required")
@@ -227,13 +233,13 @@ def _size(text: str, product: Product, note: _Note) -> Decimal | None:
     if size < product.base_min_size:
         note(
             TicketField.SIZE,
-            f"{decimal_str(size)} is below the minimum {decimal_str(product.base_min_size)}",
+            f"{_shown(size)} is below the minimum {decimal_str(product.base_min_size)}",
         )
         return None
     if size > product.base_max_size:
         note(
             TicketField.SIZE,
-            f"{decimal_str(size)} is above the maximum {decimal_str(product.base_max_size)}",
+            f"{_shown(size)} is above the maximum {decimal_str(product.base_max_size)}",
         )
         return None
     if not product.is_size_on_increment(size):
@@ -261,17 +267,24 @@ def _end_time(text: str, now: float, note: _Note) -> datetime | None:
         note(TicketField.END_TIME, "required for GOOD_UNTIL_DATE_TIME (e.g. 30m, 2h, 1d)")
         return None
     match = _DURATION.match(cleaned.lower())
-    if match is not None:
-        seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
-        end = datetime.fromtimestamp(now, tz=UTC) + timedelta(seconds=seconds)
-    else:
-        try:
-            end = datetime.fromisoformat(cleaned)
-        except ValueError:
-            note(TicketField.END_TIME, f"{cleaned!r} is not a duration (30m, 2h) or an ISO time")
-            return None
-        end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
-    if end.timestamp() <= now:
+    try:
+        if match is not None:
+            seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
+            end = datetime.fromtimestamp(now, tz=UTC) + timedelta(seconds=seconds)
+        else:
+            try:
+                end = datetime.fromisoformat(cleaned)
+            except ValueError:
+                note(
+                    TicketField.END_TIME, f"{cleaned!r} is not a duration (30m, 2h) or an ISO time"
+                )
+                return None
+            end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
+        end_timestamp = end.timestamp()
+    except (OverflowError, ValueError):
+        note(TicketField.END_TIME, f"{cleaned[:40]!r} is out of the range of dates")
+        return None
+    if end_timestamp <= now:
         note(TicketField.END_TIME, "must be in the future")
         return None
     return end

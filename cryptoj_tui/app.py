@@ -371,7 +371,20 @@ class CryptoJApp(App[None]):
 
     def _flattened(self, result: FlattenResult) -> None:
         skipped = "; ".join(result.skipped) or "none"
-        self.log_event("info", f"flatten: {len(result.orders)} order(s) sent; skipped: {skipped}")
+        denied = [order for order in result.orders if order.denial is not None]
+        sent = len(result.orders) - len(denied)
+        self.log_event(
+            "error" if denied else "info",
+            f"flatten: {sent} order(s) sent, {len(denied)} denied; skipped: {skipped}",
+        )
+        if denied:
+            # The positions are still there: the trader must see it, not just scroll to it.
+            self.notify(
+                "; ".join(str(order.denial) for order in denied),
+                title=f"Flatten: {len(denied)} order(s) denied",
+                severity="error",
+                timeout=15,
+            )
 
     def action_resume(self) -> None:
         """Ask for the typed confirmation, then resume (the engine reconciles first)."""

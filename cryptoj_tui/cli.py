@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "cryptoj_tui.commands.sim",
     "cryptoj_tui.commands.record",
     "cryptoj_tui.commands.bench_book",
+    "cryptoj_tui.commands.doctor",
 )
 
 Handler = Callable[[argparse.Namespace, Any], int]
@@ -50,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="overrides log.level",
+    )
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--paper", action="store_true", help="paper trading on Coinbase's live market data"
+    )
+    modes.add_argument(
+        "--live", action="store_true", help="trade on Coinbase (needs an API key; asks first)"
+    )
+    modes.add_argument(
+        "--replay", type=Path, metavar="FILE", help="replay a recorded market-data file"
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the engine without the UI: one JSON line per event on stdout; "
+        "SIGINT/SIGTERM stops it (cancelling open orders unless headless."
+        "cancel_open_orders_on_exit = false)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:

@@ -1,17 +1,46 @@
-"""``cryptoj`` with no subcommand: open the console in the configured mode.
+"""``cryptoj`` with no subcommand: open the console in the chosen mode.
 
-The demo (the default) starts the simulated exchange in a child process on a free loopback
-port, connects to it through the real Coinbase client (REST plus the market and user
-WebSockets) with the demo key the child hands back, and stops the child when the console exits.
+- demo (the default): starts the simulated exchange in a child process on a free loopback
+  port, connects to it through the real Coinbase client (REST plus the market and user
+  WebSockets) with the demo key the child hands back, and stops the child when the console
+  exits;
+- ``--paper``: Coinbase's public market data, orders filled by the local paper venue (no key);
+- ``--live``: Coinbase for real. Refused without an API key, and only after the trader types
+  LIVE at the prompt (nothing connects before that);
+- ``--replay FILE``: a recorded market-data file through the live decoding path, at the
+  recorded pace, with orders filled by the paper venue.
+
+A ``mode`` in the configuration selects demo, paper or replay too; live always needs the
+``--live`` flag as well, so a config file alone can never start real trading.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from core.config import Mode, Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from core.engine import ExchangeEndpoints
+    from core.market import MarketDataService
+
+LIVE_CONFIRMATION = "LIVE"
+# --headless: run the engine without the UI (set by run_console from the command line).
+_headless = False
+
+
+class ConsoleRefused(Exception):
+    """The console will not start; the message says why (one line) and ``exit_code`` how."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def fresh_demo_journal(settings: Settings) -> Path:
@@ -30,19 +59,62 @@ def fresh_demo_journal(settings: Settings) -> Path:
     return path
 
 
-def run_console(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.mode is not Mode.DEMO:
-        print(
-            f"cryptoj: mode '{settings.mode.value}' is not available in this version; "
-            'use the demo (mode = "demo", the default)',
-            file=sys.stderr,
+def console_mode(args: argparse.Namespace, settings: Settings) -> Mode:
+    """The mode the command line asks for, else the configured one (live needs ``--live``)."""
+    if getattr(args, "live", False):
+        return Mode.LIVE
+    if getattr(args, "paper", False):
+        return Mode.PAPER
+    if getattr(args, "replay", None) is not None:
+        return Mode.REPLAY
+    if settings.mode is Mode.LIVE:
+        raise ConsoleRefused(
+            "mode 'live' in the configuration needs --live on the command line as well"
         )
-        return 2
+    if settings.mode is Mode.REPLAY:
+        raise ConsoleRefused("mode 'replay' needs the file: cryptoj --replay FILE")
+    return settings.mode
 
-    from core.clock import SystemClock
-    from core.engine import Engine, ExchangeEndpoints
+
+def confirm_live(read_line: Callable[[], str] | None = None, out: TextIO | None = None) -> bool:
+    """Ask the trader to type LIVE before anything connects to the real exchange.
+
+    ``read_line`` and ``out`` default to the terminal (stdin, stderr).
+    """
+    read_line = read_line or sys.stdin.readline
+    out = out or sys.stderr
+    out.write(
+        "cryptoj: LIVE mode trades real money on Coinbase.\n"
+        f"Type {LIVE_CONFIRMATION} and press enter to continue (anything else quits): "
+    )
+    out.flush()
+    try:
+        answer = read_line()
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    return answer.strip() == LIVE_CONFIRMATION
+
+
+def run_console(args: argparse.Namespace, settings: Settings) -> int:
+    global _headless
+    _headless = bool(getattr(args, "headless", False))
+    try:
+        mode = console_mode(args, settings)
+        if mode is Mode.LIVE:
+            return _run_live(settings)
+        if mode is Mode.PAPER:
+            return _run_paper(settings)
+        if mode is Mode.REPLAY:
+            return _run_replay(settings, Path(args.replay))
+        return _run_demo(settings)
+    except ConsoleRefused as refused:
+        print(f"cryptoj: {refused}", file=sys.stderr)
+        return refused.exit_code
+
+
+def _run_demo(settings: Settings) -> int:
+    from core.engine import ExchangeEndpoints
     from core.sim.launcher import SimLaunchError, start_sim_process
-    from cryptoj_tui.app import CryptoJApp
 
     print("cryptoj: starting the simulated exchange…", file=sys.stderr, flush=True)
     try:
@@ -58,14 +130,99 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
             credentials=sim.endpoints.credentials,
             ca_cert_path=sim.endpoints.ca_cert_path,
         )
-        clock = SystemClock()
-        engine = Engine(
+        return _run_app(settings, Mode.DEMO, endpoints, journal_file=fresh_demo_journal(settings))
+
+
+def _run_paper(settings: Settings) -> int:
+    from core.engine import ExchangeEndpoints
+
+    exchange = settings.exchange
+    # Paper trading needs no key: market data is public and orders never leave the machine.
+    endpoints = ExchangeEndpoints(
+        rest_url=exchange.rest_url,
+        ws_market_url=exchange.ws_market_url,
+        ws_user_url=exchange.ws_user_url,
+        credentials=None,
+    )
+    return _run_app(settings, Mode.PAPER, endpoints)
+
+
+def _run_live(settings: Settings) -> int:
+    from core.config import resolve_credentials
+    from core.engine import ExchangeEndpoints
+
+    credentials = resolve_credentials(settings.credentials)
+    if credentials is None:
+        raise ConsoleRefused(
+            "--live needs a Coinbase API key: set CRYPTOJ_CREDENTIALS__KEY_NAME and "
+            "CRYPTOJ_CREDENTIALS__PRIVATE_KEY, or credentials.key_file in the config"
+        )
+    if not confirm_live():
+        raise ConsoleRefused("LIVE was not confirmed; nothing was started", exit_code=1)
+    exchange = settings.exchange
+    endpoints = ExchangeEndpoints(
+        rest_url=exchange.rest_url,
+        ws_market_url=exchange.ws_market_url,
+        ws_user_url=exchange.ws_user_url,
+        credentials=credentials,
+    )
+    return _run_app(settings, Mode.LIVE, endpoints)
+
+
+def _run_replay(settings: Settings, path: Path) -> int:
+    if not path.is_file():
+        raise ConsoleRefused(f"--replay {path}: no such file")
+
+    def feed(market: MarketDataService) -> asyncio.Task[None]:
+        import asyncio
+
+        from core.replay import ReplayFeed
+
+        async def replay() -> None:
+            await ReplayFeed(path, market, pace="recorded").run()
+
+        return asyncio.create_task(replay())
+
+    return _run_app(settings, Mode.REPLAY, None, market_feed=feed)
+
+
+def _run_app(
+    settings: Settings,
+    mode: Mode,
+    endpoints: ExchangeEndpoints | None,
+    *,
+    journal_file: Path | None = None,
+    market_feed: Callable[[MarketDataService], asyncio.Task[None] | None] | None = None,
+) -> int:
+    """The console on ``engine`` (or, with --headless, the engine alone writing JSON lines)."""
+    from core.clock import SystemClock
+    from core.engine import Engine
+
+    clock = SystemClock()
+
+    def build() -> Engine:
+        return Engine(
             settings,
             endpoints,
             clock=clock,
-            mode=Mode.DEMO.value,
-            journal_file=fresh_demo_journal(settings),
+            mode=mode.value,
+            journal_file=journal_file,
+            market_feed=market_feed,
         )
-        app = CryptoJApp(engine, mode=Mode.DEMO.value, products=engine.products, clock=clock)
-        app.run()
+
+    if _headless:
+        import asyncio
+
+        from core.headless import run_headless
+
+        async def headless() -> int:
+            return await run_headless(build(), out=sys.stdout)
+
+        return asyncio.run(headless())
+
+    from cryptoj_tui.app import CryptoJApp
+
+    engine = build()
+    app = CryptoJApp(engine, mode=mode.value, products=engine.products, clock=clock)
+    app.run()
     return 0

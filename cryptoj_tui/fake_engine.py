@@ -4,6 +4,12 @@ It produces :class:`EngineSnapshot` values from a seed and a :class:`ManualClock
 seed and the same calls give the same screens, byte for byte. The market moves only when a
 test calls :meth:`FakeEngine.step`; nothing runs on a timer. The real console never uses it
 (it builds the real engine in ``cryptoj_tui.console``).
+
+It implements the engine's commands the way the real one behaves as seen from the console,
+and records every call so tests assert on what the UI asked for: ``kill`` latches HALTED
+inside the call and returns a task that cancels every open order; a HALTED engine denies new
+orders (TRADING_HALTED) but still cancels; limit orders rest, market orders fill at the touch;
+``flatten`` closes every position; ``resume`` wants the typed word and the finished kill.
 """
 
 from __future__ import annotations
@@ -12,13 +18,28 @@ import asyncio
 import random
 import zlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.clock import ManualClock
-from core.model import ExchangeOrder, ExchangeOrderStatus, Side, Trade
+from core.denials import Denial, DenialReason
+from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
+from core.model import (
+    ExchangeOrder,
+    ExchangeOrderStatus,
+    IntentSource,
+    OrderIntent,
+    OrderSpec,
+    OrderType,
+    Product,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from core.orders import ManagedOrder, OrderState, ReconcileReport
+from core.sim.products import default_product_specs, make_usd_product
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -27,7 +48,11 @@ from core.snapshot import (
     ConnectionView,
     EngineSnapshot,
     EventView,
+    GaugeView,
+    PositionView,
+    StrategyView,
     TapeView,
+    TradingView,
 )
 
 DEFAULT_PRODUCTS = ("BTC-USD", "ETH-USD", "SOL-USD")
@@ -42,6 +67,30 @@ _REFERENCE = {
 _TAPE_LENGTH = 100
 _MID_HISTORY_LENGTH = 240
 _EVENT_HISTORY_LENGTH = 200
+# (product, size, average entry, realized P&L) the fake starts with.
+_START_POSITIONS = (
+    ("BTC-USD", Decimal("0.41250000"), Decimal("63800.00"), Decimal("0")),
+    ("ETH-USD", Decimal("3.500000"), Decimal("3150.00"), Decimal("-12.40")),
+    ("SOL-USD", Decimal("0"), None, Decimal("35.10")),
+)
+# Limits the fake's gauges are measured against (the real ones come from RiskSettings).
+_LIMITS = {
+    "order_rate": (Decimal(10), "orders/1s"),
+    "open_orders": (Decimal(200), "orders"),
+    "position": (Decimal(50_000), "USD"),
+    "gross_exposure": (Decimal(100_000), "USD"),
+    "daily_loss": (Decimal(2_000), "USD"),
+    "drawdown": (Decimal(5_000), "USD"),
+    "data_age": (Decimal(5), "s"),
+}
+_CENTS = Decimal("0.01")
+
+
+@dataclass
+class _FakePosition:
+    size: Decimal
+    avg_entry: Decimal | None
+    realized: Decimal
 
 
 @dataclass
@@ -131,6 +180,7 @@ class FakeEngine:
         levels: int = 25,
         warmup_steps: int = 80,
         run_error: BaseException | None = None,
+        strategy: str | None = None,
     ) -> None:
         if not products:
             raise ValueError("the fake engine needs at least one product")
@@ -162,6 +212,32 @@ class FakeEngine:
         self._orders_version = 0
         self._events: deque[EventView] = deque(maxlen=_EVENT_HISTORY_LENGTH)
         self._events_version = 0
+        self._trading = TradingView(
+            state="ACTIVE",
+            cause="first start: no trading state stored yet",
+            source="startup",
+            reconciling=False,
+        )
+        self._positions = {
+            product_id: _FakePosition(size, avg, realized)
+            for product_id, size, avg, realized in _START_POSITIONS
+            if product_id in self.products
+        }
+        self._positions_version = 1
+        self._strategy = None if strategy is None else StrategyView(strategy, paused=False)
+        self._order_counter = 0
+        self._kill_task: asyncio.Task[None] | None = None
+        # What the UI asked for, in order (tests assert on these).
+        self.submitted: list[OrderIntent] = []
+        self.previewed: list[OrderIntent] = []
+        self.cancelled: list[str] = []
+        self.cancel_all_calls: list[tuple[str, ...] | None] = []
+        self.kill_calls: list[tuple[str, str]] = []
+        self.flatten_calls = 0
+        self.resume_calls: list[str] = []
+        self.strategy_calls: list[str] = []
+        # Set to make every preview and submit deny with it (e.g. a PRICE_BAND denial).
+        self.deny_with: Denial | None = None
         for _ in range(warmup_steps):
             self.step()
         self._add_default_orders()
@@ -203,6 +279,328 @@ class FakeEngine:
             events=tuple(self._events),
             events_version=self._events_version,
             mid_history=market.mid_history(),
+            trading=self._trading,
+            positions=self._position_views(),
+            positions_version=self._positions_version,
+            equity=self._equity(),
+            daily_pnl=self._daily_pnl(),
+            gauges=self._gauges(market),
+            strategy=self._strategy,
+        )
+
+    def product(self, product_id: str) -> Product | None:
+        if product_id not in self._markets:
+            return None
+        for spec in default_product_specs():
+            if spec.product.product_id == product_id:
+                return spec.product
+        base = product_id.split("-")[0]
+        step = Decimal("0.0001")
+        return make_usd_product(
+            base, base_increment=step, base_min_size=step, base_max_size=Decimal(1_000_000)
+        )
+
+    def preview(self, intent: OrderIntent) -> Denial | None:
+        self.previewed.append(intent)
+        return self._decide(intent)
+
+    async def submit(self, intent: OrderIntent) -> ManagedOrder:
+        self.submitted.append(intent)
+        self._order_counter += 1
+        number = self._order_counter
+        spec = intent.spec
+        denial = self._decide(intent)
+        now = self._clock.monotonic()
+        order = ManagedOrder(
+            client_order_id=f"ui-client-{number}",
+            intent=intent,
+            state=OrderState.DENIED if denial is not None else OrderState.ACCEPTED,
+            order_id=None if denial is not None else f"ui-order-{number}",
+            denial=denial,
+            created_at=now,
+            updated_at=now,
+        )
+        if denial is not None:
+            self.add_event("warning", f"DENIED {_describe(spec)}: {denial}")
+            return order
+        if spec.order_type is OrderType.MARKET:
+            market = self._markets[spec.product_id]
+            book = market.book()
+            touch = book.best_ask if spec.side is Side.BUY else book.best_bid
+            price = Decimal(f"{touch:.{market.price_decimals}f}")
+            size = spec.base_size or Decimal(0)
+            self._fill(spec.product_id, spec.side, size, price)
+            order.state = OrderState.FILLED
+            order.filled_size = size
+            order.filled_value = size * price
+            return order
+        self.set_open_orders(
+            (
+                *self._orders,
+                ExchangeOrder(
+                    order_id=f"ui-order-{number}",
+                    client_order_id=order.client_order_id,
+                    product_id=spec.product_id,
+                    side=spec.side,
+                    status=ExchangeOrderStatus.OPEN,
+                    order_type=spec.order_type.value,
+                    time_in_force=spec.time_in_force.value,
+                    base_size=spec.base_size,
+                    limit_price=spec.limit_price,
+                    stop_price=spec.stop_price,
+                    post_only=spec.post_only,
+                ),
+            )
+        )
+        return order
+
+    async def cancel(self, client_order_ids: Sequence[str]) -> int:
+        self.cancelled.extend(client_order_ids)
+        wanted = set(client_order_ids)
+        return self._cancel_where(lambda order: order.client_order_id in wanted)
+
+    async def cancel_all(self, product_ids: Sequence[str] | None = None) -> int:
+        self.cancel_all_calls.append(None if product_ids is None else tuple(product_ids))
+        return self._cancel_where(
+            lambda order: product_ids is None or order.product_id in product_ids
+        )
+
+    def kill(self, cause: str = "kill switch", source: str = "user") -> asyncio.Task[None]:
+        """Latch HALTED now; the returned task cancels every open order (at its first step)."""
+        self.kill_calls.append((cause, source))
+        self._trading = TradingView(
+            state="HALTED",
+            cause=cause,
+            source=source,
+            reconciling=False,
+            kill_phase="CANCELLING",
+        )
+        self.add_event("error", f"trading HALTED: {cause}")
+        if self._strategy is not None and not self._strategy.paused:
+            self._strategy = StrategyView(self._strategy.name, paused=True)
+        if self._kill_task is None or self._kill_task.done():
+            self._kill_task = asyncio.ensure_future(self._cancel_everything())
+        return self._kill_task
+
+    async def _cancel_everything(self) -> None:
+        await asyncio.sleep(0)
+        sent = self._cancel_where(lambda order: True)
+        self._trading = TradingView(
+            state=self._trading.state,
+            cause=self._trading.cause,
+            source=self._trading.source,
+            reconciling=False,
+            kill_phase="DONE",
+            kill_rounds=1,
+            kill_still_open=0,
+            kill_took_ms=0.0,
+        )
+        self.add_event("info", f"kill switch: {sent} cancel(s) sent, no open orders")
+
+    async def flatten(self, *, confirmed: bool) -> FlattenResult:
+        if not confirmed:
+            raise ValueError("flatten needs the trader's confirmation")
+        self.flatten_calls += 1
+        orders: list[ManagedOrder] = []
+        skipped: list[str] = []
+        for product_id, position in self._positions.items():
+            if position.size <= 0:
+                continue
+            spec = OrderSpec(
+                product_id=product_id,
+                side=Side.SELL,
+                order_type=OrderType.LIMIT,
+                base_size=position.size,
+                limit_price=self._mark(product_id),
+                time_in_force=TimeInForce.IOC,
+            )
+            intent = OrderIntent(spec, IntentSource.FLATTEN, reduce_only=True, note="flatten")
+            self.submitted.append(intent)
+            self._order_counter += 1
+            now = self._clock.monotonic()
+            size = position.size
+            price = self._mark(product_id) or Decimal(0)
+            self._fill(product_id, Side.SELL, size, price)
+            orders.append(
+                ManagedOrder(
+                    client_order_id=f"ui-client-{self._order_counter}",
+                    intent=intent,
+                    state=OrderState.FILLED,
+                    order_id=f"ui-order-{self._order_counter}",
+                    filled_size=size,
+                    filled_value=size * price,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        self.add_event("warning", f"flatten: {len(orders)} order(s)")
+        return FlattenResult(tuple(orders), tuple(skipped))
+
+    async def resume(self, confirmation: str) -> ReconcileReport:
+        self.resume_calls.append(confirmation)
+        if confirmation.strip() != RESUME_CONFIRMATION:
+            raise ResumeRefused(f"type {RESUME_CONFIRMATION} to resume trading")
+        if self._kill_task is not None and not self._kill_task.done():
+            raise ResumeRefused("the kill switch is still cancelling orders")
+        self._trading = TradingView(
+            state="ACTIVE",
+            cause="resumed by the trader after reconciliation",
+            source="user",
+            reconciling=False,
+        )
+        self.add_event("info", "trading ACTIVE: resumed by the trader after reconciliation")
+        return ReconcileReport()
+
+    def pause_strategy(self) -> None:
+        self.strategy_calls.append("pause")
+        if self._strategy is not None:
+            self._strategy = StrategyView(self._strategy.name, paused=True)
+
+    def resume_strategy(self) -> None:
+        self.strategy_calls.append("resume")
+        if self._strategy is not None:
+            self._strategy = StrategyView(self._strategy.name, paused=False)
+
+    @property
+    def trading_state(self) -> str:
+        """ACTIVE / REDUCING / HALTED, as the engine holds it now."""
+        return self._trading.state
+
+    @property
+    def open_orders(self) -> tuple[ExchangeOrder, ...]:
+        return self._orders
+
+    def position_size(self, product_id: str) -> Decimal:
+        position = self._positions.get(product_id)
+        return Decimal(0) if position is None else position.size
+
+    def set_trading(self, trading: TradingView) -> None:
+        """Put the engine in any trading state (e.g. a trigger's HALTED) for a test."""
+        self._trading = trading
+
+    def _decide(self, intent: OrderIntent) -> Denial | None:
+        if self._trading.state == "HALTED" and intent.source is not IntentSource.FLATTEN:
+            return Denial(
+                DenialReason.TRADING_HALTED,
+                f"trading is HALTED ({self._trading.cause}); cancels only",
+            )
+        return self.deny_with
+
+    def _cancel_where(self, predicate: Callable[[ExchangeOrder], bool]) -> int:
+        keep = tuple(order for order in self._orders if not predicate(order))
+        gone = len(self._orders) - len(keep)
+        if gone:
+            self.set_open_orders(keep)
+        return gone
+
+    def _fill(self, product_id: str, side: Side, size: Decimal, price: Decimal) -> None:
+        position = self._positions.setdefault(
+            product_id, _FakePosition(Decimal(0), None, Decimal(0))
+        )
+        signed = size if side is Side.BUY else -size
+        if position.size == 0 or (position.size > 0) == (signed > 0):
+            total = position.size + signed
+            cost = (position.avg_entry or Decimal(0)) * position.size + price * signed
+            position.avg_entry = (cost / total).quantize(_CENTS) if total else None
+            position.size = total
+        else:
+            closed = min(abs(signed), abs(position.size))
+            direction = 1 if position.size > 0 else -1
+            position.realized += (price - (position.avg_entry or price)) * closed * direction
+            position.size += signed
+            if position.size == 0:
+                position.avg_entry = None
+        self._positions_version += 1
+        self.add_event("info", f"FILL {side.value} {size} {product_id} @ {price}")
+
+    def _mark(self, product_id: str) -> Decimal | None:
+        market = self._markets.get(product_id)
+        if market is None or market.status is not BookStatus.LIVE:
+            return None
+        mid = market.book().mid
+        return None if mid is None else Decimal(f"{mid:.{market.price_decimals}f}")
+
+    def _position_views(self) -> tuple[PositionView, ...]:
+        views = []
+        for product_id, position in self._positions.items():
+            mark = self._mark(product_id)
+            unrealized = (
+                None
+                if mark is None or position.avg_entry is None
+                else ((mark - position.avg_entry) * position.size).quantize(_CENTS)
+            )
+            if position.size == 0:
+                unrealized = Decimal("0.00")
+            views.append(
+                PositionView(
+                    product_id=product_id,
+                    size=position.size,
+                    avg_entry=position.avg_entry,
+                    mark=mark,
+                    unrealized_pnl=unrealized,
+                    realized_pnl=position.realized.quantize(_CENTS),
+                    fees=Decimal(0),
+                )
+            )
+        return tuple(views)
+
+    def _exposures(self) -> list[Decimal | None]:
+        exposures: list[Decimal | None] = []
+        for product_id, position in self._positions.items():
+            if position.size == 0:
+                exposures.append(Decimal(0))
+                continue
+            mark = self._mark(product_id)
+            exposures.append(None if mark is None else abs(position.size * mark))
+        return exposures
+
+    def _equity(self) -> Decimal | None:
+        cash = next((b.total for b in self._balances or () if b.currency == "USD"), None)
+        exposures = self._exposures()
+        if cash is None or any(value is None for value in exposures):
+            return None
+        return cash + sum((value for value in exposures if value is not None), Decimal(0))
+
+    def _daily_pnl(self) -> Decimal | None:
+        total = Decimal(0)
+        for view in self._position_views():
+            if view.unrealized_pnl is None:
+                return None
+            total += view.unrealized_pnl + view.realized_pnl
+        return total
+
+    def _gauges(self, market: _FakeMarket) -> tuple[GaugeView, ...]:
+        exposures = self._exposures()
+        known = [value for value in exposures if value is not None]
+        unknown = len(known) != len(exposures)
+        largest = max(known, default=Decimal(0))
+        largest_product = next(
+            (
+                pid
+                for pid, value in zip(self._positions, exposures, strict=True)
+                if value == largest
+            ),
+            None,
+        )
+        daily = self._daily_pnl()
+        book = market.book()
+        used: dict[str, tuple[Decimal | None, str | None]] = {
+            "order_rate": (Decimal(0), None),
+            "open_orders": (Decimal(len(self._orders)), None),
+            "position": (None if unknown else largest.quantize(_CENTS), largest_product),
+            "gross_exposure": (None if unknown else sum(known, Decimal(0)).quantize(_CENTS), None),
+            "daily_loss": (None if daily is None else max(Decimal(0), -daily), None),
+            "drawdown": (Decimal("310.00"), None),
+            "data_age": (
+                None
+                if book.status is not BookStatus.LIVE or book.last_update_age_s is None
+                else Decimal(f"{book.last_update_age_s:.3f}"),
+                market.product_id,
+            ),
+        }
+        return tuple(
+            GaugeView(name, used[name][0], limit, unit, used[name][1])
+            for name, (limit, unit) in _LIMITS.items()
         )
 
     # -- controls for tests --------------------------------------------------------------
@@ -342,3 +740,8 @@ class FakeEngine:
                 )
             )
         self.set_open_orders(orders)
+
+
+def _describe(spec: OrderSpec) -> str:
+    price = f" @ {spec.limit_price}" if spec.limit_price is not None else ""
+    return f"{spec.side.value} {spec.base_size} {spec.product_id} {spec.order_type.value}{price}"

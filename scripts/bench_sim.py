@@ -5,10 +5,16 @@ would beside the console; this process is the client. It subscribes to ``level2`
 product, places ``--orders-per-s`` small resting limit orders over REST (each with a fresh
 JWT, like a real client) and prints:
 
-- level2 updates/s received (price levels inside ``update`` events, snapshots excluded),
+- level2 updates/s received (price levels inside ``update`` events, snapshots excluded) against
+  ``--rate``, which the sim's market agents read as exactly that: level updates per second on
+  the wire across the default products (the bench's own orders add their few on top),
+- the engine's raw book changes behind them (a level changed twice within one flush is sent
+  once, so the agents make more raw changes than the wire carries),
 - sequence gaps seen (must be 0),
 - orders/s acknowledged and the order round-trip latency p50 / p99,
-- the sim process's CPU use (share of one core).
+- the sim process's CPU use (share of one core),
+- a verdict: the target is met when the received rate reaches ``--rate``, every order sent was
+  acknowledged and no gap was seen (the exit code is 1 otherwise).
 
 Run: ``python scripts/bench_sim.py --rate 5000 --orders-per-s 50 --seconds 10``
 """
@@ -56,8 +62,23 @@ class BenchResult:
         return self.updates / self.seconds
 
     @property
+    def changes_per_update(self) -> float:
+        """Raw engine book changes per level update sent (>1: changes merged in a flush)."""
+        return self.sim_book_changes / self.sim_levels_sent if self.sim_levels_sent else 0.0
+
+    @property
     def orders_per_s(self) -> float:
         return self.orders_acked / self.seconds
+
+    def meets(self, rate: float, orders_per_s: float) -> bool:
+        """The level2 rate reached ``rate``, every order got its answer (at about the asked
+        pace) and the stream had no gap."""
+        return (
+            self.updates_per_s >= rate
+            and self.orders_acked == self.orders_sent
+            and self.orders_per_s >= orders_per_s * 0.95
+            and self.gaps == 0
+        )
 
     def latency_ms(self, quantile: float) -> float:
         if not self.latencies_s:
@@ -73,7 +94,7 @@ class BenchResult:
                 f"duration            {self.seconds:.1f} s",
                 f"engine book changes {self.sim_book_changes / self.seconds:,.0f}/s"
                 f" (batched per product per flush into {self.sim_levels_sent / self.seconds:,.0f}"
-                " level updates/s on the wire)",
+                f" level updates/s on the wire, {self.changes_per_update:.2f} changes each)",
                 f"level2 updates/s    {self.updates_per_s:,.0f} received"
                 f" ({self.messages:,} messages, {self.gaps} gaps)",
                 f"orders/s acked      {self.orders_per_s:.1f} ({self.orders_acked}/{self.orders_sent})",
@@ -285,7 +306,7 @@ def run(*, rate: float, orders_per_s: float, seconds: float, seed: int = 7) -> B
         )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -305,6 +326,8 @@ def main() -> None:
     )
     print(f"target              {args.rate:,.0f} level2 updates/s, {args.orders_per_s:g} orders/s")
     print(result.report())
+    met = result.meets(args.rate, args.orders_per_s)
+    print(f"target met          {'yes' if met else 'NO'}")
     if args.wire_clients:
         received, cpu = asyncio.run(
             measure_wire(updates_per_s=args.rate, seconds=args.seconds, clients=args.wire_clients)
@@ -314,7 +337,8 @@ def main() -> None:
             f" {args.wire_clients} client(s); server + clients in one process used"
             f" {cpu:.0%} of one core"
         )
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

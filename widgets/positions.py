@@ -5,6 +5,10 @@ Positions move with fills and marks (a few times a second at most), so a small R
 subtitle carries equity and the day's P&L. A value that is not known (no mark yet, so no
 unrealized P&L) is "—", never 0. Below :data:`COMPACT_WIDTH` cells only product, size and
 unrealized P&L are shown.
+
+Marks move the unrealized P&L at every snapshot; a Rich table costs milliseconds to draw on
+the loop the engine shares, so while only marks move the panel redraws at most every
+``min_interval_s``. A change of size or of the rows is drawn at once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -81,14 +84,19 @@ class PositionsPanel(Static):
     }
     """
 
-    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+    def __init__(
+        self, *, min_interval_s: float = 0.5, name: str | None = None, id: str | None = None
+    ) -> None:
         super().__init__(NO_POSITIONS, name=name, id=id)
+        self.min_interval_s = min_interval_s
+        self._drawn_at: float | None = None
         self.border_title = "Positions"
         self.border_subtitle = summary_text(None, None)
         self._rows: tuple[tuple[str, ...], ...] = ()
         self._flat: tuple[bool, ...] = ()
         self._compact: bool | None = None
-        self._drawn: tuple[object, ...] | None = None
+        self._drawn: tuple[tuple[tuple[str, ...], ...], tuple[bool, ...], str, bool] | None = None
+        self._drawn_rows = -1
 
     @property
     def rows(self) -> tuple[tuple[str, ...], ...]:
@@ -105,15 +113,31 @@ class PositionsPanel(Static):
         *,
         equity: Decimal | None,
         daily_pnl: Decimal | None,
+        now: float | None = None,
     ) -> bool:
-        """Show ``positions``; returns whether the panel changed (and so repaints)."""
+        """Show ``positions``; returns whether the panel changed (and so repaints).
+
+        ``now`` (monotonic seconds) enables the rate limit for mark-only changes.
+        """
         rows = tuple(position_cells(position) for position in positions)
         flat = tuple(position.size == 0 for position in positions)
         summary = summary_text(equity, daily_pnl)
         key = (rows, flat, summary, self.compact)
         if key == self._drawn:
             return False
+        # Product and size in each row: what is held. Only marks moved if these did not.
+        same_holdings = self._drawn is not None and [row[:2] for row in rows] == [
+            row[:2] for row in self._rows
+        ]
+        if (
+            same_holdings
+            and now is not None
+            and self._drawn_at is not None
+            and now - self._drawn_at < self.min_interval_s
+        ):
+            return False
         self._drawn = key
+        self._drawn_at = now
         self._rows, self._flat = rows, flat
         self.border_subtitle = summary
         self._draw()
@@ -121,29 +145,46 @@ class PositionsPanel(Static):
 
     def on_resize(self) -> None:
         if self._drawn is not None and self._drawn[3] != self.compact:
-            self._drawn = (*self._drawn[:3], self.compact)
+            rows, flat, summary, _ = self._drawn
+            self._drawn = (rows, flat, summary, self.compact)
             self._draw()
 
     def _draw(self) -> None:
+        # The panel's height follows its row count: only a new count needs a layout pass
+        # (a layout of the whole screen costs far more than repainting this panel).
+        layout = len(self._rows) != self._drawn_rows
+        self._drawn_rows = len(self._rows)
         if not self._rows:
-            self.update(NO_POSITIONS)
+            self.update(NO_POSITIONS, layout=layout)
             return
-        compact = self.compact
-        columns = COMPACT_COLUMNS if compact else COLUMNS
+        self.update(self._text(), layout=layout)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column titles shown at the current width."""
+        return COMPACT_COLUMNS if self.compact else COLUMNS
+
+    def _text(self) -> Text:
+        # Plain aligned text rather than a Rich Table: a table measures every cell on every
+        # draw, several times the cost of the same lines written out.
+        columns = self.columns
         picks = [COLUMNS.index(column) for column in columns]
-        table = Table(box=None, expand=False, pad_edge=False, padding=(0, 1))
-        for index, column in enumerate(columns):
-            table.add_column(
-                column, justify="left" if index == 0 else "right", no_wrap=True, style=None
-            )
+        widths = [
+            max(len(column), *(len(row[pick]) for row in self._rows))
+            for column, pick in zip(columns, picks, strict=True)
+        ]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, (column, width) in enumerate(zip(columns, widths, strict=True)):
+            text.append(column.ljust(width) if index == 0 else "  " + column.rjust(width), "bold")
         for row, flat in zip(self._rows, self._flat, strict=True):
-            cells: list[Text] = []
-            for pick in picks:
-                text = row[pick]
-                style = _pnl_style(text) if COLUMNS[pick].endswith("P&L") else ""
+            text.append("\n")
+            for index, (pick, width) in enumerate(zip(picks, widths, strict=True)):
+                cell = row[pick]
+                style = _pnl_style(cell) if COLUMNS[pick].endswith("P&L") else ""
                 if flat and pick in (1, 2, 3):
                     style = "dim"
-                cells.append(Text(text, style=style))
-            cells[0].stylize("bold")
-            table.add_row(*cells)
-        self.update(table)
+                if index == 0:
+                    text.append(cell.ljust(width), "bold")
+                else:
+                    text.append("  " + cell.rjust(width), style)
+        return text

@@ -2,8 +2,9 @@
 
 It redraws only when the mid history changed (the engine hands the same tuple back while
 nothing moved, so the identity check makes the common case free), and at most every
-``min_interval_s`` while the same product is shown: a sparkline repaint costs a few
-milliseconds, and a chart of the last minutes says nothing more at 10 Hz than at 2 Hz.
+``min_interval_s`` while the same product is shown: a sparkline repaint costs several
+milliseconds (the costliest line of a frame), and a chart of the last minutes says nothing
+more at 10 Hz than at 1 Hz.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class PriceChart(Vertical):
     """
 
     def __init__(
-        self, *, min_interval_s: float = 0.5, name: str | None = None, id: str | None = None
+        self, *, min_interval_s: float = 1.0, name: str | None = None, id: str | None = None
     ) -> None:
         super().__init__(name=name, id=id)
         self.border_title = "Mid"

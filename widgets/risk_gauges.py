@@ -4,9 +4,10 @@ Green below :data:`WARN_AT` of the limit, yellow up to :data:`ALERT_AT`, red abo
 reversed at or over the limit. A usage that is not known (a position without a mark, a book
 that is not live) is "—" with an empty grey bar, never a reassuring 0.
 
-The gauges change with every snapshot (data age ticks), so each line is turned into plain
-texts first and the panel repaints only when a text changed; ages are shown to a tenth of a
-second, which also caps their repaint rate.
+The gauges change with every snapshot (marks move exposures, data ages tick), so each line
+is turned into text first and the panel repaints only when the text changed, and, while no
+gauge changes colour, at most every ``min_interval_s``: a colour change (a limit coming
+close) is drawn at once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ WARN_AT = 0.6
 ALERT_AT = 0.85
 LABEL_WIDTH = 15
 MIN_BAR = 6
+BAR_STEP = 0.02
 _BAR_FULL = "█"
 _BAR_PARTIALS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 _LABELS = {
@@ -63,7 +65,9 @@ def gauge_level(fraction: float | None) -> str:
 
 def _amount(value: Decimal | None, unit: str) -> str:
     if unit == "s":
-        return format_number(value, 1)
+        # Whole seconds: a data age jitters by tenths with every update, and the gauge is
+        # about the distance to a limit of several seconds, not the jitter.
+        return format_number(value, 0)
     if unit.startswith("orders"):
         return format_number(value, 0)
     return format_number(value, 2)
@@ -93,10 +97,15 @@ def gauge_line(gauge: GaugeView) -> GaugeLine:
 
 
 def gauge_bar(fraction: float | None, width: int) -> str:
-    """A bar ``width`` cells wide filled to ``fraction`` (clamped to 0..1), padded with dots."""
+    """A bar ``width`` cells wide filled to ``fraction`` (clamped to 0..1), padded with dots.
+
+    The fill moves in steps of :data:`BAR_STEP` of the limit, so a usage that wobbles a
+    little does not repaint the panel at every snapshot.
+    """
     if fraction is None:
         return "·" * width
-    eighths = round(min(1.0, max(0.0, fraction)) * width * 8)
+    stepped = round(min(1.0, max(0.0, fraction)) / BAR_STEP) * BAR_STEP
+    eighths = round(stepped * width * 8)
     full, partial = divmod(eighths, 8)
     bar = _BAR_FULL * full + _BAR_PARTIALS[partial]
     return bar + "·" * (width - len(bar))
@@ -124,37 +133,60 @@ class RiskGauges(Static):
     }
     """
 
-    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+    def __init__(
+        self, *, min_interval_s: float = 0.5, name: str | None = None, id: str | None = None
+    ) -> None:
         super().__init__("", name=name, id=id)
         self.border_title = "Risk limits"
+        self.min_interval_s = min_interval_s
+        self._drawn_at: float | None = None
         self._lines: tuple[GaugeLine, ...] = ()
-        self._drawn: tuple[tuple[GaugeLine, ...], int] | None = None
+        # What is on screen: the plain text and each line's level (its colour).
+        self._drawn: tuple[str, tuple[str, ...]] | None = None
         self._line_count = -1
 
     @property
     def lines(self) -> tuple[GaugeLine, ...]:
         return self._lines
 
-    def update_gauges(self, gauges: Sequence[GaugeView]) -> bool:
-        """Show ``gauges``; returns whether the panel changed (and so repaints)."""
+    def update_gauges(self, gauges: Sequence[GaugeView], *, now: float | None = None) -> bool:
+        """Show ``gauges``; returns whether the panel changed (and so repaints).
+
+        ``now`` (monotonic seconds) enables the rate limit for changes of numbers only.
+        """
         lines = tuple(gauge_line(gauge) for gauge in gauges)
-        if self._drawn is not None and self._drawn == (lines, self.size.width):
+        drawn = self._drawn
+        if (
+            now is not None
+            and drawn is not None
+            and self._drawn_at is not None
+            and now - self._drawn_at < self.min_interval_s
+            and tuple(line.level for line in lines) == drawn[1]
+        ):
             return False
         self._lines = lines
-        self._draw()
-        return True
+        if self._draw():
+            self._drawn_at = now
+            return True
+        return False
 
     def on_resize(self) -> None:
-        if self._drawn is not None and self._drawn[1] != self.size.width:
-            self._draw()
+        self._draw()
 
-    def _draw(self) -> None:
-        width = self.size.width
-        self._drawn = (self._lines, width)
+    def _draw(self) -> bool:
+        text = self._text(self.size.width)
+        drawn = (text.plain, tuple(line.level for line in self._lines))
+        if drawn == self._drawn:
+            return False
+        self._drawn = drawn
+        # Same number of lines: same height, so the new text needs no layout pass.
+        self.update(text, layout=len(self._lines) != self._line_count)
+        self._line_count = len(self._lines)
+        return True
+
+    def _text(self, width: int) -> Text:
         if not self._lines:
-            self.update(Text(f"limits {UNKNOWN}", style="dim"))
-            self._line_count = -1
-            return
+            return Text(f"limits {UNKNOWN}", style="dim")
         usage_width = max(4, *(len(line.usage) for line in self._lines))
         headroom_width = max(len(line.headroom) for line in self._lines)
         bar_width = max(MIN_BAR, width - LABEL_WIDTH - usage_width - headroom_width - 2)
@@ -169,6 +201,4 @@ class RiskGauges(Static):
                 f" {line.usage:>{usage_width}}", style="" if line.level != "unknown" else "dim"
             )
             text.append(f" {line.headroom:>{headroom_width}}", style="dim")
-        # Same number of lines: same height, so the new text needs no layout pass.
-        self.update(text, layout=len(self._lines) != self._line_count)
-        self._line_count = len(self._lines)
+        return text

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
@@ -145,6 +146,7 @@ class StatusBar(Widget):
         super().__init__(name=name, id=id)
         self._left: tuple[Part, ...] = ()
         self._right: tuple[Part, ...] = ()
+        self._styles: dict[str, Style] = {}
 
     @property
     def left_text(self) -> str:
@@ -195,10 +197,21 @@ class StatusBar(Widget):
         self.refresh()
         return True
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+
+    def _style(self, name: str) -> Style:
+        # Looking a component style up walks the CSS; the bar redraws at every pull.
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(f"status-bar--{name}")
+        return style
+
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         for piece, style in self._left:
-            text.append(piece, self.get_component_rich_style(f"status-bar--{style}"))
+            text.append(piece, self._style(style))
         right = self._right
         gap = self.size.width - text.cell_len - sum(len(piece) for piece, _ in right)
         if gap < 1:
@@ -209,5 +222,5 @@ class StatusBar(Widget):
             return text  # the left side (mode, health, product) matters most
         text.append(" " * gap)
         for piece, style in right:
-            text.append(piece, self.get_component_rich_style(f"status-bar--{style}"))
+            text.append(piece, self._style(style))
         return text

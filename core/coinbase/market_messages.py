@@ -35,6 +35,8 @@ from core.model import Candle, Side, Ticker, Trade
 _FINITE_BOUND = 1e300
 WirePrice = Annotated[float, msgspec.Meta(gt=0.0, lt=_FINITE_BOUND)]
 WireSize = Annotated[float, msgspec.Meta(ge=0.0, lt=_FINITE_BOUND)]
+# A finite number of either sign ("nan" and "inf" strings would otherwise become floats).
+WireFinite = Annotated[float, msgspec.Meta(gt=-_FINITE_BOUND, lt=_FINITE_BOUND)]
 
 
 class BadInputKind(StrEnum):
@@ -157,12 +159,12 @@ MarketMessage: TypeAlias = (
 class _WireTicker(msgspec.Struct):
     product_id: str
     price: WirePrice
-    best_bid: float | None = None
-    best_ask: float | None = None
-    best_bid_quantity: float | None = None
-    best_ask_quantity: float | None = None
-    volume_24_h: float | None = None
-    price_percent_chg_24_h: float | None = None
+    best_bid: WireSize | None = None
+    best_ask: WireSize | None = None
+    best_bid_quantity: WireSize | None = None
+    best_ask_quantity: WireSize | None = None
+    volume_24_h: WireSize | None = None
+    price_percent_chg_24_h: WireFinite | None = None
 
 
 class _WireTickerEvent(msgspec.Struct):
@@ -356,7 +358,11 @@ def decode_market_message(frame: str | bytes) -> MarketMessage:
 WireFrame: TypeAlias = object
 """What ``decode_wire`` returns: an ``L2Message``, or something only ``finish_wire`` reads."""
 
-WireDecodeError = msgspec.DecodeError  # ValidationError is a DecodeError
+# ValidationError is a DecodeError. msgspec raises two more for hostile input, which is to be
+# classified, not crashed on: RecursionError for JSON nested deeper than the interpreter's
+# recursion limit (even inside a field it would skip) and UnicodeDecodeError for a string that
+# is not UTF-8 (a binary frame, a replay file).
+WireDecodeError = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 decode_wire: Callable[[str | bytes], WireFrame] = _decoder.decode
 
 
@@ -574,6 +580,6 @@ def frame_timestamp(frame: str | bytes) -> float | None:
     Replay uses it to reproduce the recorded pacing."""
     try:
         envelope = _envelope_decoder.decode(frame)
-    except msgspec.DecodeError:
+    except WireDecodeError:
         return None
     return envelope.timestamp.timestamp() if envelope.timestamp is not None else None

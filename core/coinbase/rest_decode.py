@@ -9,6 +9,7 @@ default, empty strings count as missing, and a value that is present but unusabl
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,7 +199,10 @@ def _to_decimal(value: object, name: str) -> Decimal:
 
 
 def _float(data: JsonObject, name: str) -> float:
-    return float(_decimal(data, name))
+    value = float(_decimal(data, name))
+    if not math.isfinite(value):  # a finite Decimal beyond float range becomes inf
+        raise DecodeError(f"field '{name}' is out of range: {data.get(name)!r}")
+    return value
 
 
 def _int(data: JsonObject, name: str, default: int | None = None) -> int:
@@ -318,13 +322,20 @@ def decode_server_time(data: JsonObject) -> ServerTime:
     iso = _opt_str(data, "iso") or ""
     millis = _opt_decimal(data, "epochMillis")
     if millis is not None:
-        return ServerTime(float(millis) / 1000.0, iso)
+        return ServerTime(_finite_seconds(float(millis) / 1000.0, "epochMillis"), iso)
     seconds = _opt_decimal(data, "epochSeconds")
     if seconds is not None:
-        return ServerTime(float(seconds), iso)
+        return ServerTime(_finite_seconds(float(seconds), "epochSeconds"), iso)
     if iso:
         return ServerTime(parse_rfc3339(iso, "iso").timestamp(), iso)
     raise DecodeError("field 'epochSeconds' is missing (and no 'epochMillis' or 'iso')")
+
+
+def _finite_seconds(value: float, name: str) -> float:
+    # An infinite offset would reach the JWT signer's int() and crash every request.
+    if not math.isfinite(value):
+        raise DecodeError(f"field '{name}' is out of range")
+    return value
 
 
 def decode_product(data: JsonObject) -> Product:

@@ -110,16 +110,16 @@ def decode_user_order(raw: Any) -> ExchangeOrder:
         status = ExchangeOrderStatus(status_text)
     except ValueError:
         status = ExchangeOrderStatus.UNKNOWN
-    order_type = str(raw.get("order_type", ""))
+    order_type = _optional_str(raw, "order_type") or ""
     filled = _decimal(raw, "cumulative_quantity") or ZERO
     return ExchangeOrder(
         order_id=order_id,
-        client_order_id=str(raw.get("client_order_id") or ""),
+        client_order_id=_optional_str(raw, "client_order_id") or "",
         product_id=_required_str(raw, "product_id"),
         side=side,
         status=status,
         order_type=_ORDER_TYPES.get(order_type.lower(), order_type.upper()),
-        time_in_force=raw.get("time_in_force") or None,
+        time_in_force=_optional_str(raw, "time_in_force"),
         limit_price=_decimal(raw, "limit_price"),
         stop_price=_decimal(raw, "stop_price"),
         filled_size=filled,
@@ -129,8 +129,8 @@ def decode_user_order(raw: Any) -> ExchangeOrder:
         number_of_fills=_int(raw, "number_of_fills"),
         leaves_quantity=_decimal(raw, "leaves_quantity"),
         created_time=_datetime(raw.get("creation_time")),
-        reject_reason=raw.get("reject_reason") or None,
-        cancel_reason=raw.get("cancel_reason") or None,
+        reject_reason=_optional_str(raw, "reject_reason"),
+        cancel_reason=_optional_str(raw, "cancel_reason"),
     )
 
 
@@ -138,6 +138,17 @@ def _required_str(raw: dict[str, Any], key: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
         raise UserMessageError("bad_order", f"missing {key}")
+    return value
+
+
+def _optional_str(raw: dict[str, Any], key: str) -> str | None:
+    # A number or an object where text belongs means the frame cannot be trusted, and letting
+    # it through would hand a non-string to code that formats or compares it as one.
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UserMessageError("bad_order", f"{key} is not a string: {type(value).__name__}")
     return value
 
 
@@ -157,9 +168,12 @@ def _decimal(raw: dict[str, Any], key: str) -> Decimal | None:
 def _int(raw: dict[str, Any], key: str) -> int:
     value = raw.get(key, 0)
     try:
-        return int(value or 0)
+        number = int(value or 0)
     except (TypeError, ValueError):
         raise UserMessageError("bad_number", f"{key}={value!r}") from None
+    if number < 0 or isinstance(value, bool):
+        raise UserMessageError("bad_number", f"{key}={value!r}")
+    return number
 
 
 def _datetime(value: Any) -> datetime | None:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.uri import parse_uri
 
 from core.clock import Clock
+from core.coinbase.rest import is_coinbase_host
 from core.coinbase.stream import FrameSink, Subscription
 
 logger = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ class CoinbaseWebSocket:
         stable_after_s: float = 5.0,
     ) -> None:
         parse_uri(url)  # raises websockets.exceptions.InvalidURI now rather than in run()
+        _refuse_unverified_tls(url, ssl_context)
         if silence_timeout_s <= 0 or subscribe_deadline_s <= 0:
             raise ValueError("silence_timeout_s and subscribe_deadline_s must be positive")
         if reconnect_initial_s <= 0 or reconnect_max_s < reconnect_initial_s:
@@ -508,6 +511,20 @@ class CoinbaseWebSocket:
             not_logged,
             exc_info=exc,
         )
+
+
+def _refuse_unverified_tls(url: str, ssl_context: ssl.SSLContext | None) -> None:
+    """Coinbase's own hosts only over verified TLS, as the REST client insists too: a context
+    that skips certificate or hostname checks would hand the key's tokens to anyone in between."""
+    parts = urlsplit(url)
+    if not is_coinbase_host(parts.hostname):
+        return
+    if parts.scheme != "wss":
+        raise ValueError(f"{parts.hostname} must be reached over wss, not {parts.scheme}")
+    if ssl_context is not None and (
+        ssl_context.verify_mode == ssl.CERT_NONE or not ssl_context.check_hostname
+    ):
+        raise ValueError(f"TLS certificate verification cannot be disabled for {parts.hostname}")
 
 
 def _with_heartbeats(subscriptions: Sequence[Subscription]) -> tuple[Subscription, ...]:

@@ -8,9 +8,19 @@ real book does. Takers trade through it with market orders and marketable IOC li
 size, leaning towards the fair value (so stale quotes get picked off) with now and then a sweep.
 
 Agents use the exchange's public API under their own user ids, so every book change, trade and
-fill reaches the listeners exactly as a user's would. ``step(dt)`` produces about ``rate * dt``
-book changes (it counts them through its own listener), so ``rate`` sets the level2 update
-rate, from a calm ~100/s to bursts of thousands. Same seed and same calls => same market.
+fill reaches the listeners exactly as a user's would.
+
+``rate`` is what a level2 subscriber sees: about ``rate`` price-level updates per second across
+all products, on the wire. The server flushes once per ``step`` and sends each changed level
+once per flush (its latest size), so two changes of one level within a step are ONE update: a
+re-quote at an unchanged price (cancel + new order) changes its level twice, a taker walking a
+level changes it once per fill. ``step(dt)`` therefore counts the DISTINCT (product, side,
+price) levels it changed and stops at about ``rate * dt`` of them; the raw engine changes are
+more (~1.1x of them at 400/s, ~1.65x at 5,000/s). To keep that overhead (and so the CPU per update) down, the maker
+re-quotes each ladder slot at most once per step: a pick that was already re-quoted moves
+on to the next deeper slot, so a busy step refreshes more of the ladder instead of churning
+the same top levels, as a real maker's quote refresh does. Same seed and same calls => same
+market.
 """
 
 from __future__ import annotations
@@ -40,7 +50,13 @@ _REVERSION_PER_S = 1.0 / 21_600.0  # fair value drifts back to its start over ho
 _SLICE_S = 0.05  # the fair value moves in steps of at most this much time
 _TOP_INDEX_MEAN = 6.0  # most re-quotes hit the first dozen levels
 _DEEP_REQUOTE_SHARE = 0.12  # the rest pick any level
-_TAKER_SHARE = 0.2  # share of actions that take liquidity
+# Share of actions that take liquidity: ~1 trade per 8 level2 updates (~600 trades/s at
+# 5,000 updates/s, ~25/s at 400), so a busy book is mostly re-quoting, as real ones are.
+_TAKER_SHARE = 0.12
+# Raw engine book changes a step may spend per level update it owes. Normally ~1.3-2 are
+# needed; the cap only bites when a step asks for more distinct levels than the books can
+# offer (a huge rate on a thin ladder), so such a step ends short instead of spinning.
+_MAX_CHANGES_PER_UPDATE = 6.0
 
 
 @dataclass(slots=True)
@@ -73,17 +89,20 @@ class _ProductState:
 
 
 class _AgentListener:
-    """Counts book changes (so ``step`` can meet its rate) and notices the maker's filled
+    """Counts book changes and the distinct levels they touched since ``touched`` was last
+    cleared (so ``step`` can meet its rate in wire updates), and notices the maker's filled
     quotes (so their ladder slots are refilled first, as a real maker replenishes a sweep)."""
 
     def __init__(self) -> None:
         self.book_changes = 0
+        self.touched: set[tuple[str, Side, Decimal]] = set()
         self.filled_quotes: list[str] = []
 
     def on_book_change(
         self, product_id: str, side: Side, price: Decimal, new_size: Decimal, time: datetime
     ) -> None:
         self.book_changes += 1
+        self.touched.add((product_id, side, price))
 
     def on_trade(self, trade: SimTrade) -> None:
         return None
@@ -119,7 +138,10 @@ class MarketAgents:
         # order id -> (product state, side, ladder index) of every live quote
         self._slots: dict[str, tuple[_ProductState, Side, int]] = {}
         self._refills: deque[tuple[_ProductState, Side, int]] = deque()
-        self._debt = 0.0  # book changes owed to the rate, carried between steps
+        # Ladder slots re-quoted in the current step, as (product, side, index).
+        self._requoted: set[tuple[str, Side, int]] = set()
+        self._level_updates = 0
+        self._debt = 0.0  # level updates owed to the rate, carried between steps
         self._burst = False
         self._sequence = 0
         self._bootstrapped = False
@@ -155,6 +177,12 @@ class MarketAgents:
     def book_changes(self) -> int:
         """Book changes the exchange reported since the agents were created (all sources)."""
         return self._counter.book_changes
+
+    @property
+    def level_updates(self) -> int:
+        """Distinct levels changed, counted once per step: the level2 updates that a client
+        subscribed to every product received, when the server flushes after each step."""
+        return self._level_updates
 
     def bootstrap(self, *, history_minutes: int = 24 * 60) -> None:
         """Fill each book with the full ladder (``levels`` quotes a side) around its start
@@ -195,25 +223,41 @@ class MarketAgents:
         return candles
 
     def step(self, dt: float) -> None:
-        """Advance the market by ``dt`` seconds: about ``rate * dt`` book changes in total."""
+        """Advance the market by ``dt`` seconds: about ``rate * dt`` distinct price levels
+        changed in total (what one flush after this step puts on the wire)."""
         if dt <= 0:
             return
         if not self._bootstrapped:
             self.bootstrap()
+        counter = self._counter
+        touched = counter.touched
+        touched.clear()
+        self._requoted.clear()
         slices = max(1, math.ceil(dt / _SLICE_S))
         slice_dt = dt / slices
         for _ in range(slices):
             self._move_fair_values(slice_dt)
-            self._debt += self.rate * slice_dt
+            owed = self.rate * slice_dt
+            self._debt += owed
+            budget = counter.book_changes + _MAX_CHANGES_PER_UPDATE * owed + 8
             idle = 0
-            while self._debt > 0 and idle < 8:
-                before = self._counter.book_changes
+            while self._debt > 0 and idle < 8 and counter.book_changes < budget:
+                changes, levels = counter.book_changes, len(touched)
                 self._act()
-                made = self._counter.book_changes - before
+                made = counter.book_changes - changes
+                # Only levels not yet changed in this step are new on the wire.
+                self._debt -= len(touched) - levels
                 # An action that changed nothing (e.g. a refused order) still costs a little,
                 # so a market that cannot move cannot spin here.
-                idle = idle + 1 if made == 0 else 0
-                self._debt -= made if made else 0.5
+                if made == 0:
+                    idle += 1
+                    self._debt -= 0.5
+                else:
+                    idle = 0
+            # A shortfall (a stuck or exhausted market) is forgiven, not carried: catching
+            # it up later would turn into a burst; an overshoot is carried to keep the mean.
+            self._debt = min(self._debt, 0.0)
+        self._level_updates += len(touched)
 
     # -- the fair value ----------------------------------------------------------------------
 
@@ -247,7 +291,19 @@ class MarketAgents:
             index = rng.randrange(self._levels)
         else:
             index = min(self._levels - 1, int(rng.expovariate(1.0 / _TOP_INDEX_MEAN)))
-        self._requote(state, side, index)
+        self._requote(state, side, self._unrequoted_index(state, side, index))
+
+    def _unrequoted_index(self, state: _ProductState, side: Side, index: int) -> int:
+        """``index``, or the next deeper slot not re-quoted yet in this step (a slot changed
+        twice in a step reaches the wire once, so a second re-quote would be wasted work)."""
+        requoted = self._requoted
+        product_id = state.product_id
+        for candidate in range(index, self._levels):
+            key = (product_id, side, candidate)
+            if key not in requoted:
+                requoted.add(key)
+                return candidate
+        return index  # the whole ladder below was refreshed this step: re-quote it again
 
     def _requote(self, state: _ProductState, side: Side, index: int) -> None:
         """Move one ladder quote to its target price around the fair value, with a new size."""

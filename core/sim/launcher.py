@@ -160,6 +160,9 @@ def start_sim_process(
             stdout=subprocess.PIPE,
             stderr=log_fd,
             close_fds=True,
+            # Its own session: a Ctrl-C in the terminal goes to the console, which then stops
+            # the child in order (after cancelling orders at it), not to both at once.
+            start_new_session=True,
         )
     finally:
         os.close(log_fd)

@@ -18,12 +18,13 @@ from core.sim.faults import FaultPlan
 from core.sim.jwt_verify import KeyAlgorithm
 from core.sim.server import DEMO_USER_ID, SimEndpoints, SimServer
 
-# What the demo user starts with (``cryptoj sim`` prints it).
+# What the demo user starts with (``cryptoj sim`` prints it). About 66,500 USD of coins:
+# inside the default risk limits (50,000 per product, 100,000 gross), so the demo can buy.
 DEMO_BALANCES: Final = {
     "USD": Decimal(100_000),
-    "BTC": Decimal(2),
-    "ETH": Decimal(20),
-    "SOL": Decimal(300),
+    "BTC": Decimal("0.5"),
+    "ETH": Decimal(5),
+    "SOL": Decimal(100),
 }
 
 

@@ -358,6 +358,8 @@ class SimServer:
 
     def advance_market(self, dt: float) -> None:
         """Step the agents by ``dt`` seconds, expire GTD orders and flush the events."""
+        # One flush per step: the agents' rate counts the distinct levels a step changes,
+        # which is exactly what this flush sends (each level once, at its latest size).
         if self.agents is not None and dt > 0:
             self.agents.step(dt)
         self.exchange.expire_orders()

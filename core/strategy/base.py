@@ -20,7 +20,7 @@ Contract with the engine (the context's implementation), which the strategies re
   was seen (denied by the gate, rejected, or filled at once).
 * ``on_fill`` is called only for fills of this strategy's orders (the engine routes by the
   order's ``intent.strategy_id``). Strategies count their own inventory from these fills, not
-  from the account's balances: the demo account already holds 2 BTC that are not the
+  from the account's balances: the demo account already holds BTC that is not the
   strategy's to trade.
 * ``book(product_id)`` is empty (all ``None``) while the book is not LIVE, so a strategy
   never quotes off a stale or resyncing book.

@@ -46,7 +46,9 @@ def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
     import signal
     import sys
 
-    from core.config import ConfigError
+    from pydantic import ValidationError
+
+    from core.config import ConfigError, describe_validation_error
     from core.sim.faults import FaultPlan
     from core.sim.runner import run_sim
 
@@ -67,8 +69,9 @@ def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
     }
     try:
         sim_settings = settings.sim.model_validate({**settings.sim.model_dump(), **overrides})
-    except ValueError as error:
-        raise ConfigError(f"sim options: {error}") from None
+    except ValidationError as error:
+        message = describe_validation_error(error, prefix="sim.", where=" (from the command line)")
+        raise ConfigError(message) from None
     key_dir = settings.storage.data_dir / "sim"
 
     def announce(endpoints: Any) -> None:

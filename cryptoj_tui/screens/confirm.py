@@ -95,7 +95,7 @@ class ConfirmScreen(ModalScreen[str | None]):
             with Horizontal(id="choices"):
                 for choice in self.choices:
                     yield Button(
-                        f"{choice.label} [{choice.key}]",
+                        f"{choice.label} ({choice.key})",
                         id=f"choice-{choice.value}",
                         variant=choice.variant,
                         compact=True,

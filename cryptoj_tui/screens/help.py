@@ -13,7 +13,7 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -48,9 +48,16 @@ def help_rows(
         if binding.id and binding.id not in ids:
             ids.append(binding.id)
     return [
-        HelpRow(" / ".join(keys), description, tuple(ids))
+        HelpRow(_join_keys(keys), description, tuple(ids))
         for description, (keys, ids) in grouped.items()
     ]
+
+
+def _join_keys(keys: list[str]) -> str:
+    # A run of keys doing the same thing ("1" ... "9") reads better as a range.
+    if len(keys) > 3:
+        return f"{keys[0]} … {keys[-1]}"
+    return " / ".join(keys)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -71,6 +78,7 @@ class HelpScreen(ModalScreen[None]):
         background: $surface;
         padding: 0 1;
     }
+    HelpScreen #help-scroll { height: auto; max-height: 1fr; }
     HelpScreen Static.hint { color: $text-muted; margin-top: 1; }
     """
 
@@ -91,7 +99,9 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(row.keys, row.description)
         with Vertical() as box:
             box.border_title = "Keys"
-            yield Static(table, id="help-table")
+            # Scrolls when the terminal is too short for every key (80x24).
+            with VerticalScroll(id="help-scroll"):
+                yield Static(table, id="help-table")
             yield Static(
                 "ctrl+p opens the command palette for less common actions. escape closes this.",
                 classes="hint",

@@ -110,9 +110,9 @@ class MainScreen(Screen[None]):
     # orders table, so focus traversal would be a no-op anyway.
     BINDINGS: ClassVar[list[BindingType]] = [
         *TRADING_BINDINGS,
-        Binding("p", "app.next_product", "Next product", id="product.next"),
+        Binding("p", "app.next_product", "Product", tooltip="Next product", id="product.next"),
         Binding("tab", "app.next_product", "Next product", show=False, id="product.next_tab"),
-        Binding("P", "app.previous_product", "Previous product", id="product.previous"),
+        Binding("P", "app.previous_product", "Previous product", show=False, id="product.previous"),
         Binding(
             "shift+tab",
             "app.previous_product",
@@ -154,7 +154,8 @@ class MainScreen(Screen[None]):
         with Horizontal(id="bottom-row"):
             yield self.events
             yield self.gauges
-        yield Footer()
+        # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
+        yield Footer(show_command_palette=False)
 
     def show_snapshot(
         self,
@@ -195,9 +196,12 @@ class MainScreen(Screen[None]):
         self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
         self.events.update_events(snapshot.events, snapshot.events_version)
         self.positions.update_positions(
-            snapshot.positions, equity=snapshot.equity, daily_pnl=snapshot.daily_pnl
+            snapshot.positions,
+            equity=snapshot.equity,
+            daily_pnl=snapshot.daily_pnl,
+            now=None if switched else now,
         )
-        self.gauges.update_gauges(snapshot.gauges)
+        self.gauges.update_gauges(snapshot.gauges, now=now)
         orders_key = (book.product_id, snapshot.orders_version)
         if orders_key != self._orders_key:
             self._orders_key = orders_key

@@ -85,6 +85,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     OrderTicketScreen.-sell > #ticket { border: thick $error; border-title-color: $error; }
     OrderTicketScreen.-live > #ticket { border-subtitle-color: white; border-subtitle-background: red; }
     OrderTicketScreen .row { height: 1; margin-top: 1; }
+    OrderTicketScreen.-short .row { margin-top: 0; }
     OrderTicketScreen .row > Label { width: 15; color: $text-muted; }
     OrderTicketScreen .row > Input, OrderTicketScreen .row > Select { width: 1fr; }
     OrderTicketScreen #post-only { border: none; height: 1; padding: 0; background: $surface; }
@@ -97,6 +98,9 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     OrderTicketScreen #buttons { height: 1; margin-top: 1; align: right middle; }
     OrderTicketScreen #buttons Button { margin-left: 2; }
     """
+
+    # Below 30 lines the ticket drops its blank lines so it fits an 80x24 terminal.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Close ticket", id="ticket.cancel"),
@@ -175,12 +179,12 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             yield Static("", id="gate")
             with Horizontal(id="buttons"):
                 yield Button(
-                    f"{self.side.value.capitalize()} [enter]",
+                    f"{self.side.value.capitalize()} (enter)",
                     id="submit",
                     variant="success" if self.side is Side.BUY else "error",
                     compact=True,
                 )
-                yield Button("Cancel [esc]", id="cancel", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     @property
     def _quote(self) -> str:

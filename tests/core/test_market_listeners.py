@@ -34,7 +34,9 @@ def test_trade_listener_hears_new_prints_but_not_the_snapshot_history() -> None:
     service, frames, _ = make_service()
     heard: list[Trade] = []
     service.add_trade_listener(heard.append)
-    service.on_frame(frames.channel("market_trades", [{"type": "snapshot", "trades": [trade("1")]}]))
+    service.on_frame(
+        frames.channel("market_trades", [{"type": "snapshot", "trades": [trade("1")]}])
+    )
     assert heard == []
     service.on_frame(
         frames.channel("market_trades", [{"type": "update", "trades": [trade("3"), trade("2")]}])

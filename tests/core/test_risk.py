@@ -51,7 +51,7 @@ class MemoryStateStore:
     def load_trading_state(self) -> TradingStateChange | None:
         return self.saved[-1] if self.saved else None
 
-    def save_trading_state(self, change: TradingStateChange) -> None:
+    def save_trading_state(self, change: TradingStateChange, *, durable: bool = True) -> None:
         if self.fail:
             raise OSError("disk full")
         self.saved.append(change)

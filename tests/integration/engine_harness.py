@@ -7,7 +7,7 @@ bounds moved by the test) or a ``SystemClock`` for the benchmarks (latencies are
 
 The book is the conftest's fixed market-maker ladder (BTC-USD bids 67990 down and asks 68010
 up in steps of 10, 0.5 BTC a level; ETH-USD 3499/3501; SOL-USD 149.90/150.10) and the demo
-account holds 100,000 USD, 2 BTC, 20 ETH and 300 SOL. ``SimBook.maker_takes`` has the market
+account holds core.sim.runner.DEMO_BALANCES. ``SimBook.maker_takes`` has the market
 maker send a market order, which is how the tests make our resting orders trade.
 
 The module is also the child-process driver of the restart tests (``python -m
@@ -25,15 +25,18 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 from core.clock import Clock, ManualClock, SystemClock
 from core.config import Settings, load_settings
+from core.denials import DenialReason
+from core.emergency import KillPhase
 from core.engine import Engine, ExchangeEndpoints
 from core.model import (
     ExchangeOrderStatus,
@@ -43,8 +46,11 @@ from core.model import (
     OrderType,
     Side,
     TimeInForce,
+    quantize_to_step,
 )
+from core.orders import ManagedOrder, OrderState
 from core.sim.exchange import SimExchange
+from core.sim.runner import build_exchange
 from core.sim.server import SimEndpoints, SimServer
 from core.sim.types import SimOrder, SimOrderRequest
 
@@ -86,6 +92,7 @@ def proof_settings(
     products: tuple[str, ...] = PRODUCTS,
     risk: Mapping[str, Any] | None = None,
     headless: Mapping[str, Any] | None = None,
+    strategy: Mapping[str, Any] | None = None,
     unthrottled: bool = True,
 ) -> Settings:
     """Settings for an engine under test: no config file, no environment, a temp data dir."""
@@ -97,6 +104,8 @@ def proof_settings(
     }
     if headless is not None:
         overrides["headless"] = dict(headless)
+    if strategy is not None:
+        overrides["strategy"] = dict(strategy)
     settings = load_settings(None, overrides=overrides, environ={"HOME": "/nonexistent-home"})
     if not unthrottled:
         return settings
@@ -236,7 +245,148 @@ def limit_spec(
     )
 
 
+@contextlib.asynccontextmanager
+async def in_process_sim(clock: Clock, *, seed: int = 42) -> AsyncIterator[SimBook]:
+    """A started ``SimServer`` on 127.0.0.1:<free port> with the conftest's fixed ladder and
+    no market agents (nothing trades unless a test makes it)."""
+    from tests.integration.conftest import seed_liquidity
+
+    exchange = build_exchange(seed, clock)
+    seed_liquidity(exchange)
+    server = SimServer(
+        exchange, None, clock=clock, seed=seed, subscribe_timeout_s=0.5, heartbeat_interval_s=0.1
+    )
+    await server.start()
+    assert server.endpoints is not None
+    try:
+        yield SimBook(exchange, server, server.endpoints.user_id)
+    finally:
+        await server.stop()
+
+
+def resting_ladder(engine: Engine, product_id: str, count: int) -> list[OrderSpec]:
+    """``count`` passive limit buys from 1% under the live best bid down, one tick-rounded
+    step (0.01% of the bid) apart: inside the price band, each worth about twice the minimum
+    order, so hundreds fit in the demo account."""
+    product = engine.product_info[product_id]
+    bid = engine.prices.best_bid(product_id)
+    assert bid is not None, f"{product_id} has no live bid"
+    best = Decimal(str(bid))
+    top = product.snap_price(best * Decimal("0.99"), Side.BUY)
+    step = max(product.price_increment, product.snap_price(best / 10_000, Side.BUY))
+    size = max(
+        product.base_min_size,
+        quantize_to_step(product.quote_min_size * 2 / top, product.base_increment, ROUND_UP),
+    )
+    return [
+        limit_spec(product_id, Side.BUY, str(size), str(top - step * index))
+        for index in range(count)
+    ]
+
+
+async def place_resting(engine: Engine, count: int) -> list[ManagedOrder]:
+    """``count`` passive limit buys spread evenly over the engine's products, all accepted
+    (sent concurrently, as a strategy's quotes would be)."""
+    products = engine.products
+    specs: list[OrderSpec] = []
+    for offset, product_id in enumerate(products):
+        share = len(range(offset, count, len(products)))
+        specs.extend(resting_ladder(engine, product_id, share))
+    placed = await asyncio.gather(
+        *(engine.submit(OrderIntent(spec, IntentSource.MANUAL)) for spec in specs)
+    )
+    assert all(o.state is OrderState.ACCEPTED for o in placed), {o.state for o in placed}
+    return list(placed)
+
+
+@dataclass(frozen=True)
+class KillTiming:
+    """One kill switch press: seconds from the call until the gate refused an order (of
+    which ``durable_write_s`` went on writing the HALTED state to the journal's WAL after the
+    in-memory latch; the kill task makes it durable right after), and from the start of the sequence until the exchange
+    listed zero open orders."""
+
+    latch_s: float
+    durable_write_s: float
+    confirm_s: float
+    rounds: int
+    cancels_sent: int
+
+
+class _TimedStateStore:
+    """Times the trading state's journal write (a probe; the journal does the writing)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._journal = engine.journal
+        self.took_s = 0.0
+
+    def save_trading_state(self, change: Any, *, durable: bool = True) -> None:
+        started = time.perf_counter()
+        self._journal.save_trading_state(change, durable=durable)
+        self.took_s += time.perf_counter() - started
+
+    def load_trading_state(self) -> Any:
+        return self._journal.load_trading_state()
+
+
+async def timed_kill(engine: Engine, open_orders: int) -> KillTiming:
+    """Place ``open_orders`` resting orders, press the kill switch, check at the exchange
+    (its own REST listing) that none is open, then resume (typed confirmation, clean
+    reconcile) for the next round."""
+    assert engine.rest is not None
+    placed = await place_resting(engine, open_orders)
+    assert len(await engine.rest.list_open_orders()) == open_orders
+    probe = OrderIntent(placed[0].intent.spec, IntentSource.MANUAL)
+    store = _TimedStateStore(engine)
+    engine.trading_state._store = store  # the probe, for this press only
+    try:
+        started = time.perf_counter()
+        task = engine.kill("kill switch benchmark", "user")
+        denial = engine.gate.check(probe)
+        latch_s = time.perf_counter() - started
+    finally:
+        engine.trading_state._store = engine.journal
+    assert denial is not None and denial.reason is DenialReason.TRADING_HALTED
+    progress = await task
+    assert progress.phase is KillPhase.DONE, progress
+    assert await engine.rest.list_open_orders() == []
+    assert progress.finished_at is not None and progress.started_at is not None
+    await eventually(lambda: not engine.orders.open_orders())
+    await engine.resume("RESUME")
+    return KillTiming(
+        latch_s,
+        store.took_s,
+        progress.finished_at - progress.started_at,
+        progress.rounds,
+        progress.cancels_sent,
+    )
+
+
 # --------------------------------------------------------------------------- child process
+
+
+SIM_HANDSHAKE_ENV = "CRYPTOJ_TEST_SIM"
+
+
+def child_command(role: str, data_dir: Path, *extra: str) -> list[str]:
+    """The command line of a child engine (run it with ``child_env``, cwd the repo root)."""
+    return [
+        sys.executable,
+        "-m",
+        "tests.integration.engine_harness",
+        role,
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
+def child_env(sim: SimEndpoints) -> dict[str, str]:
+    """The environment of a child engine: ours plus where the sim is."""
+    return {**os.environ, SIM_HANDSHAKE_ENV: json.dumps(sim.to_handshake())}
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class CrashPoint:
@@ -245,6 +395,20 @@ class CrashPoint:
     BEFORE_SEND = "before_send"  # the intent is journaled, the request has not left
     AFTER_SEND = "after_send"  # the exchange has the order, its answer is never read
     AFTER_ACK = "after_ack"  # the answer is applied and journaled
+
+
+class LaggingClock:
+    """The system clock, ``lag_s`` seconds behind: what the child journals looks that much
+    older to a restarted engine (JWTs stay valid: they are dated in the past, not the future)."""
+
+    def __init__(self, lag_s: float) -> None:
+        self._lag_s = lag_s
+
+    def time(self) -> float:
+        return time.time() - self._lag_s
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 def _die() -> None:
@@ -261,6 +425,11 @@ def _install_crash_hook(engine: Engine, crash_at: str | None) -> None:
     async def place_then_maybe_die(spec: OrderSpec, client_order_id: str) -> Any:
         if crash_at == CrashPoint.BEFORE_SEND:
             _die()
+        # Quiet the user channel first: its update could otherwise overtake the answer and
+        # be journaled, and the point is a journal that knows only "SUBMITTED".
+        user_socket = getattr(venue, "user_socket", None)
+        if user_socket is not None:
+            await user_socket.stop()
         outcome = await place(spec, client_order_id)
         _die()
         return outcome  # pragma: no cover - never reached
@@ -278,17 +447,19 @@ def _spec_from_json(data: Mapping[str, Any]) -> OrderSpec:
     )
 
 
-async def _child(args: argparse.Namespace) -> int:
-    sim = SimEndpoints.from_handshake(json.loads(args.sim))
+async def _orders_child(args: argparse.Namespace) -> int:
+    """An engine that submits what stdin asks for, and may SIGKILL itself (restart tests)."""
+    sim = SimEndpoints.from_handshake(json.loads(os.environ[SIM_HANDSHAKE_ENV]))
     settings = proof_settings(Path(args.data_dir), products=tuple(args.products.split(",")))
+    clock = LaggingClock(args.clock_lag_s) if args.clock_lag_s else SystemClock()
     engine = build_engine(
-        settings, endpoints_of(sim), SystemClock(), Path(args.data_dir) / "journal-demo.sqlite3"
+        settings, endpoints_of(sim), clock, Path(args.data_dir) / "journal-demo.sqlite3"
     )
     _install_crash_hook(engine, args.crash_at)
     task = asyncio.create_task(engine.run())
     await asyncio.wait_for(engine.started.wait(), 30)
     await eventually(lambda: _books_live(engine), 30)
-    _say({"event": "ready"})
+    _say({"event": "ready", "pid": os.getpid()})
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -315,21 +486,48 @@ async def _child(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _headless_child(args: argparse.Namespace) -> int:
+    """``run_headless`` as the CLI will call it: an engine built for the demo's sim."""
+    from core.headless import run_headless
+
+    sim = SimEndpoints.from_handshake(json.loads(os.environ[SIM_HANDSHAKE_ENV]))
+    strategy = {"name": args.strategy, "product_id": "BTC-USD"} if args.strategy else None
+    settings = proof_settings(
+        Path(args.data_dir), products=tuple(args.products.split(",")), strategy=strategy
+    )
+    engine = build_engine(
+        settings, endpoints_of(sim), SystemClock(), Path(args.data_dir) / "journal-demo.sqlite3"
+    )
+    return await run_headless(engine, out=sys.stdout)
+
+
 def _say(message: Mapping[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
 
 
 def child_main(argv: list[str] | None = None) -> int:
-    """Entry point of the child engine: ``--sim`` handshake JSON, ``--data-dir``, commands on
-    stdin (``{"op": "submit", "product_id", "side", "size", "price"}`` / ``{"op": "stop"}``),
-    one JSON line per answer on stdout."""
+    """Entry point of the child engines (``python -m tests.integration.engine_harness``):
+
+    - ``orders``: commands on stdin (``{"op": "submit", "product_id", "side", "size",
+      "price"}`` / ``{"op": "stop"}``), one JSON answer per line on stdout; ``--crash-at``
+      makes it SIGKILL itself at that point of the first submit; ``--clock-lag-s`` runs it on
+      a clock that far behind;
+    - ``headless``: ``core.headless.run_headless`` on stdout until SIGTERM/SIGINT.
+
+    Both take ``--data-dir`` (the journal) and find the sim in ``$CRYPTOJ_TEST_SIM`` (its
+    handshake JSON; the environment, not argv, because it carries the demo key).
+    """
     parser = argparse.ArgumentParser(prog="engine-child")
-    parser.add_argument("--sim", required=True)
+    parser.add_argument("role", choices=("orders", "headless"))
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--products", default=",".join(PRODUCTS))
     parser.add_argument("--crash-at", default=None)
-    return asyncio.run(_child(parser.parse_args(argv)))
+    parser.add_argument("--strategy", default=None)
+    parser.add_argument("--clock-lag-s", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    child = _orders_child if args.role == "orders" else _headless_child
+    return asyncio.run(child(args))
 
 
 def manual_clock() -> ManualClock:

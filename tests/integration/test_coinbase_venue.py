@@ -2,7 +2,7 @@
 the user WebSocket for cumulative order updates, faults injected by the sim.
 
 The book is the conftest's fixed market-maker ladder: BTC-USD bids 67990 down and asks 68010
-up in steps of 10, 0.5 BTC a level. The demo account holds 100,000 USD and 2 BTC.
+up in steps of 10, 0.5 BTC a level. The demo account holds core.sim.runner.DEMO_BALANCES.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from core.model import (
     TimeInForce,
 )
 from core.sim.exchange import SimExchange
+from core.sim.runner import DEMO_BALANCES
 from core.sim.server import SimEndpoints, SimServer
 from core.sim.types import SimOrderRequest
 from core.venue import Venue
@@ -354,7 +355,8 @@ async def test_lost_create_response_is_unknown_and_the_same_id_returns_the_origi
 
 async def test_reads_balances_products_and_errors(harness: Harness) -> None:
     balances = {balance.currency: balance for balance in await harness.venue.balances()}
-    assert balances["USD"].available == D("100000") and balances["BTC"].total == D("2")
+    assert balances["USD"].available == D("100000")
+    assert balances["BTC"].total == DEMO_BALANCES["BTC"]
     (product,) = await harness.venue.products([BTC])
     assert product.product_id == BTC and product.price_increment == D("0.01")
     with pytest.raises(NotFoundError):

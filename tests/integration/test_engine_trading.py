@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from tests.integration.engine_harness import (
     EngineRun,
     eventually,
     limit_spec,
+    place_resting,
     proof_settings,
     running_engine,
 )
@@ -57,9 +59,18 @@ BTC, ETH, SOL = "BTC-USD", "ETH-USD", "SOL-USD"
 async def run(
     sim_server: SimServer, sim_exchange: SimExchange, sim_clock: ManualClock, tmp_path: Path
 ) -> AsyncIterator[EngineRun]:
-    """An engine trading on the in-process sim (shared ManualClock), reconciled and ready."""
+    """An engine trading on the in-process sim (shared ManualClock), reconciled and ready.
+
+    Every order that reaches the exchange during the test is checked to have its intent
+    journaled before it arrived (see ``IntentBeforeSend``).
+    """
     async with running_engine(sim_server, sim_exchange, sim_clock, tmp_path) as engine_run:
+        witness = IntentBeforeSend(engine_run.journal_file)
+        sim_exchange.add_listener(witness)
         yield engine_run
+    sim_exchange.remove_listener(witness)
+    late = [coid for coid, journaled in witness.checked.items() if not journaled]
+    assert not late, f"orders at the exchange before their intent was journaled: {late}"
 
 
 class IntentBeforeSend:
@@ -135,6 +146,7 @@ class TestOrderTypes:
         order = await run.submit(limit_spec(BTC, Side.BUY, "0.01", "67500"))
         assert order.state is OrderState.ACCEPTED and order.order_id is not None
         assert witness.checked == {order.client_order_id: True}
+        run.sim.exchange.remove_listener(witness)
         [at_sim] = run.sim.by_client_id(order.client_order_id)
         assert at_sim.order_id == order.order_id and at_sim.status is ExchangeOrderStatus.OPEN
         assert journal_states(run, order.client_order_id) == [
@@ -154,7 +166,11 @@ class TestOrderTypes:
         self, run: EngineRun, sizing: str, amount: Decimal
     ) -> None:
         btc_before = run.sim.balance("BTC")
-        spec = OrderSpec(BTC, Side.BUY, OrderType.MARKET, **{sizing: amount})
+        spec = (
+            OrderSpec(BTC, Side.BUY, OrderType.MARKET, base_size=amount)
+            if sizing == "base_size"
+            else OrderSpec(BTC, Side.BUY, OrderType.MARKET, quote_size=amount)
+        )
         order = await run.submit(spec)
         filled = await settled(run, order.client_order_id, OrderState.FILLED)
         assert filled.filled_size > 0 and filled.total_fees > 0
@@ -259,9 +275,9 @@ class TestPartialFills:
         order = await run.submit(limit_spec(BTC, Side.BUY, "0.3", "67995"))
         for size in ("0.05", "0.1"):
             run.sim.maker_takes(BTC, Side.SELL, size)
-            await eventually(lambda s=size: _filled(run, order.client_order_id) >= D(s))
-        partial = await settled(run, order.client_order_id, OrderState.PARTIALLY_FILLED)
-        assert partial.filled_size == D("0.15")
+            await eventually(partial(_filled_at_least, run, order.client_order_id, D(size)))
+        part_filled = await settled(run, order.client_order_id, OrderState.PARTIALLY_FILLED)
+        assert part_filled.filled_size == D("0.15")
         fills_before = len(run.engine.journal.fills(order.client_order_id))
         # A reconnect replays every order's cumulative state: nothing is journaled twice.
         assert run.sim.server.faults.drop_websockets() >= 1
@@ -279,36 +295,25 @@ class TestPartialFills:
         await position_matches_sim(run, BTC, "BTC")
 
 
-def _filled(run: EngineRun, client_order_id: str) -> Decimal:
+def _filled_at_least(run: EngineRun, client_order_id: str, size: Decimal) -> bool:
     order = run.engine.orders.get(client_order_id)
-    return D(0) if order is None else order.filled_size
+    return order is not None and order.filled_size >= size
 
 
-async def place_resting(run: EngineRun, count: int) -> list[ManagedOrder]:
-    """``count`` passive limit buys spread over the three products, each accepted."""
-    # (top price, step down, size): well inside the price band, far from the touch.
-    ladders = {
-        BTC: (D("67500"), D("1"), D("0.0001")),
-        ETH: (D("3450"), D("0.1"), D("0.002")),
-        SOL: (D("148"), D("0.01"), D("0.05")),
-    }
-    products = (BTC, ETH, SOL)
-    specs = []
-    for index in range(count):
-        product = products[index % 3]
-        top, step, size = ladders[product]
-        price = top - step * (index // 3)
-        specs.append(limit_spec(product, Side.BUY, str(size), str(price)))
-    placed = await asyncio.gather(*(run.submit(spec) for spec in specs))
-    assert all(o.state is OrderState.ACCEPTED for o in placed), {o.state for o in placed}
-    return list(placed)
+def _terminal(run: EngineRun, client_order_id: str) -> bool:
+    return _state(run, client_order_id).is_terminal
+
+
+def trading_state(run: EngineRun) -> TradingState:
+    """The engine's trading state now (a call, so the type checker does not pin it)."""
+    return run.engine.trading_state.state
 
 
 class TestKillSwitch:
     async def test_kill_with_200_open_orders_cancels_all_at_the_exchange(
         self, run: EngineRun
     ) -> None:
-        placed = await place_resting(run, 200)
+        placed = await place_resting(run.engine, 200)
         assert len(run.sim.open_orders()) == 200
         progress = await run.engine.kill("test kill", "user")
         assert progress.phase is KillPhase.DONE and progress.still_open == 0
@@ -326,7 +331,7 @@ class TestKillSwitch:
         assert run.engine.journal.load_trading_state().state is TradingState.HALTED  # type: ignore[union-attr]
 
     async def test_cancels_still_work_while_halted(self, run: EngineRun) -> None:
-        [order] = await place_resting(run, 1)
+        [order] = await place_resting(run.engine, 1)
         run.engine.trading_state.set(TradingState.HALTED, "test", "user")
         await run.engine.cancel([order.client_order_id])
         await settled(run, order.client_order_id, OrderState.CANCELED)
@@ -335,7 +340,7 @@ class TestKillSwitch:
     async def test_flatten_after_kill_sells_what_is_held_reduce_only(self, run: EngineRun) -> None:
         bought = await run.submit(OrderSpec(ETH, Side.BUY, OrderType.MARKET, base_size=D("1")))
         await settled(run, bought.client_order_id, OrderState.FILLED)
-        await place_resting(run, 6)
+        await place_resting(run.engine, 6)
         await run.engine.kill("before flatten")
         result = await run.engine.flatten(confirmed=True)
         assert {o.product_id for o in result.orders} == {BTC, ETH, SOL}
@@ -345,7 +350,7 @@ class TestKillSwitch:
             assert order.intent.spec.limit_price is not None  # price-protected
             assert order.intent.spec.side is Side.SELL
         for order in result.orders:
-            await eventually(lambda o=order: _state(run, o.client_order_id).is_terminal)
+            await eventually(partial(_terminal, run, order.client_order_id))
         # Everything held sold into the bids (the ladder is deep enough for the demo account).
         for currency in ("BTC", "ETH", "SOL"):
             assert run.sim.balance(currency) < D("0.001"), currency
@@ -379,7 +384,7 @@ class TestKillSwitch:
             sim_clock.advance(11)  # the exchange has had its time: the order never arrived
             report = await run.engine.resume("RESUME")
             assert report.complete and report.still_unknown == 0
-            assert run.engine.trading_state.state is TradingState.ACTIVE
+            assert trading_state(run) is TradingState.ACTIVE
             lost_order = run.engine.orders.get(lost)
             assert lost_order is not None and lost_order.state is OrderState.REJECTED
             assert run.sim.by_client_id(lost) == []  # never re-sent

@@ -12,6 +12,7 @@ import pytest
 from core.clock import ManualClock
 from core.sim.exchange import SimExchange
 from core.sim.jwt_verify import DemoKey
+from core.sim.runner import DEMO_BALANCES
 from core.sim.server import API_PREFIX, SimEndpoints, SimServer
 from tests.integration.conftest import LEVELS_PER_SIDE, RestClient, make_jwt
 
@@ -116,7 +117,7 @@ async def test_key_permissions(rest: RestClient) -> None:
 async def test_accounts_hold_the_demo_balances_and_paginate(rest: RestClient) -> None:
     body = (await rest.get("/accounts")).json()
     balances = {a["currency"]: Decimal(a["available_balance"]["value"]) for a in body["accounts"]}
-    assert balances == {"USD": 100_000, "BTC": 2, "ETH": 20, "SOL": 300}
+    assert balances == DEMO_BALANCES
     assert body["has_next"] is False and body["cursor"] == "" and body["size"] == 4
     usd = next(a for a in body["accounts"] if a["currency"] == "USD")
     assert usd["type"] == "ACCOUNT_TYPE_FIAT"
@@ -744,12 +745,12 @@ async def test_preview_market_by_quote_and_sells(rest: RestClient) -> None:
     fine = {
         **sell,
         "order_configuration": {
-            "limit_limit_gtc": {"base_size": "1", "limit_price": "70000.00", "post_only": True}
+            "limit_limit_gtc": {"base_size": "0.5", "limit_price": "70000.00", "post_only": True}
         },
     }
     preview = (await rest.post("/orders/preview", fine)).json()
     assert preview["errs"] == []
-    assert Decimal(preview["order_total"]) == 70000 - Decimal(preview["commission_total"])
+    assert Decimal(preview["order_total"]) == 35000 - Decimal(preview["commission_total"])
 
 
 async def test_more_list_filters(rest: RestClient) -> None:

@@ -1,7 +1,8 @@
 """A short run of scripts/bench_sim.py: the sim in its own process streams level2 at the
 target rate while orders flow in over REST. It checks that nothing is lost (no sequence gap,
-every order acknowledged) and prints the figures; the rate floor is deliberately loose
-because the test box is shared (the full benchmark is the script)."""
+every order acknowledged) and that the rate means level updates received, and prints the
+figures. The rate floor is loose because the test box is shared (the full benchmark, with its
+strict verdict, is the script); it still fails a sim whose merged changes halve the stream."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def test_level2_stream_and_orders_together() -> None:
     assert result.gaps == 0
     assert result.orders_sent >= SECONDS * ORDERS_PER_S * 0.9
     assert result.orders_acked == result.orders_sent
-    assert result.updates_per_s > RATE * 0.2
+    # The agents aim at updates on the wire, so only a starved sim process falls short.
+    assert result.updates_per_s > RATE * 0.6
+    assert result.sim_levels_sent < result.sim_book_changes  # changes did merge in flushes
     assert not sim.alive, "stopped with the context manager"
 
 

@@ -74,7 +74,8 @@ AppFactory = Callable[..., CryptoJApp]
 
 @pytest.fixture
 def make_app(engine: FakeEngine, clock: ManualClock) -> AppFactory:
-    """Builds a CryptoJApp on the fake engine (mode and other options overridable), no animations."""
+    """Builds a CryptoJApp on the fake engine (mode and other options overridable), no
+    animations and no cursor blink."""
 
     def build(**options: Any) -> CryptoJApp:
         app_engine = options.pop("engine", engine)
@@ -82,6 +83,7 @@ def make_app(engine: FakeEngine, clock: ManualClock) -> AppFactory:
             "mode": engine.mode,
             "products": engine.products,
             "clock": clock,
+            "cursor_blink": False,
         }
         settings.update(options)
         app = CryptoJApp(app_engine, **settings)

@@ -55,3 +55,50 @@ def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_headless_demo_runs_then_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    """`cryptoj --headless`: the demo sim child, JSON lines on stdout, a clean stop on SIGINT."""
+    import json
+    import os
+    import signal
+    import threading
+
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cryptoj_tui", "--headless"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[dict[str, object]] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(json.loads(line))
+            if "trading allowed" in str(lines[-1].get("text", "")):
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(60), f"never reconciled: {lines[-5:]}"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(10)
+    kinds = [line["kind"] for line in lines]
+    assert kinds[0] == "start" and kinds[-1] == "stop"
+    assert {"stopping", "exit_cancel", "connection", "book"} <= set(kinds)
+    assert all("ts" in line for line in lines)

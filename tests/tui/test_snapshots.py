@@ -2,7 +2,7 @@
 
 Deterministic by construction: the fake engine has a fixed seed and a manual clock (so the
 wall clock, data ages and the measured loop lag never move), animations are off, and nothing
-on the screen blinks. The pull timer keeps firing, but it pulls the same snapshot every time.
+on the screen blinks (the App is built with ``cursor_blink=False``). The pull timer keeps firing, but it pulls the same snapshot every time.
 Update with: pytest tests/tui/test_snapshots.py --snapshot-update
 """
 
@@ -55,3 +55,36 @@ def test_help_screen(snap_compare: Any, make_app: AppFactory, size: tuple[int, i
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_help)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket(snap_compare: Any, make_app: AppFactory, size: tuple[int, int]) -> None:
+    """The buy ticket over the main screen: a limit order at the bid, the gate allows it."""
+
+    async def open_ticket(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        for key in "0.0100":
+            await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_ticket)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_halted_state(
+    snap_compare: Any, make_app: AppFactory, engine: FakeEngine, size: tuple[int, int]
+) -> None:
+    """After the kill switch: HALTED in the status line and the banner, orders cancelled."""
+
+    async def kill(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("ctrl+k")
+        await wait_until(pilot, lambda: not engine.open_orders)
+        app = pilot.app
+        assert isinstance(app, CryptoJApp)
+        app.pull_snapshot()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=kill)

@@ -6,9 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from core.snapshot import ConnectionState, ConnectionView
+from core.snapshot import ConnectionState, ConnectionView, StrategyView, TradingView
 from tests.widgets.conftest import HostApp
-from widgets.status_bar import StatusBar, connection_part, mode_badge
+from widgets.status_bar import (
+    StatusBar,
+    connection_part,
+    mode_badge,
+    strategy_part,
+    trading_part,
+)
 
 WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -142,3 +148,56 @@ async def test_narrow_bar_drops_the_clock_before_the_lag(host: Callable[..., Hos
         rendered = bar.render().plain
         assert rendered.endswith("lag 3.0 ms ")
         assert "UTC" not in rendered
+
+
+def _trading(state: str, cause: str = "kill switch", reconciling: bool = False) -> TradingView:
+    return TradingView(state=state, cause=cause, source="user", reconciling=reconciling)
+
+
+@pytest.mark.parametrize(
+    ("trading", "expected"),
+    [
+        (_trading("ACTIVE"), ("ACTIVE", "ok")),
+        (_trading("ACTIVE", reconciling=True), ("RECONCILING", "warn")),
+        (
+            _trading("REDUCING", "daily loss 2,010.00 >= limit 2,000.00"),
+            (
+                "REDUCING: daily loss 2,010.00 >= limit 2,000.00",
+                "warn",
+            ),
+        ),
+        (_trading("HALTED"), ("HALTED: kill switch", "error")),
+        (_trading("HALTED", "x" * 60), ("HALTED: " + "x" * 39 + "…", "error")),
+    ],
+)
+def test_trading_part(trading: TradingView, expected: tuple[str, str]) -> None:
+    assert trading_part(trading) == expected
+
+
+def test_strategy_part() -> None:
+    assert strategy_part(StrategyView("market_maker", paused=False)) == (
+        "strategy market_maker ▶",
+        "ok",
+    )
+    assert strategy_part(StrategyView("trend", paused=True)) == ("strategy trend ⏸ paused", "warn")
+
+
+async def test_status_bar_shows_trading_state_first_and_strategy_last(
+    host: Callable[..., HostApp],
+) -> None:
+    bar = StatusBar()
+    async with host(bar).run_test(size=(140, 3)) as pilot:
+        bar.update_status(
+            mode="live",
+            product_id="BTC-USD",
+            connections=CONNECTIONS[:1],
+            wall_time=WALL,
+            loop_lag_ms=None,
+            trading=_trading("HALTED"),
+            strategy=StrategyView("trend", paused=True),
+        )
+        await pilot.pause()
+        assert bar.left_text == (
+            " LIVE  HALTED: kill switch  market ● 0.2s  BTC-USD  strategy trend ⏸ paused"
+        )
+        assert bar.style_of("HALTED") == "error"

@@ -1,4 +1,5 @@
-"""MarketAgents: a deep, live, uncrossed, deterministic market at the requested update rate."""
+"""MarketAgents: a deep, live, uncrossed, deterministic market at the requested update rate
+(level updates on the wire: distinct levels changed per step, as the server sends them)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,25 @@ D = Decimal
 
 
 class EventLog:
-    """A listener that keeps every event as a plain tuple (for comparing whole runs)."""
+    """A listener that keeps every event as a plain tuple (for comparing whole runs), and
+    batches book changes per level the way the server does between two flushes."""
 
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
         self.book_changes = 0
+        self.level_updates = 0  # what a level2 client of every product got, flush by flush
+        self._pending: set[tuple[str, Side, Decimal]] = set()
+
+    def flush(self) -> None:
+        """Like ``SimServer.flush``: each level changed since the last flush is sent once."""
+        self.level_updates += len(self._pending)
+        self._pending.clear()
 
     def on_book_change(
         self, product_id: str, side: Side, price: Decimal, new_size: Decimal, time: datetime
     ) -> None:
         self.book_changes += 1
+        self._pending.add((product_id, side, price))
         self.events.append(("book", product_id, side, price, new_size))
 
     def on_trade(self, trade: SimTrade) -> None:
@@ -52,10 +62,22 @@ def make_market(
     return clock, exchange, agents, log
 
 
-def run(clock: ManualClock, agents: MarketAgents, seconds: float, dt: float = 0.1) -> None:
+def run(
+    clock: ManualClock,
+    agents: MarketAgents,
+    seconds: float,
+    dt: float = 0.1,
+    log: EventLog | None = None,
+) -> None:
+    """Step the market like the server's loop does; flush ``log`` after every step."""
+    if log is not None:
+        log.flush()  # what came before (e.g. the bootstrap) is not part of this run
+        log.level_updates = 0
     for _ in range(round(seconds / dt)):
         clock.advance(dt)
         agents.step(dt)
+        if log is not None:
+            log.flush()
 
 
 @pytest.fixture
@@ -81,25 +103,45 @@ def test_bootstrap_builds_a_ladder_around_each_start_price() -> None:
     assert not any(event[0] == "trade" for event in log.events)
 
 
-def test_step_makes_about_rate_times_dt_book_changes(
+def test_rate_is_level_updates_on_the_wire_not_raw_book_changes(
     market: tuple[ManualClock, SimExchange, MarketAgents, EventLog],
 ) -> None:
     clock, _, agents, log = market
-    before = log.book_changes
-    run(clock, agents, 2.0)
-    calm = log.book_changes - before
-    assert 1_950 <= calm <= 2_050  # 1,000/s for 2 s, give or take one action's overshoot
-
-    agents.rate = 5_000.0
-    before = log.book_changes
-    run(clock, agents, 1.0)
-    assert 4_950 <= log.book_changes - before <= 5_050
+    before = agents.level_updates
+    run(clock, agents, 2.0, log=log)
+    assert 1_980 <= log.level_updates <= 2_020  # 1,000/s for 2 s, give or take one action
+    assert agents.level_updates - before == log.level_updates
 
     agents.rate = 100.0
-    before = log.book_changes
-    run(clock, agents, 3.0, dt=0.25)
-    assert 280 <= log.book_changes - before <= 320
+    run(clock, agents, 3.0, dt=0.25, log=log)
+    assert 295 <= log.level_updates <= 305
     assert agents.book_changes == log.book_changes
+
+
+def test_busy_market_meets_its_rate_at_the_servers_flush_interval() -> None:
+    clock, _, agents, log = make_market(rate=5_000.0, levels=300)
+    agents.bootstrap(history_minutes=0)
+    changes = log.book_changes
+    run(clock, agents, 1.0, dt=0.025, log=log)
+    assert 4_950 <= log.level_updates <= 5_050
+    # Levels changed twice in a flush merge, so the agents make more raw changes than that;
+    # re-quoting each ladder slot at most once a step keeps the excess (and the CPU) down
+    # (re-quoting the same top slots again would need ~2.4 changes per update).
+    assert 1.0 < (log.book_changes - changes) / log.level_updates < 2.0
+
+
+def test_a_step_the_books_cannot_satisfy_ends_and_its_shortfall_is_not_carried() -> None:
+    clock, _, agents, log = make_market(rate=20_000.0, levels=3)
+    agents.bootstrap(history_minutes=0)
+    changes = log.book_changes
+    run(clock, agents, 0.05, dt=0.05, log=log)
+    made = log.book_changes - changes
+    assert log.level_updates < 1_000  # 18 quotes cannot change 1,000 levels in one step ...
+    assert made <= 6 * 1_000 + 8 + 50  # ... and the step stops at its work cap (+ one action)
+
+    agents.rate = 100.0
+    run(clock, agents, 0.05, dt=0.05, log=log)
+    assert log.level_updates <= 10  # ~5 owed: the earlier shortfall did not come due
 
 
 def test_same_seed_same_market_different_seed_different_market() -> None:
@@ -136,6 +178,7 @@ def test_price_follows_a_random_walk_that_stays_plausible(
     market: tuple[ManualClock, SimExchange, MarketAgents, EventLog],
 ) -> None:
     clock, exchange, agents, _ = market
+    agents.rate = 300.0  # the walk does not depend on the rate; a calm market keeps this fast
     starts = {p: exchange.last_price(p) for p in exchange.products}
     run(clock, agents, 60.0, dt=0.5)
     moved = [exchange.last_price(p) != starts[p] for p in exchange.products]

@@ -1,0 +1,487 @@
+"""``EmergencyManager``: kill switch, flatten, resume and the automatic triggers' actions.
+
+Unit tests: a real ``OrderManager`` and ``Journal`` (SQLite in a temp dir) over the in-memory
+``FakeVenue``, a manual clock and an instant, recorded sleep. The engine-level proofs against
+the simulated exchange are in tests/integration/test_engine_trading.py. The last class covers
+``Journal.batch``, which the kill switch's cancel path relies on for its speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.clock import ManualClock
+from core.config import RiskSettings
+from core.denials import Denial
+from core.emergency import (
+    RESUME_CONFIRMATION,
+    EmergencyManager,
+    KillPhase,
+    ResumeRefused,
+)
+from core.journal import FillRecord, Journal, JournalError
+from core.model import (
+    Balance,
+    ExchangeOrderStatus,
+    Fill,
+    IntentSource,
+    OrderIntent,
+    OrderSpec,
+    OrderType,
+    Product,
+    Side,
+    TimeInForce,
+)
+from core.orders import OrderManager, OrderState
+from core.risk import TradingStateMachine, TriggerName, TrippedTrigger
+from core.trading_state import TradingState
+from tests.core.fake_venue import FakeVenue
+from tests.core.test_risk import make_product
+
+D = Decimal
+
+
+class AllowAll:
+    """A pre-trade check that allows every order."""
+
+    def check(self, intent: OrderIntent) -> Denial | None:
+        return None
+
+
+class Sleeps:
+    """The manager's sleep: instant (one loop turn), the delays recorded."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+class HeldVenue(FakeVenue):
+    """The fake venue, with balances the test sets (what flatten sizes from)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.held: list[Balance] = []
+        self.balance_calls = 0
+
+    async def balances(self) -> list[Balance]:
+        self.balance_calls += 1
+        return list(self.held)
+
+
+@dataclass
+class Prices:
+    """Best bids by product (None: no bid)."""
+
+    bids: dict[str, float | None] = field(default_factory=dict)
+
+    def best_bid(self, product_id: str) -> float | None:
+        return self.bids.get(product_id)
+
+    def best_ask(self, product_id: str) -> float | None:
+        return None
+
+
+class FailingJournal:
+    """A journal whose risk events cannot be written (a full disk)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    def record_risk_event(self, kind: str, detail: str) -> None:
+        raise OSError("disk full")
+
+    def sync(self) -> None:
+        raise OSError("disk full")
+
+    def record_flatten_started(self, flatten_id: str, detail: str) -> None:
+        self._journal.record_flatten_started(flatten_id, detail)
+
+    def record_flatten_finished(self, flatten_id: str, detail: str) -> None:
+        self._journal.record_flatten_finished(flatten_id, detail)
+
+    def unfinished_flatten(self) -> str | None:
+        return self._journal.unfinished_flatten()
+
+
+@dataclass
+class Parts:
+    manager: EmergencyManager
+    orders: OrderManager
+    venue: HeldVenue
+    journal: Journal
+    state: TradingStateMachine
+    prices: Prices
+    sleeps: Sleeps
+    products: dict[str, Product]
+    clock: ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock at 2026-01-01T00:00:00Z."""
+    return ManualClock()
+
+
+@pytest.fixture
+def journal(tmp_path: Path, clock: ManualClock) -> Iterator[Journal]:
+    """A real journal on a fresh file, closed after the test."""
+    opened = Journal.open(tmp_path / "journal-paper.sqlite3", clock=clock)
+    yield opened
+    opened.close()
+
+
+def build(journal: Journal, clock: ManualClock, *, settings: RiskSettings | None = None) -> Parts:
+    venue = HeldVenue(clock)
+    ids = (f"coid-{n}" for n in itertools.count(1))
+    orders = OrderManager(venue, journal, AllowAll(), clock=clock, id_factory=lambda: next(ids))
+    venue.set_listener(orders)
+    state = TradingStateMachine(journal, clock=clock)
+    prices = Prices({"BTC-USD": 50_000.0, "ETH-USD": 3_000.0})
+    products = {"BTC-USD": make_product("BTC-USD"), "ETH-USD": make_product("ETH-USD")}
+    sleeps = Sleeps()
+    manager = EmergencyManager(
+        state=state,
+        orders=orders,
+        venue=venue,
+        journal=journal,
+        settings=settings or RiskSettings(kill_max_verify_rounds=4),
+        products=lambda: products,
+        prices=prices,
+        clock=clock,
+        sleep=sleeps,
+    )
+    return Parts(manager, orders, venue, journal, state, prices, sleeps, products, clock)
+
+
+@pytest.fixture
+def parts(journal: Journal, clock: ManualClock) -> Parts:
+    """An emergency manager over a real order manager and journal and the fake venue (at
+    most 4 verification rounds), BTC-USD bid 50000 and ETH-USD bid 3000."""
+    return build(journal, clock)
+
+
+def limit_buy(product_id: str = "BTC-USD", price: str = "49000") -> OrderIntent:
+    spec = OrderSpec(
+        product_id, Side.BUY, OrderType.LIMIT, base_size=D("0.1"), limit_price=D(price)
+    )
+    return OrderIntent(spec, IntentSource.MANUAL)
+
+
+async def rest_orders(parts: Parts, count: int) -> list[str]:
+    placed = [await parts.orders.submit(limit_buy()) for _ in range(count)]
+    assert all(o.state is OrderState.ACCEPTED for o in placed)
+    return [o.client_order_id for o in placed]
+
+
+def state_of(parts: Parts) -> TradingState:
+    """The trading state now (a call, so the type checker does not pin it between asserts)."""
+    return parts.state.state
+
+
+def risk_kinds(journal: Journal) -> list[str]:
+    return [event.kind for event in journal.risk_events()]
+
+
+class TestKill:
+    async def test_latches_halted_before_any_cancel_and_cancels_everything(
+        self, parts: Parts
+    ) -> None:
+        coids = await rest_orders(parts, 3)
+        task = parts.manager.kill("ctrl+k", "user")
+        # Synchronously latched, journaled; nothing cancelled yet.
+        assert parts.state.state is TradingState.HALTED
+        assert parts.journal.load_trading_state().state is TradingState.HALTED  # type: ignore[union-attr]
+        assert parts.manager.progress.phase is KillPhase.CANCELLING
+        assert parts.venue.cancel_calls == []
+        progress = await task
+        assert progress.phase is KillPhase.DONE and progress.still_open == 0
+        assert progress.rounds == 1 and progress.cancels_sent == 3
+        assert progress.finished_at is not None and progress.halted_at is not None
+        assert all(
+            parts.venue.order(parts.venue.order_id_for(c)).status is ExchangeOrderStatus.CANCELLED
+            for c in coids
+        )
+        assert risk_kinds(parts.journal) == ["kill_switch", "kill_switch_done"]
+        assert parts.state.last_change.source == "user"
+
+    async def test_second_press_while_running_returns_the_same_sequence(self, parts: Parts) -> None:
+        await rest_orders(parts, 1)
+        first = parts.manager.kill("first", "user")
+        assert parts.manager.kill("second", "user") is first
+        await first
+        halts = [c for c in parts.journal.trading_state_history() if c.state is TradingState.HALTED]
+        assert len(halts) == 1  # already HALTED: not set again
+
+    async def test_press_when_halted_sweeps_again(self, parts: Parts) -> None:
+        await parts.manager.kill("first", "user")
+        # An order that reached the venue anyway (e.g. placed elsewhere): a second press
+        # sweeps it. (The gate here allows everything; the engine's refuses when HALTED.)
+        [coid] = await rest_orders(parts, 1)
+        progress = await parts.manager.kill("make sure", "user")
+        assert progress.phase is KillPhase.DONE and progress.cancels_sent == 1
+        assert parts.orders.get(coid).state is OrderState.CANCELED  # type: ignore[union-attr]
+
+    async def test_orders_that_stay_open_fail_after_the_bounded_rounds(self, parts: Parts) -> None:
+        await rest_orders(parts, 2)
+        parts.venue.cancel_queues = True  # cancels are queued and never complete
+        progress = await parts.manager.kill("ctrl+k", "user")
+        assert progress.phase is KillPhase.FAILED
+        assert progress.rounds == 4 and progress.still_open == 2
+        # Growing pauses between rounds, capped.
+        assert parts.sleeps.delays == [0.05, 0.1, 0.2, 0.4]
+        assert risk_kinds(parts.journal)[-1] == "kill_switch_failed"
+        assert parts.state.state is TradingState.HALTED
+
+    async def test_an_unexpected_error_ends_the_sequence_visibly(self, parts: Parts) -> None:
+        await rest_orders(parts, 1)
+        parts.venue.failing_lists = 10  # the verification listing raises every time
+        progress = await parts.manager.kill("ctrl+k", "user")
+        assert progress.phase is KillPhase.FAILED and progress.error is not None
+        assert "VenueDown" in progress.error
+        [*_, last] = parts.journal.risk_events()
+        assert last.kind == "kill_switch_failed" and "VenueDown" in last.detail
+
+    async def test_a_journal_that_cannot_record_does_not_stop_the_kill(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock)
+        parts.manager._journal = FailingJournal(journal)  # the risk events cannot be written
+        await rest_orders(parts, 2)
+        progress = await parts.manager.kill("ctrl+k", "user")
+        assert progress.phase is KillPhase.DONE
+        assert parts.state.state is TradingState.HALTED
+
+
+class TestFlatten:
+    async def test_needs_confirmation(self, parts: Parts) -> None:
+        with pytest.raises(ValueError, match="confirmation"):
+            await parts.manager.flatten(confirmed=False)
+        assert parts.venue.balance_calls == 0
+
+    async def test_sells_fresh_balances_reduce_only_ioc_price_protected(self, parts: Parts) -> None:
+        parts.venue.held = [
+            Balance("USD", D(1000), D(0)),
+            Balance("BTC", D("0.123456789"), D(0)),  # rounded down to the increment
+            Balance("ETH", D(2), D(0)),
+        ]
+        result = await parts.manager.flatten(confirmed=True)
+        assert parts.venue.balance_calls == 1
+        assert result.skipped == ()
+        by_product = {o.product_id: o for o in result.orders}
+        btc = by_product["BTC-USD"].intent
+        assert btc.reduce_only and btc.source is IntentSource.FLATTEN
+        assert btc.spec.side is Side.SELL and btc.spec.time_in_force is TimeInForce.IOC
+        assert btc.spec.base_size == D("0.12345678")
+        # 100 bps under the bid by default, snapped up to the tick (a sell stays protected).
+        assert btc.spec.limit_price == D("49500.00")
+        assert by_product["ETH-USD"].intent.spec.limit_price == D("2970.00")
+        [marker] = parts.journal.flattens()
+        assert marker.finished_at is not None and marker.outcome == "2 order(s); skipped: none"
+        assert risk_kinds(parts.journal) == ["flatten"]
+
+    async def test_splits_a_large_holding_under_the_per_order_notional_limit(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock, settings=RiskSettings(max_order_notional=D(20_000)))
+        parts.venue.held = [Balance("USD", D(0), D(0)), Balance("BTC", D(1), D(0))]
+        result = await parts.manager.flatten(confirmed=True)
+        sizes = [o.intent.spec.base_size for o in result.orders if o.product_id == "BTC-USD"]
+        # 49,500 a coin at the protected price: 20,000 buys 0.40404040 of it per order.
+        assert sizes == [D("0.40404040"), D("0.40404040"), D("0.19191920")]
+        assert sum(sizes) == D(1)
+        assert all(size * D("49500.00") <= D(20_000) for size in sizes if size is not None)
+
+    async def test_skips_what_cannot_be_sold_and_says_why(self, parts: Parts) -> None:
+        parts.products["SOL-USD"] = make_product("SOL-USD", base_min_size=D("0.01"))
+        parts.products["DOGE-USD"] = make_product("DOGE-USD")
+        parts.products["ADA-USD"] = make_product("ADA-USD")
+        parts.prices.bids |= {"SOL-USD": 150.0, "DOGE-USD": None, "ADA-USD": 0.5}
+        parts.venue.held = [
+            Balance("SOL", D("0.001"), D(0)),  # below the minimum size
+            Balance("DOGE", D(100), D(0)),  # no bid to price against
+            Balance("ADA", D(1), D(0)),  # worth less than the minimum order
+            Balance("BTC", D(0), D(0)),  # nothing held: not even mentioned
+        ]
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.orders == ()
+        assert len(result.skipped) == 3
+        assert any("SOL-USD" in s and "minimum size" in s for s in result.skipped)
+        assert any("DOGE-USD" in s and "no bid" in s for s in result.skipped)
+        assert any("ADA-USD" in s and "minimum order" in s for s in result.skipped)
+
+    async def test_a_second_flatten_while_one_runs_is_refused(self, parts: Parts) -> None:
+        parts.manager.flatten_in_progress = True
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.orders == () and result.skipped == ("a flatten is already running",)
+
+    async def test_an_interrupted_flatten_is_reported_once_and_never_resent(
+        self, parts: Parts
+    ) -> None:
+        assert parts.manager.check_unfinished_flatten() is None
+        parts.journal.record_flatten_started("flatten-1", "sizes from fresh balances")
+        message = parts.manager.check_unfinished_flatten()
+        assert message is not None and "NOT re-sent" in message and "flatten-1" in message
+        assert parts.manager.check_unfinished_flatten() is None
+        [marker] = parts.journal.flattens()
+        assert marker.outcome == "interrupted; not re-sent"
+        assert parts.venue.place_calls == []
+
+
+class TestResume:
+    async def test_needs_the_typed_word(self, parts: Parts) -> None:
+        await parts.manager.kill("ctrl+k", "user")
+        with pytest.raises(ResumeRefused, match=RESUME_CONFIRMATION):
+            await parts.manager.resume("yes")
+        assert parts.state.state is TradingState.HALTED
+
+    async def test_refused_while_the_kill_switch_is_cancelling(self, parts: Parts) -> None:
+        await rest_orders(parts, 1)
+        task = parts.manager.kill("ctrl+k", "user")
+        with pytest.raises(ResumeRefused, match="still cancelling"):
+            await parts.manager.resume(RESUME_CONFIRMATION)
+        await task
+
+    async def test_refused_when_the_venue_cannot_be_listed(self, parts: Parts) -> None:
+        await parts.manager.kill("ctrl+k", "user")
+        parts.venue.failing_lists = 1
+        with pytest.raises(ResumeRefused, match="not clean"):
+            await parts.manager.resume(RESUME_CONFIRMATION)
+        assert parts.state.state is TradingState.HALTED
+
+    async def test_refused_while_an_order_is_unknown(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        # An intent journaled by a run that died before sending it: UNKNOWN after restore,
+        # and for 10 s the venue may still show it.
+        journal.record_intent("lost", limit_buy())
+        parts = build(journal, clock)
+        parts.orders.restore()
+        await parts.manager.kill("ctrl+k", "user")
+        with pytest.raises(ResumeRefused, match="1 order"):
+            await parts.manager.resume(RESUME_CONFIRMATION)
+        assert parts.state.state is TradingState.HALTED
+        clock.advance(11)
+        report = await parts.manager.resume(RESUME_CONFIRMATION)
+        assert report.still_unknown == 0
+        assert state_of(parts) is TradingState.ACTIVE
+        lost = parts.orders.get("lost")
+        assert lost is not None and lost.state is OrderState.REJECTED
+
+    async def test_clean_reconcile_goes_active_and_clears_the_kill(self, parts: Parts) -> None:
+        await parts.manager.kill("ctrl+k", "user")
+        report = await parts.manager.resume(f"  {RESUME_CONFIRMATION} ")
+        assert report.complete
+        assert parts.state.state is TradingState.ACTIVE
+        assert parts.manager.progress.phase is KillPhase.IDLE
+        assert risk_kinds(parts.journal)[-1] == "resume"
+
+
+def tripped(name: TriggerName, state: TradingState) -> TrippedTrigger:
+    return TrippedTrigger(name, f"{name.value} tripped", state)
+
+
+class TestTriggers:
+    async def test_nothing_tripped_changes_nothing(self, parts: Parts) -> None:
+        parts.manager.act_on([])
+        assert parts.state.state is TradingState.ACTIVE
+
+    async def test_reducing_trigger_sets_reducing_and_records_why(self, parts: Parts) -> None:
+        parts.manager.act_on([tripped(TriggerName.DAILY_LOSS, TradingState.REDUCING)])
+        assert parts.state.state is TradingState.REDUCING
+        assert parts.state.last_change.source == "trigger:daily_loss"
+        [event] = parts.journal.risk_events()
+        assert (event.kind, event.detail) == ("trigger:daily_loss", "daily_loss tripped")
+        # Tripped again: no stricter state asked for, nothing recorded twice.
+        parts.manager.act_on([tripped(TriggerName.DAILY_LOSS, TradingState.REDUCING)])
+        assert len(parts.journal.risk_events()) == 1
+
+    async def test_the_strictest_trigger_wins_and_halts_with_the_kill_sequence(
+        self, parts: Parts
+    ) -> None:
+        await rest_orders(parts, 2)
+        parts.manager.act_on(
+            [
+                tripped(TriggerName.DAILY_LOSS, TradingState.REDUCING),
+                tripped(TriggerName.REJECT_STORM, TradingState.HALTED),
+            ]
+        )
+        assert parts.state.state is TradingState.HALTED
+        assert parts.state.last_change.source == "trigger:reject_storm"
+        task = parts.manager._kill_task
+        assert task is not None
+        progress = await task
+        assert progress.phase is KillPhase.DONE and progress.cancels_sent == 2
+        assert progress.cause == "reject_storm tripped"
+
+    async def test_a_looser_trigger_never_loosens_the_state(self, parts: Parts) -> None:
+        await parts.manager.kill("ctrl+k", "user")
+        parts.manager.act_on([tripped(TriggerName.DAILY_LOSS, TradingState.REDUCING)])
+        assert parts.state.state is TradingState.HALTED
+
+
+class TestJournalBatch:
+    """``Journal.batch``: the kill switch journals hundreds of PENDING_CANCEL states with one
+    commit (a commit each costs ~0.2 ms, too much for the 100 ms budget)."""
+
+    @staticmethod
+    def committed_kinds(journal: Journal) -> list[str]:
+        """What another connection (a restarted process) sees: committed rows only."""
+        with sqlite3.connect(journal.path) as reader:
+            return [row[0] for row in reader.execute("SELECT kind FROM risk_events ORDER BY id")]
+
+    def test_writes_inside_are_committed_together_and_nested_batches_join(
+        self, journal: Journal
+    ) -> None:
+        with journal.batch():
+            journal.record_risk_event("a", "1")
+            with journal.batch():
+                journal.record_risk_event("b", "2")
+            assert self.committed_kinds(journal) == []
+            assert risk_kinds(journal) == ["a", "b"]  # the writer sees its own
+        assert self.committed_kinds(journal) == ["a", "b"]
+
+    def test_a_failing_write_is_undone_alone(self, journal: Journal, clock: ManualClock) -> None:
+        journal.record_intent("coid-1", limit_buy())
+        fill = Fill("t-1", "o-1", "BTC-USD", Side.BUY, D("49000"), D("0.1"), D("1"))
+        record = FillRecord("coid-1", fill, D("4900"), D("0.1"), None, external=False)
+        with journal.batch():
+            journal.record_risk_event("before", "")
+            assert journal.record_fill(record) is True
+            assert journal.record_fill(record) is False  # the replay: undone alone
+            journal.record_risk_event("after", "")
+        assert self.committed_kinds(journal) == ["before", "after"]
+        assert len(journal.fills("coid-1")) == 1
+
+    def test_a_durable_write_inside_commits_the_batch_first(self, journal: Journal) -> None:
+        with journal.batch():
+            journal.record_risk_event("a", "")
+            journal.record_intent("coid-1", limit_buy())  # durable: on disk on its own
+            assert self.committed_kinds(journal) == ["a"]
+            journal.record_risk_event("b", "")
+            assert self.committed_kinds(journal) == ["a"]
+        assert self.committed_kinds(journal) == ["a", "b"]
+        assert journal.find_order(client_order_id="coid-1") is not None
+
+    def test_without_a_transaction_of_its_own_each_write_reports_its_failure(
+        self, journal: Journal
+    ) -> None:
+        journal._db.execute("BEGIN")  # someone else's transaction is open on the connection
+        try:
+            with journal.batch(), pytest.raises(JournalError):
+                journal.record_risk_event("a", "")
+        finally:
+            journal._db.execute("ROLLBACK")
+        journal.record_risk_event("b", "")
+        assert self.committed_kinds(journal) == ["b"]

@@ -1,0 +1,197 @@
+"""The console under load, headless: the real engine and App against the simulated exchange
+streaming level2 at 5,000 updates/s (in its own process, as in the demo).
+
+Measured, from one run:
+
+- start to first full paint: from starting the App to the first frame whose order book
+  lines were drawn from a LIVE book (connect, subscribe, snapshot, reconcile, paint);
+- engine loop lag while the UI refreshes: a sampler on the shared event loop asks to wake
+  every 2 ms and records how late it wakes (what any engine callback would suffer);
+- kill key to HALTED latched: a ctrl+k key event is handed to the App the way the terminal
+  driver does, and the time to the engine's latch (``KillProgress.halted_at``) is recorded;
+  between presses the state is put back to ACTIVE directly (a benchmark shortcut, not the
+  trader's resume path) and the screen is let settle.
+
+Targets (issue 5): loop lag p99 <= 5 ms, kill p99 <= 20 ms, first paint <= 2 s. The box the
+tests run on is shared by other jobs, so the asserted bounds have headroom
+(``CRYPTOJ_BENCH_STRICT=1`` asserts the targets themselves); the figures are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+
+from core.clock import SystemClock
+from core.config import SimSettings, load_settings
+from core.engine import Engine, ExchangeEndpoints
+from core.sim.launcher import start_sim_process
+from core.sim.server import SimEndpoints
+from core.snapshot import BookStatus
+from core.trading_state import TradingState, TradingStateChange
+from cryptoj_tui.app import CryptoJApp
+from widgets.order_book import RowKind
+
+RATE = 5000.0
+LAG_SECONDS = 3.0
+LAG_INTERVAL_S = 0.002
+KILL_PRESSES = 40
+STRICT = os.environ.get("CRYPTOJ_BENCH_STRICT") == "1"
+# (target, bound asserted on a shared box)
+# The loose bounds still catch what matters: a blocking call on the loop (a synchronous
+# request, a full-screen layout per snapshot) shows up as hundreds of milliseconds.
+LOOP_LAG_P99_MS = (5.0, 5.0 if STRICT else 100.0)
+KILL_P99_MS = (20.0, 20.0 if STRICT else 250.0)
+FIRST_PAINT_S = (2.0, 2.0 if STRICT else 5.0)
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+def ladder_painted(app: CryptoJApp) -> bool:
+    """Whether the ladder has drawn level lines from a LIVE book (its line cache holds them)."""
+    ladder = app.main_screen.ladder
+    book = ladder.book
+    if book is None or book.status is not BookStatus.LIVE or not book.bids:
+        return False
+    return any(
+        row.kind is RowKind.BID and row.price is not None for row, _ in ladder._strips.values()
+    )
+
+
+async def sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    """How late the loop wakes a 2 ms sleeper, in ms, until ``stop``."""
+    while not stop.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(LAG_INTERVAL_S)
+        samples.append(max(0.0, time.perf_counter() - start - LAG_INTERVAL_S) * 1000)
+
+
+@pytest.fixture
+def sim_endpoints() -> Iterator[SimEndpoints]:
+    """The simulated exchange in a child process, streaming at 5,000 level2 updates/s."""
+    with start_sim_process(SimSettings(seed=11, rate=RATE)) as sim:
+        yield sim.endpoints
+
+
+async def test_console_under_a_5000_updates_per_second_market(
+    sim_endpoints: SimEndpoints, tmp_path: Path
+) -> None:
+    endpoints = sim_endpoints
+    settings = load_settings(
+        None,
+        environ={
+            "HOME": str(tmp_path),
+            "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD","SOL-USD"]',
+            "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path),
+        },
+    )
+    clock = SystemClock()
+    engine = Engine(
+        settings,
+        ExchangeEndpoints(
+            endpoints.rest_url,
+            endpoints.ws_market_url,
+            endpoints.ws_user_url,
+            endpoints.credentials,
+            endpoints.ca_cert_path,
+        ),
+        clock=clock,
+        mode="demo",
+        journal_file=tmp_path / "journal-demo.sqlite3",
+    )
+    app = CryptoJApp(engine, mode="demo", products=engine.products, clock=clock)
+    app.animation_level = "none"
+
+    started = time.perf_counter()
+    async with app.run_test(size=(160, 48)) as pilot:
+        while not ladder_painted(app):
+            assert time.perf_counter() - started < 15, "no live book on screen after 15 s"
+            await asyncio.sleep(0.005)
+        first_paint_s = time.perf_counter() - started
+        await asyncio.wait_for(engine.started.wait(), 15)
+
+        # Loop lag while the book streams and the UI refreshes at 10 Hz.
+        lags: list[float] = []
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_loop_lag(lags, stop))
+        await asyncio.sleep(LAG_SECONDS)
+        shown_book = app.main_screen.ladder.book
+        stop.set()
+        await sampler
+
+        # Kill key to HALTED latched, again and again, at random phases of the refresh.
+        # The state machine applies HALTED in memory (the gate refuses from then on) and only
+        # then writes it to the journal: the journal's write is where the latch is observed.
+        latched: list[float] = []
+        returned: list[float] = []
+        latch_seen = asyncio.Event()
+        journal = engine.journal
+        save_state = journal.save_trading_state
+        kill = engine.kill
+
+        def observed_save(change: TradingStateChange, **options: Any) -> None:
+            if change.state is TradingState.HALTED:
+                latched.append(time.monotonic())
+            save_state(change, **options)
+
+        def timed_kill(cause: str = "kill switch", source: str = "user") -> Any:
+            task = kill(cause, source)
+            returned.append(time.monotonic())
+            latch_seen.set()
+            return task
+
+        journal.save_trading_state = observed_save  # type: ignore[method-assign]
+        engine.kill = timed_kill  # type: ignore[method-assign]
+        kills: list[float] = []
+        returns: list[float] = []
+        driver = app._driver
+        assert driver is not None
+        for press in range(KILL_PRESSES):
+            if app.kill_task is not None:  # each press starts a fresh cancel sequence
+                await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
+            engine.trading_state.set(TradingState.ACTIVE, "benchmark reset", "user")
+            # Let the screen take the reset in (the banner goes away) before the next press:
+            # the press should meet the steady 10 Hz refresh, not the reset's own repaint.
+            await pilot.pause()
+            await asyncio.sleep(0.013 * (press % 7) + 0.01)
+            key = events.Key("ctrl+k", None)
+            key.set_sender(app)
+            latch_seen.clear()
+            pressed = time.monotonic()
+            driver.send_message(key)
+            await asyncio.wait_for(latch_seen.wait(), 10)
+            assert engine.trading_state.state is TradingState.HALTED
+            kills.append((latched[press] - pressed) * 1000)
+            returns.append((returned[press] - pressed) * 1000)
+        if app.kill_task is not None:
+            await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
+        await pilot.pause()
+
+    lag_p99 = p99(lags)
+    kill_p99 = p99(kills)
+    print(
+        f"\nconsole at {RATE:,.0f} level2 updates/s, 160x48, 10 Hz refresh:"
+        f"\n  start to first full paint  {first_paint_s * 1000:,.0f} ms"
+        f" (target {FIRST_PAINT_S[0]:g} s)"
+        f"\n  engine loop lag            p50 {statistics.median(lags):.2f} ms,"
+        f" p99 {lag_p99:.2f} ms, max {max(lags):.1f} ms over {len(lags)} samples"
+        f" (target p99 {LOOP_LAG_P99_MS[0]:g} ms)"
+        f"\n  kill key to HALTED latched p50 {statistics.median(kills):.2f} ms,"
+        f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS[0]:g} ms)"
+        f"\n  kill key to kill() returned  p50 {statistics.median(returns):.2f} ms,"
+        f" p99 {p99(returns):.2f} ms (after the journal writes)"
+    )
+    assert shown_book is not None and shown_book.status is BookStatus.LIVE
+    assert first_paint_s <= FIRST_PAINT_S[1]
+    assert lag_p99 <= LOOP_LAG_P99_MS[1]
+    assert kill_p99 <= KILL_P99_MS[1]

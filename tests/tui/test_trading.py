@@ -1,0 +1,522 @@
+"""Keyboard trading on the fake engine, asserting on what the ENGINE did (the fake records
+every call): place and cancel orders, the kill switch from inside the order ticket with the
+size field focused, flatten with its confirmation, resume with the typed word, products."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from core.clock import ManualClock
+from core.denials import Denial, DenialReason
+from core.emergency import FlattenResult, ResumeRefused
+from core.model import OrderType, Side, TimeInForce
+from core.orders import ReconcileReport
+from core.ticket import TicketField
+from cryptoj_tui.app import CryptoJApp
+from cryptoj_tui.fake_engine import FakeEngine
+from cryptoj_tui.screens.confirm import ConfirmScreen
+from cryptoj_tui.screens.main import MainScreen
+from cryptoj_tui.screens.order_ticket import OrderTicketScreen
+from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
+from tests.tui.conftest import AppFactory, wait_until
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    for character in text:
+        await pilot.press(character)
+
+
+async def open_ticket(pilot: Pilot[Any], key: str = "b") -> OrderTicketScreen:
+    await pilot.press(key)
+    await pilot.pause()
+    ticket = pilot.app.screen
+    assert isinstance(ticket, OrderTicketScreen)
+    return ticket
+
+
+def texts(app: CryptoJApp) -> list[str]:
+    return list(app.main_screen.events.texts)
+
+
+async def test_buy_ticket_places_a_limit_order_at_the_bid(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        best_bid = engine.book("BTC-USD").best_bid
+        ticket = await open_ticket(pilot)
+        assert ticket.side is Side.BUY and ticket.product.product_id == "BTC-USD"
+        assert isinstance(app.focused, Input) and app.focused.id == "size"
+        await type_text(pilot, "0.01")
+        await pilot.pause()
+        assert ticket.gate_text == "gate: ALLOWED · notional 642.43 USD"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.open_orders) == 4)
+        [intent] = engine.submitted
+        spec = intent.spec
+        assert (spec.product_id, spec.side, spec.order_type) == (
+            "BTC-USD",
+            Side.BUY,
+            OrderType.LIMIT,
+        )
+        assert spec.base_size == Decimal("0.01")
+        assert spec.limit_price == Decimal(f"{best_bid:.2f}")
+        assert isinstance(app.screen, MainScreen)
+        await wait_until(pilot, lambda: app.main_screen.orders.row_count == 4)
+        assert any(text.startswith("sent BUY 0.01 BTC-USD LIMIT") for text in texts(app))
+
+
+async def test_cancel_the_selected_order(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        orders = app.main_screen.orders
+        orders.move_cursor(row=1)
+        selected = orders.selected_order
+        assert selected is not None and selected.client_order_id == "fake-client-2"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: len(engine.open_orders) == 2)
+        assert engine.cancelled == ["fake-client-2"]
+        assert "fake-client-2" not in {order.client_order_id for order in engine.open_orders}
+        await wait_until(pilot, lambda: orders.row_count == 2)
+
+
+async def test_cancel_with_no_order_selected_sends_nothing(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    engine.set_open_orders([])
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        assert engine.cancelled == []
+
+
+async def test_cancel_all_cancels_only_the_selected_product(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("C")
+        await wait_until(pilot, lambda: len(engine.open_orders) == 1)
+        assert engine.cancel_all_calls == [("BTC-USD",)]
+        assert [order.product_id for order in engine.open_orders] == ["ETH-USD"]
+
+
+async def test_kill_from_inside_the_ticket_with_the_size_field_focused(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await open_ticket(pilot)
+        await type_text(pilot, "0.05")
+        size = app.focused
+        assert isinstance(size, Input) and size.id == "size" and size.cursor_position == 4
+        size.cursor_position = 1  # ctrl+k in an Input deletes to the end of the line...
+        await pilot.press("ctrl+k")
+        # ...but the kill switch is a priority binding: the engine is HALTED, the text intact.
+        assert engine.trading_state == "HALTED"
+        assert engine.kill_calls == [("kill switch (keyboard)", "user")]
+        assert size.value == "0.05"
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)  # the ticket is closed
+        banner = app.main_screen.banner
+        assert banner.text is not None and banner.text.startswith("⛔ HALTED: kill switch")
+        await wait_until(pilot, lambda: not engine.open_orders)
+        assert engine.submitted == []
+        app.pull_snapshot()
+        assert "no open orders" in (banner.text or "")
+
+
+async def test_kill_latches_before_the_handler_returns(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.action_kill()
+        assert engine.trading_state == "HALTED"
+        assert app.main_screen.banner.level == "halted"  # shown in the same call
+        assert app.kill_task is not None
+        await app.kill_task
+        assert engine.open_orders == ()
+
+
+@pytest.mark.parametrize("key", ["ctrl+k", "f12"])
+async def test_kill_keys_work_over_every_screen(
+    make_app: AppFactory, engine: FakeEngine, key: str
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")  # the help screen
+        await pilot.pause()
+        await pilot.press(key)
+        assert engine.trading_state == "HALTED"
+        assert len(engine.kill_calls) == 1
+
+
+async def test_after_a_kill_the_ticket_shows_the_denial_and_sends_nothing(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        ticket = await open_ticket(pilot, "s")
+        await type_text(pilot, "0.01")
+        await pilot.pause()
+        assert ticket.denial is not None and ticket.denial.reason is DenialReason.TRADING_HALTED
+        assert ticket.gate_text.startswith("gate: DENIED TRADING_HALTED")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is ticket  # still open: nothing was sent
+        assert engine.submitted == []
+
+
+async def test_ticket_shows_one_message_per_bad_field(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, "0.000000001")
+        ticket.query_one("#price", Input).value = "64000.005"
+        await pilot.pause()
+        assert ticket.field_error(TicketField.SIZE) == (
+            "size: 0.000000001 is below the minimum 0.00000001"
+        )
+        assert ticket.field_error(TicketField.PRICE) == "price: not a multiple of the tick 0.01"
+        assert ticket.field_error(TicketField.STOP) == ""
+        assert ticket.gate_text == "gate: — (fix the fields above)"
+        ticket.query_one("#price", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is ticket
+        assert app.focused is ticket.query_one("#size", Input)  # the first bad field
+        assert engine.submitted == [] and engine.previewed == []
+
+
+async def test_market_and_stop_limit_tickets(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot, "s")
+        ticket.query_one("#type", Select).value = OrderType.STOP_LIMIT
+        await pilot.pause()
+        assert ticket.query_one("#stop-row").display
+        assert ticket.field_error(TicketField.STOP) == "stop: required"
+        ticket.query_one("#type", Select).value = OrderType.MARKET
+        ticket.query_one("#size", Input).value = "0.1"
+        await pilot.pause()
+        assert not ticket.query_one("#price-row").display
+        assert ticket.query_one("#tif", Select).disabled
+        assert ticket.gate_text.startswith("gate: ALLOWED · notional ≈")
+        ticket.action_submit()
+        await wait_until(pilot, lambda: engine.position_size("BTC-USD") == Decimal("0.3125"))
+        [intent] = engine.submitted
+        assert intent.spec.order_type is OrderType.MARKET
+        assert intent.spec.time_in_force is TimeInForce.IOC
+
+
+async def test_gtd_shows_the_end_time_field(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticket = await open_ticket(pilot)
+        assert not ticket.query_one("#end-row").display
+        ticket.query_one("#tif", Select).value = TimeInForce.GTD
+        await pilot.pause()
+        assert ticket.query_one("#end-row").display
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_gate_denial_from_the_engine_blocks_the_order(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    engine.deny_with = Denial(DenialReason.PRICE_BAND, "price 70,000 is 900 bps from mid")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, "0.01")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ticket.gate_text == "gate: DENIED PRICE_BAND: price 70,000 is 900 bps from mid"
+        assert app.screen is ticket and engine.submitted == []
+
+
+async def test_a_submit_denied_by_the_engine_is_reported(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        intent = _intent_for(app, "0.02")
+        engine.deny_with = Denial(DenialReason.ORDER_RATE, "10 orders in the last 1s")
+        worker = app.submit_order(intent)
+        await worker.wait()
+        assert app.last_order is not None and app.last_order.denial == engine.deny_with
+        await wait_until(pilot, lambda: any("DENIED" in text for text in texts(app)))
+
+
+def _intent_for(app: CryptoJApp, size: str) -> Any:
+    from core.ticket import TicketEntry, check_ticket, manual_intent
+
+    product = app.engine.product("BTC-USD")
+    assert product is not None
+    spec = check_ticket(
+        TicketEntry(Side.BUY, OrderType.LIMIT, size, price="64000.00"), product, now=0.0
+    ).spec
+    assert spec is not None
+    return manual_intent(spec)
+
+
+async def test_live_ticket_asks_before_sending(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app(mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, "0.01")
+        await pilot.press("enter")
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        assert "Send BUY 0.01 BTC-USD LIMIT" in confirm.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is ticket and engine.submitted == []
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_flatten_needs_its_confirmation(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("F")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")  # the focused answer is the safe one
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen) and engine.flatten_calls == 0
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert engine.flatten_calls == 0
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: engine.flatten_calls == 1)
+        await wait_until(pilot, lambda: engine.position_size("BTC-USD") == 0)
+        assert engine.position_size("ETH-USD") == 0
+        assert all(intent.reduce_only for intent in engine.submitted)
+        await wait_until(
+            pilot, lambda: "flatten: 2 order(s) sent, 0 denied; skipped: none" in texts(app)
+        )
+
+
+async def test_resume_needs_the_typed_word(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+k")
+        await wait_until(pilot, lambda: not engine.open_orders)
+        await pilot.press("R")
+        await pilot.pause()
+        typed = app.screen
+        assert isinstance(typed, TypedConfirmScreen)
+        await type_text(pilot, "resume")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "type RESUME exactly" in typed.error
+        assert app.screen is typed
+        assert engine.resume_calls == []
+        await pilot.press("escape")
+        await pilot.pause()
+        assert engine.trading_state == "HALTED"
+        await pilot.press("R")
+        await pilot.pause()
+        await type_text(pilot, "RESUME")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: engine.trading_state == "ACTIVE")
+        assert engine.resume_calls == ["RESUME"]
+        await wait_until(pilot, lambda: app.main_screen.banner.text is None)
+
+
+class RefusingResume(FakeEngine):
+    """resume() refuses, like an engine whose reconciliation is not clean."""
+
+    async def resume(self, confirmation: str) -> ReconcileReport:
+        self.resume_calls.append(confirmation)
+        raise ResumeRefused("reconciliation is not clean (1 order(s) still unknown)")
+
+
+async def test_a_refused_resume_says_why(make_app: AppFactory, clock: ManualClock) -> None:
+    engine = RefusingResume(clock=clock)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.press("R")
+        await pilot.pause()
+        await type_text(pilot, "RESUME")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("resume refused" in text for text in texts(app)))
+        assert engine.trading_state == "HALTED"
+
+
+class FailingCancel(FakeEngine):
+    """cancel() fails like a venue that is down."""
+
+    async def cancel(self, client_order_ids: Any) -> int:
+        raise ConnectionError("venue unreachable")
+
+
+async def test_a_failing_command_is_reported_and_the_app_stays(
+    make_app: AppFactory, clock: ManualClock
+) -> None:
+    app = make_app(engine=FailingCancel(clock=clock))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        await wait_until(
+            pilot,
+            lambda: "cancel failed: ConnectionError: venue unreachable" in texts(app),
+        )
+        assert app.is_running
+
+
+async def test_switching_product_then_buying_uses_that_product(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("p")
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        assert ticket.product.product_id == "ETH-USD"
+        await type_text(pilot, "0.5")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        assert engine.submitted[0].spec.product_id == "ETH-USD"
+        assert engine.submitted[0].spec.limit_price == Decimal(
+            f"{engine.book('ETH-USD').best_bid:.2f}"
+        )
+
+
+async def test_unknown_product_details_keep_the_ticket_closed(
+    make_app: AppFactory, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "product", lambda product_id: None)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("b")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_strategy_pause_and_resume(make_app: AppFactory, clock: ManualClock) -> None:
+    engine = FakeEngine(clock=clock, strategy="market_maker")
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        await pilot.pause()
+        assert engine.strategy_calls == ["pause"]
+        assert "strategy market_maker ⏸ paused" in app.main_screen.status_bar.text
+        await pilot.press("t")
+        await pilot.pause()
+        assert engine.strategy_calls == ["pause", "resume"]
+        await pilot.press("ctrl+k")  # the kill switch pauses the strategy too
+        await pilot.pause()
+        assert "⏸ paused" in app.main_screen.status_bar.text
+
+
+async def test_no_strategy_no_call(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        await pilot.pause()
+        assert engine.strategy_calls == []
+
+
+async def test_quitting_live_with_open_orders_asks_what_to_do(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app(mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("s")  # stay
+        await pilot.pause()
+        assert app.is_running and engine.stop_calls == 0
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("c")  # cancel all, then quit
+        await wait_until(pilot, lambda: app.return_code is not None)
+    assert engine.cancel_all_calls == [None]
+    assert engine.stop_calls == 1
+
+
+async def test_quitting_live_leaving_orders_open(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app(mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("l")
+        await wait_until(pilot, lambda: app.return_code is not None)
+    assert engine.cancel_all_calls == [] and engine.stop_calls == 1
+
+
+async def test_palette_offers_the_less_common_actions(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        assert {"Kill switch", "Flatten", "Resume trading", "Pause / resume strategy"} <= set(
+            commands
+        )
+        commands["Cancel all orders of the product"].callback()
+        await wait_until(pilot, lambda: engine.cancel_all_calls == [("BTC-USD",)])
+        commands["Kill switch"].callback()
+        assert engine.trading_state == "HALTED"
+
+
+class DenyingFlatten(FakeEngine):
+    """flatten() whose orders the gate refuses (e.g. over the per-order notional)."""
+
+    async def flatten(self, *, confirmed: bool) -> FlattenResult:
+        result = await super().flatten(confirmed=confirmed)
+        denial = Denial(DenialReason.NOTIONAL_ABOVE_MAX, "notional 134,000.00 > max 25,000.00")
+        return FlattenResult(
+            tuple(replace(order, denial=denial) for order in result.orders), result.skipped
+        )
+
+
+async def test_a_denied_flatten_is_not_reported_as_done(
+    make_app: AppFactory, clock: ManualClock
+) -> None:
+    engine = DenyingFlatten(clock=clock)
+    app = make_app(engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_until(
+            pilot, lambda: "flatten: 0 order(s) sent, 2 denied; skipped: none" in texts(app)
+        )
