@@ -902,6 +902,9 @@ class SimServer:
                         body = wire.error_body("INTERNAL", "internal server error")
                         return _json(body, 500)
                     if fault.kind is RestFaultKind.DELAY:
+                        # Read the body first: the client may hang up during the delay, and
+                        # a slow exchange still acts on a request it has received.
+                        await request.read()
                         await asyncio.sleep(fault.delay_s)
                     else:
                         request[_LOSE_RESPONSE] = True

@@ -75,3 +75,28 @@ def test_a_sequence_gap_counts_as_a_resync_of_each_live_book() -> None:
     health = service.health("BTC-USD")
     assert health.state is BookState.STALE and health.resyncs == 1
     assert service.stats.resyncs == 1 and control.reconnects
+
+
+def test_a_snapshot_that_never_comes_is_asked_for_again() -> None:
+    clock = ManualClock()
+    service = MarketDataService(["BTC-USD"], clock=clock, stale_after_s=5)
+    control = RecordingControl()
+    service.on_connected(control)
+    clock.advance(4)
+    service.check_staleness()
+    assert control.resubscribes == []
+    clock.advance(2)
+    service.check_staleness()
+    assert control.resubscribes == [("level2", ("BTC-USD",))]
+    assert service.health("BTC-USD").state is BookState.STALE
+
+
+def test_no_resubscribe_while_disconnected() -> None:
+    clock = ManualClock()
+    service = MarketDataService(["BTC-USD"], clock=clock, stale_after_s=5)
+    control = RecordingControl()
+    service.on_connected(control)
+    service.on_disconnected("gone")
+    clock.advance(60)
+    service.check_staleness()
+    assert control.resubscribes == []

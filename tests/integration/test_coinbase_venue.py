@@ -266,21 +266,21 @@ async def test_stop_limit_triggers_on_a_print_at_its_stop(harness: Harness) -> N
 
 
 async def test_partial_fills_arrive_as_cumulative_updates(harness: Harness) -> None:
-    order_id = await harness.place(limit(Side.SELL, "1", "68005"))
+    order_id = await harness.place(limit(Side.SELL, "0.5", "68005"))
     await harness.status_seen(order_id, OPEN)
 
-    harness.maker_takes(Side.BUY, "0.3")
+    harness.maker_takes(Side.BUY, "0.15")
     await eventually(lambda: (harness.listener.latest(order_id) or OPEN_0).filled_size > 0)
-    harness.maker_takes(Side.BUY, "0.4")
-    await eventually(lambda: (harness.listener.latest(order_id) or OPEN_0).filled_size >= D("0.7"))
+    harness.maker_takes(Side.BUY, "0.2")
+    await eventually(lambda: (harness.listener.latest(order_id) or OPEN_0).filled_size >= D("0.35"))
 
     updates = harness.listener.of(order_id)
     sizes = [update.filled_size for update in updates]
     assert sizes == sorted(sizes)  # cumulative: never goes back
-    assert D("0.3") in sizes and sizes[-1] == D("0.7")
+    assert D("0.15") in sizes and sizes[-1] == D("0.35")
     last = updates[-1]
-    assert last.status is OPEN and last.filled_value == D("0.7") * 68005
-    assert last.leaves_quantity == D("0.3")
+    assert last.status is OPEN and last.filled_value == D("0.35") * 68005
+    assert last.leaves_quantity == D("0.15")
 
 
 OPEN_0 = ExchangeOrder("", "", BTC, Side.BUY, OPEN, "LIMIT")

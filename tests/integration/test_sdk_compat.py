@@ -20,6 +20,7 @@ from coinbase.websocket import WSClient
 from coinbase.websocket.types.websocket_response import WebsocketResponse
 
 from core.clock import SystemClock
+from core.sim.runner import DEMO_BALANCES
 from core.sim.server import SimEndpoints, SimServer
 
 
@@ -180,7 +181,7 @@ def test_cryptoj_sim_command_prints_what_the_sdk_needs(
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
         accounts = client.get_accounts()
         balances = {a.currency: a.available_balance["value"] for a in accounts.accounts}
-        assert balances == {"USD": "100000", "BTC": "2", "ETH": "20", "SOL": "300"}
+        assert balances == {currency: str(amount) for currency, amount in DEMO_BALANCES.items()}
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0

@@ -32,6 +32,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ def _install_send_hook(engine: Engine, crash_at: str) -> None:
     venue.place = place_then_die  # type: ignore[method-assign]
 
 
+def _gate_allows(engine: Engine, intent: OrderIntent) -> bool:
+    return engine.preview(intent) is None
+
+
 def _spec(command: Mapping[str, Any]) -> OrderSpec:
     return OrderSpec(
         product_id=command["product_id"],
@@ -135,7 +140,7 @@ async def _run(args: argparse.Namespace) -> int:
         intent = OrderIntent(_spec(command), IntentSource.MANUAL, note="crash")
         # Between two resyncs of the quiet book the gate may briefly refuse (no mark, stale
         # data): wait until it would take the order, so the crash point is reached.
-        await eventually(lambda i=intent: engine.preview(i) is None, 15)
+        await eventually(partial(_gate_allows, engine, intent), 15)
         order = await engine.submit(intent)
         if crash_at == "after_ack":
             _die()

@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,7 @@ class SoakReport:
             f"  {'book resyncs':<30}{self.resyncs:>8}",
             f"  {'reconnects':<30}{self.reconnects:>8}",
             f"  {'recoveries':<30}{self.recoveries:>8}",
-            f"  {'max recovery (real s)':<30}{self.max_recovery_s:>8.2f}",
+            f"  {'max checkpoint wait (real s)':<30}{self.max_recovery_s:>8.2f}",
             f"  {'max kill to flat (real s)':<30}{self.max_kill_flat_s:>8.2f}",
             f"  {'orders at the sim':<30}{self.orders:>8}",
             f"  {'fills at the sim':<30}{self.fills:>8}",
@@ -551,7 +552,7 @@ class Soak:
         await self._check_books(after)
         await self._check_positions(after)
         self._check_orders_and_fills(after)
-        log.info("soak checkpoint after %s: %s", after, engine.snapshot().trading.state)
+        log.info("soak checkpoint after %s: %s", after, engine.trading_state.state)
 
     def _describe(self) -> str:
         """The engine's open orders and the sim's, for a failure message."""
@@ -588,7 +589,7 @@ class Soak:
         for product_id in engine.products:
             tally.checks += 1
             try:
-                await self._wait(lambda p=product_id: self._book_equal(p), "book", moving=False)
+                await self._wait(partial(self._book_equal, product_id), "book", moving=False)
             except SoakStuck:
                 tally.failures.append(f"after {after}: {self._book_difference(product_id)}")
 
