@@ -829,9 +829,14 @@ def _connection_view(status: WsStatus, now: float) -> ConnectionView:
     )
 
 
+_DISPLAY_STEP = Decimal("0.00000001")
+
+
 def _plain(value: Decimal) -> str:
-    """A decimal without trailing zeros or an exponent (4.0809594000 -> 4.0809594)."""
-    return decimal_str(value.normalize())
+    """A decimal for the event log: at most 8 decimals, no trailing zeros, no exponent.
+
+    A derived fill's price is an average (filled value / size) with many digits."""
+    return decimal_str(value.quantize(_DISPLAY_STEP).normalize())
 
 
 def _decimals(increment: Decimal) -> int:
