@@ -45,6 +45,10 @@ from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
 # How long quitting waits for engine.stop() (and, in LIVE, the cancels) before leaving anyway.
 STOP_TIMEOUT_S = 5.0
 KILL_CAUSE = "kill switch (keyboard)"
+# A timer tick's snapshot is shown over this many frames spread across the tick, at most
+# this far apart (a slow refresh rate must not leave the status line seconds behind).
+SPREAD_PARTS = 6
+MAX_SPREAD_STEP_S = 0.02
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -243,10 +247,15 @@ class CryptoJApp(App[None]):
             late_by = now - self._last_tick - self.refresh_interval
             self.loop_lag_ms = max(0.0, late_by) * 1000.0
         self._last_tick = now
-        self.pull_snapshot()
+        # The panels over six frames within the tick (see MainScreen.show_snapshot).
+        self.pull_snapshot(spread_s=min(self.refresh_interval / SPREAD_PARTS, MAX_SPREAD_STEP_S))
 
-    def pull_snapshot(self) -> EngineSnapshot | None:
-        """Take a snapshot of the selected product and show it. Never raises."""
+    def pull_snapshot(self, *, spread_s: float | None = None) -> EngineSnapshot | None:
+        """Take a snapshot of the selected product and show it. Never raises.
+
+        ``spread_s``: show it part by part, that many seconds apart, the book first (None:
+        all at once, as after a key).
+        """
         try:
             snapshot = self.engine.snapshot(self.selected_product)
         except Exception as error:  # the UI stays up whatever the engine does
@@ -265,6 +274,7 @@ class CryptoJApp(App[None]):
             loop_lag_ms=self.loop_lag_ms,
             engine_error=self.engine_error,
             now=self.clock.monotonic(),
+            spread_s=spread_s,
         )
         return snapshot
 

@@ -4,6 +4,12 @@ A ``RichLog`` with a line cap, so memory stays bounded however long the console 
 The engine's snapshot carries its recent events (oldest first) and a counter
 ``events_version`` that grows by one per event; the log writes only the events it has not
 seen. The App also writes its own events here (e.g. an engine crash).
+
+Every write grows the log's virtual size, which Textual treats as a layout change of the
+whole screen (every panel repainted: tens of milliseconds on the loop the engine shares, and
+the kill switch writes an event). The log's box never changes size, so a write only updates
+its scrollbar and repaints the log; a layout pass is asked for only when a scrollbar appears
+or goes (that changes the room inside the box).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import RichLog
 
 from core.snapshot import EventView
@@ -54,6 +62,9 @@ class EventLog(RichLog, can_focus=False):
     }
     """
 
+    # As in Widget, but without layout=True: see the module docstring and the watcher.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
+
     def __init__(
         self, *, max_lines: int = MAX_LINES, name: str | None = None, id: str | None = None
     ) -> None:
@@ -62,6 +73,18 @@ class EventLog(RichLog, can_focus=False):
         self._seen_version = 0
         # The plain texts written, bounded like the log itself (what tests and the UI read).
         self.texts: deque[str] = deque(maxlen=max_lines)
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        if not self.is_mounted:
+            return
+        width, height = self.scrollable_content_region.size
+        if (old.width > width) != (new.width > width) or (old.height > height) != (
+            new.height > height
+        ):
+            self.refresh(layout=True)  # a scrollbar comes or goes: the inside changes size
+        else:
+            self._scroll_update(new)
+            self.refresh()
 
     @property
     def seen_version(self) -> int:

@@ -10,18 +10,21 @@ a small change at one level does not move every bar.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import format_number, format_number_to_width, nice_ceiling
+from widgets.truecolor import without_ansi_mapping
 
 # Rows that are not levels: column titles, status/banner, spread.
 FIXED_ROWS = 3
@@ -224,6 +227,8 @@ class OrderBookLadder(Widget):
         self._strips: dict[int, tuple[LadderRow, Strip]] = {}
         self._layout_size = Size(0, 0)
         self._palette: dict[str, Style] | None = None
+        # Changed bid lines not repainted yet: (first line, count) runs (see update_book).
+        self._pending_bid_runs: list[tuple[int, int]] = []
 
     # -- public API ----------------------------------------------------------------------
 
@@ -241,8 +246,13 @@ class OrderBookLadder(Widget):
     def own_order_prices(self) -> frozenset[float]:
         return self._own_order_prices
 
-    def update_book(self, book: BookView) -> bool:
-        """Show ``book``. Returns False (and does nothing) when it is what is already shown."""
+    def update_book(self, book: BookView, *, bids_later: bool = False) -> bool:
+        """Show ``book``. Returns False (and does nothing) when it is what is already shown.
+
+        ``bids_later``: repaint only the changed lines down to the spread now and keep the
+        changed bid lines for :meth:`repaint_bids` (a caller spreading its repaints over
+        frames; until then the bid lines on screen are the previous update's).
+        """
         shown = self._book
         if (
             shown is not None
@@ -258,8 +268,15 @@ class OrderBookLadder(Widget):
         switched = shown is None or shown.product_id != book.product_id
         if switched:
             self._strips.clear()
-        self._relayout(force_full=switched)
+        self._relayout(force_full=switched, bids_later=bids_later)
         return True
+
+    def repaint_bids(self) -> None:
+        """Repaint the bid lines an update with ``bids_later`` left (no-op if none)."""
+        pending, self._pending_bid_runs = self._pending_bid_runs, []
+        width = self.size.width
+        for start, count in pending:
+            self.refresh(Region(0, start, width, count))
 
     def set_own_order_prices(self, prices: frozenset[float]) -> None:
         """Mark the levels where the user has resting orders (the hook for order entry)."""
@@ -273,6 +290,10 @@ class OrderBookLadder(Widget):
     def on_resize(self) -> None:
         self._strips.clear()
         self._relayout(force_full=True)
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        # Every colour here comes from the theme's CSS variables: see widgets.truecolor.
+        return without_ansi_mapping(super().get_line_filters())
 
     def notify_style_update(self) -> None:
         # A theme or CSS change restyles every line: drop the cached strips and styles.
@@ -296,7 +317,7 @@ class OrderBookLadder(Widget):
             self._palette = palette
         return self._palette
 
-    def _relayout(self, *, force_full: bool = False) -> None:
+    def _relayout(self, *, force_full: bool = False, bids_later: bool = False) -> None:
         size = self.size
         new_rows = build_ladder_rows(
             self._book,
@@ -307,12 +328,24 @@ class OrderBookLadder(Widget):
         )
         old_rows = self._rows
         self._rows = new_rows
+        pending, self._pending_bid_runs = self._pending_bid_runs, []
         if force_full or len(old_rows) != len(new_rows) or size != self._layout_size:
             self._layout_size = size
             self.refresh()
             return
-        for start, count in _changed_runs(old_rows, new_rows):
-            self.refresh(Region(0, start, size.width, count))
+        # Lines still waiting from the last update are compared with what they show.
+        runs = _changed_runs(old_rows, new_rows) + pending
+        spread = next(
+            (y for y, row in enumerate(new_rows) if row.kind is RowKind.SPREAD), len(new_rows)
+        )
+        for start, count in runs:
+            if bids_later and start + count > spread + 1:
+                # The part of the run below the spread waits (a run may cross it).
+                now_count = max(0, spread + 1 - start)
+                self._pending_bid_runs.append((start + now_count, count - now_count))
+                count = now_count
+            if count:
+                self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

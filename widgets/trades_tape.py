@@ -7,16 +7,19 @@ cache keyed by its trade id (only the lines of new trades cost anything).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.filter import LineFilter
 from textual.strip import Strip
 from textual.widget import Widget
 
 from core.model import Side, Trade
 from core.snapshot import TapeView
 from widgets.format import format_number_to_width, format_time_of_day
+from widgets.truecolor import without_ansi_mapping
 
 _TIME_WIDTH = 8
 
@@ -94,6 +97,10 @@ class TradesTape(Widget):
         self._lines = {key: line for key, line in self._lines.items() if key in visible}
         self.refresh()
         return True
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        # Every colour here comes from the theme's CSS variables: see widgets.truecolor.
+        return without_ansi_mapping(super().get_line_filters())
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

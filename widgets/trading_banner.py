@@ -4,7 +4,9 @@ HALTED is red and says why, who did it, and where the kill switch's cancel seque
 ("cancelling: round 2, 3 still open", "no open orders (38 ms)", "3 STILL OPEN after 10
 rounds: check the venue"), then which keys act next. REDUCING is yellow; reconciling (orders
 refused until our picture matches the venue's) is a quieter note. While trading is ACTIVE the
-banner takes no room at all.
+banner is an empty line: it always keeps its one row, so the kill switch changes only its
+text and colours, never the screen's layout (a relayout repaints every panel, tens of
+milliseconds on the loop the engine shares, right when the trader pulled the switch).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def banner_text(trading: TradingView | None) -> tuple[str, str] | None:
 
 
 class TradingBanner(Static):
-    """Shown only while trading is not ACTIVE. Feed it with :meth:`update_trading`."""
+    """One row, empty while trading is ACTIVE. Feed it with :meth:`update_trading`."""
 
     LEVELS: ClassVar[tuple[str, ...]] = ("halted", "reducing", "reconciling")
 
@@ -64,14 +66,13 @@ class TradingBanner(Static):
     TradingBanner {
         height: 1;
         width: 1fr;
-        display: none;
         text-wrap: nowrap;
         text-overflow: ellipsis;
         padding: 0 1;
     }
-    TradingBanner.-halted { display: block; background: $error; color: $text; text-style: bold; }
-    TradingBanner.-reducing { display: block; background: $warning; color: $text; text-style: bold; }
-    TradingBanner.-reconciling { display: block; background: $boost; color: $text-muted; }
+    TradingBanner.-halted { background: $error; color: $text; text-style: bold; }
+    TradingBanner.-reducing { background: $warning; color: $text; text-style: bold; }
+    TradingBanner.-reconciling { background: $boost; color: $text-muted; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:

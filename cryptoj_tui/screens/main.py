@@ -8,6 +8,8 @@ decides for itself, from the part's version, whether there is anything to do.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -137,6 +139,22 @@ class MainScreen(Screen[None]):
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
         self._shown_product: str | None = None
+        # Set while a product switch is drawn: the rate-limited chart and positions draw at once.
+        self._switched = False
+        # The status line's own inputs, kept for when its part of the spread comes round.
+        self._status: tuple[str, str, float | None, str | None] = ("", "", None, None)
+        # What each frame of a spread snapshot shows, in order (see show_snapshot).
+        self._parts: tuple[Callable[[EngineSnapshot, float | None], None], ...] = (
+            self._show_book,
+            self._show_bids,
+            self._show_status,
+            self._show_tape,
+            self._show_chart,
+            self._show_account,
+        )
+        # The newest snapshot (and its ``now``) while a spread is under way, and its next call.
+        self._spread: tuple[EngineSnapshot, float | None] | None = None
+        self._spread_handle: asyncio.TimerHandle | None = None
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
@@ -166,42 +184,71 @@ class MainScreen(Screen[None]):
         loop_lag_ms: float | None,
         engine_error: str | None,
         now: float | None = None,
+        spread_s: float | None = None,
     ) -> None:
         """Give each panel its part of ``snapshot`` (panels skip unchanged parts).
 
         ``now`` (monotonic seconds) lets slow-changing panels rate-limit their repaints.
+        ``spread_s`` spreads the work over several frames ``spread_s`` apart: the book's asks
+        now, then its bids, the status line and the banner, the tape and the events, the
+        chart and the positions, and the balances, the orders and the gauges. Textual
+        repaints everything that changed since its last frame in one go, on the loop the
+        engine shares, so a part of the screen per frame cuts the longest stall the engine
+        sees. None: everything now (after a key, a product switch).
         """
+        self._status = (mode, product_id, loop_lag_ms, engine_error)
+        switched = snapshot.book.product_id != self._shown_product
+        self._shown_product = snapshot.book.product_id
+        if spread_s is None or switched:
+            # A product switch is drawn whole at once: half a screen of the old one is wrong.
+            self._cancel_spread()
+            self._switched = switched
+            for part in self._parts:
+                part(snapshot, now)
+            self._switched = False
+            return
+        self._show_book(snapshot, now, bids_later=True)
+        self._spread = (snapshot, now)
+        if self._spread_handle is None:
+            self._schedule_part(1, spread_s)
+
+    @property
+    def spreading(self) -> bool:
+        """Whether a snapshot is still being shown part by part (some panels lag behind)."""
+        return self._spread is not None
+
+    def _schedule_part(self, index: int, spread_s: float) -> None:
+        self._spread_handle = asyncio.get_running_loop().call_later(
+            spread_s, self._show_part, index, spread_s
+        )
+
+    def _show_part(self, index: int, spread_s: float) -> None:
+        self._spread_handle = None
+        if self._spread is None or not self.is_attached:
+            return
+        snapshot, now = self._spread  # the newest pulled: a slow chain never shows old data
+        self._parts[index](snapshot, now)
+        if index + 1 < len(self._parts):
+            self._schedule_part(index + 1, spread_s)
+        else:
+            self._spread = None
+
+    def _cancel_spread(self) -> None:
+        self._spread = None
+        if self._spread_handle is not None:
+            self._spread_handle.cancel()
+            self._spread_handle = None
+
+    def on_unmount(self) -> None:
+        self._cancel_spread()
+
+    def _show_book(
+        self, snapshot: EngineSnapshot, now: float | None, *, bids_later: bool = False
+    ) -> None:
+        # Spread, the ladder's asks are drawn now and its bids a frame later: the ladder is
+        # the costliest panel to repaint, half of it is a frame's worth.
         book = snapshot.book
-        switched = book.product_id != self._shown_product
-        self._shown_product = book.product_id
-        self.status_bar.update_status(
-            mode=mode,
-            product_id=product_id,
-            connections=snapshot.connections,
-            wall_time=snapshot.wall_time,
-            loop_lag_ms=loop_lag_ms,
-            engine_error=engine_error,
-            trading=snapshot.trading,
-            strategy=snapshot.strategy,
-        )
-        self.banner.update_trading(snapshot.trading)
-        self.ladder.update_book(book)
-        self.tape.update_tape(
-            snapshot.tape, price_decimals=book.price_decimals, size_decimals=book.size_decimals
-        )
-        self.chart.update_mids(
-            snapshot.mid_history, book.price_decimals, now=None if switched else now
-        )
-        self.balances.update_balances(snapshot.balances, snapshot.balances_version)
-        self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
-        self.events.update_events(snapshot.events, snapshot.events_version)
-        self.positions.update_positions(
-            snapshot.positions,
-            equity=snapshot.equity,
-            daily_pnl=snapshot.daily_pnl,
-            now=None if switched else now,
-        )
-        self.gauges.update_gauges(snapshot.gauges, now=now)
+        self.ladder.update_book(book, bids_later=bids_later)
         orders_key = (book.product_id, snapshot.orders_version)
         if orders_key != self._orders_key:
             self._orders_key = orders_key
@@ -214,3 +261,47 @@ class MainScreen(Screen[None]):
                     and order.status.is_open
                 )
             )
+
+    def _show_status(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        mode, product_id, loop_lag_ms, engine_error = self._status
+        self.status_bar.update_status(
+            mode=mode,
+            product_id=product_id,
+            connections=snapshot.connections,
+            wall_time=snapshot.wall_time,
+            loop_lag_ms=loop_lag_ms,
+            engine_error=engine_error,
+            trading=snapshot.trading,
+            strategy=snapshot.strategy,
+        )
+        self.banner.update_trading(snapshot.trading)
+
+    def _show_bids(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        self.ladder.repaint_bids()
+
+    def _show_tape(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        book = snapshot.book
+        self.tape.update_tape(
+            snapshot.tape, price_decimals=book.price_decimals, size_decimals=book.size_decimals
+        )
+        self.events.update_events(snapshot.events, snapshot.events_version)
+
+    def _show_chart(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        # The chart (once a second) is the costliest redraw, and the positions (twice a
+        # second) would coincide with the gauges, rate-limited alike: each gets its frame.
+        self.chart.update_mids(
+            snapshot.mid_history,
+            snapshot.book.price_decimals,
+            now=None if self._switched else now,
+        )
+        self.positions.update_positions(
+            snapshot.positions,
+            equity=snapshot.equity,
+            daily_pnl=snapshot.daily_pnl,
+            now=None if self._switched else now,
+        )
+
+    def _show_account(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        self.balances.update_balances(snapshot.balances, snapshot.balances_version)
+        self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
+        self.gauges.update_gauges(snapshot.gauges, now=now)

@@ -219,8 +219,10 @@ async def test_loop_lag_is_how_late_the_pull_timer_fires(
         clock.advance(100.25)  # due after 100 s, fired after 100.25 s: 250 ms late
         app.pull_tick()
         assert app.loop_lag_ms == pytest.approx(250.0)
-        await pilot.pause()
-        assert "lag 250 ms" in main_screen(app).status_bar.text
+        # A tick's snapshot is shown over a few frames (the book first); the status line
+        # comes a frame later, so no frame repaints the whole screen.
+        assert "lag 250 ms" not in main_screen(app).status_bar.text
+        await wait_until(pilot, lambda: "lag 250 ms" in main_screen(app).status_bar.text)
         clock.advance(99.0)  # early (a skipped tick realigns): never negative
         app.pull_tick()
         assert app.loop_lag_ms == 0.0
@@ -271,6 +273,7 @@ async def test_small_terminal_hides_chart_and_balances(
         assert screen.chart.display is shown
         assert screen.balances.display is shown
         assert screen.ladder.display and screen.tape.display and screen.orders.display
-        # The ladder always has room for several levels on each side.
+        # The ladder always has room for several levels on each side (the trading banner's
+        # row is always kept, so that a kill never relayouts the screen).
         asks = [row for row in screen.ladder.rows if row.kind is RowKind.ASK]
-        assert len(asks) >= (16 if shown else 5)
+        assert len(asks) >= (15 if shown else 5)

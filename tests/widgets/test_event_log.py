@@ -41,3 +41,18 @@ async def test_log_writes_new_events_once_and_is_bounded(host: Callable[..., Hos
         assert len(log.lines) == 3
         assert log.seen_version == 4
         assert not log.can_focus
+
+
+async def test_a_write_does_not_relayout_the_screen(host: Callable[..., HostApp]) -> None:
+    log = EventLog()
+    async with host(log).run_test(size=(60, 8)) as pilot:
+        log.update_events(events(20), 20)  # the scrollbar appears: one layout pass
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert log.show_vertical_scrollbar
+        log.update_events(events(3, start=21), 23)
+        assert not screen._layout_required and not log._layout_required
+        await pilot.pause()
+        assert log.virtual_size.height == 23
+        assert log.vertical_scrollbar.window_virtual_size == 23
+        assert log.scroll_y == log.max_scroll_y  # still following the newest line

@@ -70,9 +70,11 @@ def test_banner_text_per_state() -> None:
 async def test_banner_shows_only_when_not_active(host: Callable[..., HostApp]) -> None:
     banner = TradingBanner()
     async with host(banner).run_test(size=(100, 4)) as pilot:
-        assert banner.update_trading(trading("ACTIVE")) is False  # hidden already
+        assert banner.update_trading(trading("ACTIVE")) is False  # empty already
         await pilot.pause()
-        assert banner.display is False or banner.region.height == 0
+        # Always one row (so showing it never relayouts the screen), empty while ACTIVE.
+        assert banner.region.height == 1 and not str(banner.render()).strip()
+        assert not any(banner.has_class(f"-{level}") for level in TradingBanner.LEVELS)
         assert banner.update_trading(trading(kill_phase="CANCELLING"))
         await pilot.pause()
         assert banner.has_class("-halted") and banner.region.height == 1
@@ -85,4 +87,5 @@ async def test_banner_shows_only_when_not_active(host: Callable[..., HostApp]) -
         assert banner.update_trading(trading("ACTIVE"))
         await pilot.pause()
         assert banner.text is None and banner.level is None
-        assert banner.region.height == 0
+        assert banner.region.height == 1 and not str(banner.render()).strip()
+        assert not any(banner.has_class(f"-{level}") for level in TradingBanner.LEVELS)
