@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 RESUME_CONFIRMATION = "RESUME"
 # A flatten of one product sends at most this many orders (each under the notional limit).
 MAX_FLATTEN_ORDERS_PER_PRODUCT = 50
-_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
 class EmergencyJournal(Protocol):
@@ -305,9 +304,9 @@ class EmergencyManager:
 
     def act_on(self, tripped: Sequence[TrippedTrigger]) -> None:
         """Apply the strictest tripped trigger that is stricter than the current state."""
-        current = _STRICTNESS[self._state.state]
-        worst = max(tripped, key=lambda t: _STRICTNESS[t.state], default=None)
-        if worst is None or _STRICTNESS[worst.state] <= current:
+        current = self._state.state.strictness
+        worst = max(tripped, key=lambda t: t.state.strictness, default=None)
+        if worst is None or worst.state.strictness <= current:
             return
         if worst.state is TradingState.HALTED:
             self.kill(worst.cause, worst.source)

@@ -84,7 +84,6 @@ _GTD = TimeInForce.GTD
 _IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
 # How restrictive each state is: moving up takes effect even if it cannot be journaled.
-_STRICTNESS = {_ACTIVE: 0, _REDUCING: 1, _HALTED: 2}
 
 
 # ---------------------------------------------------------------------------- trading state
@@ -149,7 +148,7 @@ class TradingStateMachine:
         if not cause or not source:
             raise ValueError("a trading state change needs a cause and a source")
         change = TradingStateChange(state, cause, source, self._clock.time())
-        if _STRICTNESS[state] >= _STRICTNESS[self._last.state]:
+        if state.strictness >= self._last.state.strictness:
             self._apply(change)
             self._store.save_trading_state(change, durable=durable)
         else:

@@ -16,6 +16,14 @@ class TradingState(StrEnum):
     REDUCING = "REDUCING"
     HALTED = "HALTED"
 
+    @property
+    def strictness(self) -> int:
+        """0 ACTIVE < 1 REDUCING < 2 HALTED: a move to a stricter state is never delayed."""
+        return _STRICTNESS[self]
+
+
+_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChange:

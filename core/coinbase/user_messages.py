@@ -12,7 +12,6 @@ field by field so a bad order is reported with the field that is wrong.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -20,10 +19,11 @@ from typing import Any
 
 import orjson
 
+from core.coinbase.errors import DecodeError
+from core.coinbase.rest_decode import parse_rfc3339
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side
 
 ZERO = Decimal(0)
-_FRACTION_TOO_LONG = re.compile(r"(\.\d+)")
 _ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop limit": "STOP_LIMIT"}
 
 
@@ -179,9 +179,7 @@ def _int(raw: dict[str, Any], key: str) -> int:
 def _datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
-    # Coinbase sends up to nanoseconds; datetime holds microseconds.
-    text = _FRACTION_TOO_LONG.sub(lambda m: m.group(1)[:7], value.replace("Z", "+00:00"))
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
+        return parse_rfc3339(value, "creation_time")
+    except DecodeError:
         return None
