@@ -42,7 +42,8 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.orders import ManagedOrder, OrderManager, ReconcileReport
+from core.order_state import ManagedOrder
+from core.orders import OrderManager, ReconcileReport
 from core.risk import TradingStateMachine, TrippedTrigger
 from core.trading_state import TradingState
 from core.venue import Venue

@@ -50,14 +50,8 @@ from core.model import (
     Trade,
     decimal_str,
 )
-from core.orders import (
-    FillEvent,
-    ManagedOrder,
-    OrderEvent,
-    OrderManager,
-    OrderState,
-    ReconcileReport,
-)
+from core.order_state import ManagedOrder, OrderState
+from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.portfolio import Portfolio, Position
 from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
 from core.snapshot import (

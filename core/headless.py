@@ -57,7 +57,8 @@ from typing import Any, TextIO
 from core.clock import Clock, SystemClock
 from core.emergency import KillPhase, KillProgress
 from core.engine import Engine
-from core.orders import FillEvent, OrderEvent, OrderState
+from core.order_state import OrderState
+from core.orders import FillEvent, OrderEvent
 
 log = logging.getLogger(__name__)
 

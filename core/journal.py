@@ -22,7 +22,6 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,16 @@ from typing import Any
 
 from core.clock import Clock
 from core.denials import Denial, DenialReason
+from core.journal_records import (
+    DenialRecord,
+    DuplicateRecord,
+    FillRecord,
+    FillTotals,
+    FlattenMarker,
+    JournalError,
+    OrderStateRecord,
+    RiskEvent,
+)
 from core.model import (
     Fill,
     IntentSource,
@@ -42,7 +51,7 @@ from core.model import (
     TimeInForce,
     decimal_str,
 )
-from core.orders import ManagedOrder, OrderState
+from core.order_state import ManagedOrder, OrderState
 from core.trading_state import TradingState, TradingStateChange
 
 log = logging.getLogger(__name__)
@@ -158,81 +167,6 @@ CREATE TABLE key_values (
 _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
 KEY_LAST_FILL_TIME = "last_fill_time"
-
-
-class JournalError(RuntimeError):
-    """The journal could not be opened or written (disk full, locked, corrupt, newer schema)."""
-
-
-class DuplicateRecord(JournalError):
-    """A row with the same unique key is already journaled (a replay); nothing was written."""
-
-
-# --------------------------------------------------------------------------- record types
-
-
-@dataclass(frozen=True, slots=True)
-class FillRecord:
-    """One journaled fill.
-
-    ``cumulative_size`` is the order's filled size after this fill: with ``order_id`` it is the
-    unique key of a fill derived from cumulative updates (which carry no trade id), so a replay
-    of the same cumulative update can never be journaled twice. ``value`` is the fill's exact
-    quote value (the delta of the order's filled value); ``price`` = value / size may be rounded.
-    ``trade_id`` is the exchange's trade id when known (REST fills), else None.
-    """
-
-    client_order_id: str
-    fill: Fill
-    value: Decimal
-    cumulative_size: Decimal | None
-    trade_id: str | None
-    external: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OrderStateRecord:
-    client_order_id: str
-    order_id: str | None
-    state: OrderState
-    cause: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class DenialRecord:
-    client_order_id: str | None
-    product_id: str
-    side: Side
-    source: IntentSource
-    strategy_id: str | None
-    denial: Denial
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class RiskEvent:
-    kind: str
-    detail: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class FlattenMarker:
-    flatten_id: str
-    detail: str
-    started_at: float
-    finished_at: float | None
-    outcome: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class FillTotals:
-    """The sums of an order's journaled fills (what the exchange's cumulative figures must equal)."""
-
-    size: Decimal = ZERO
-    value: Decimal = ZERO
-    fees: Decimal = ZERO
 
 
 def journal_path(data_dir: Path, mode: str) -> Path:

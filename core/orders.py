@@ -15,29 +15,21 @@ restart are journaled once and emitted once. Orders we did not place are adopted
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.clock import Clock
-from core.coinbase.rest_decode import (
-    CancelResult,
-    CreateOrderOutcome,
-    OrderAccepted,
-    OrderOutcomeUnknown,
-    OrderRejected,
-)
 from core.denials import Denial
+from core.journal_records import DuplicateRecord, FillRecord
 from core.model import (
     ExchangeOrder,
-    ExchangeOrderStatus,
     Fill,
     IntentSource,
     OrderIntent,
@@ -46,12 +38,26 @@ from core.model import (
     TimeInForce,
     decimal_str,
 )
+from core.order_state import (
+    STILL_OPEN_STATES,
+    ManagedOrder,
+    OrderState,
+    is_legal_transition,
+    state_for_exchange_order,
+)
+from core.venue import (
+    CancelResult,
+    CreateOrderOutcome,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
+)
 
 if TYPE_CHECKING:
-    from core.journal import Journal
     from core.venue import Venue
 
 log = logging.getLogger(__name__)
+_S = OrderState
 
 ZERO = Decimal(0)
 CANCEL_BATCH_SIZE = 100  # the exchange refuses more ids per cancel request
@@ -60,130 +66,6 @@ DUPLICATE_CANCEL_REQUEST = "DUPLICATE_CANCEL_REQUEST"
 JOURNAL_WRITE_FAILED = "JOURNAL_WRITE_FAILED"
 NOT_AT_VENUE = "NOT_AT_VENUE"
 KEY_LAST_RECONCILE = "last_reconcile_at"
-
-
-# --------------------------------------------------------------------------- states
-
-
-class OrderState(StrEnum):
-    INITIALIZED = "INITIALIZED"  # intent journaled, not sent yet
-    SUBMITTED = "SUBMITTED"  # the request is on its way
-    ACCEPTED = "ACCEPTED"  # the exchange has it (PENDING / QUEUED / OPEN, nothing filled)
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    EXPIRED = "EXPIRED"
-    REJECTED = "REJECTED"  # by the exchange (or never sendable: journal down, not at venue)
-    DENIED = "DENIED"  # by our risk gate; never sent
-    PENDING_CANCEL = "PENDING_CANCEL"
-    UNKNOWN = "UNKNOWN"  # the send's outcome is unknown: reconciliation decides
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-    @property
-    def is_working(self) -> bool:
-        """At the exchange and able to trade (what a cancel can reach by order id)."""
-        return self in _WORKING
-
-
-_S = OrderState
-_TERMINAL = frozenset({_S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED, _S.DENIED})
-_WORKING = frozenset({_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.PENDING_CANCEL})
-_STILL_OPEN = frozenset({_S.ACCEPTED, _S.PARTIALLY_FILLED})
-_EXCHANGE_DRIVEN = frozenset(
-    {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED}
-)
-
-# The one table of legal transitions. Anything else is logged and ignored.
-# INITIALIZED -> exchange states: an order adopted as external is first seen already there.
-# SUBMITTED/UNKNOWN -> anything the exchange reports: the stream may overtake the place answer.
-# PENDING_CANCEL -> ACCEPTED/PARTIALLY_FILLED: the cancel was refused.
-LEGAL_TRANSITIONS: Mapping[OrderState, frozenset[OrderState]] = {
-    _S.INITIALIZED: frozenset({_S.SUBMITTED, _S.DENIED, _S.UNKNOWN, _S.PENDING_CANCEL})
-    | _EXCHANGE_DRIVEN,
-    _S.SUBMITTED: _EXCHANGE_DRIVEN | {_S.UNKNOWN, _S.PENDING_CANCEL},
-    _S.UNKNOWN: _EXCHANGE_DRIVEN | {_S.SUBMITTED, _S.PENDING_CANCEL},
-    _S.ACCEPTED: frozenset(
-        {_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED, _S.REJECTED, _S.PENDING_CANCEL}
-    ),
-    _S.PARTIALLY_FILLED: frozenset({_S.FILLED, _S.CANCELED, _S.EXPIRED, _S.PENDING_CANCEL}),
-    _S.PENDING_CANCEL: frozenset(
-        {_S.ACCEPTED, _S.PARTIALLY_FILLED, _S.FILLED, _S.CANCELED, _S.EXPIRED}
-    ),
-    _S.FILLED: frozenset(),
-    _S.CANCELED: frozenset(),
-    _S.EXPIRED: frozenset(),
-    _S.REJECTED: frozenset(),
-    _S.DENIED: frozenset(),
-}
-
-
-def is_legal_transition(previous: OrderState, target: OrderState) -> bool:
-    return target in LEGAL_TRANSITIONS[previous]
-
-
-_STATUS_TO_STATE: Mapping[ExchangeOrderStatus, OrderState] = {
-    ExchangeOrderStatus.PENDING: _S.ACCEPTED,
-    ExchangeOrderStatus.QUEUED: _S.ACCEPTED,
-    ExchangeOrderStatus.OPEN: _S.ACCEPTED,
-    ExchangeOrderStatus.EDIT_QUEUED: _S.ACCEPTED,
-    ExchangeOrderStatus.CANCEL_QUEUED: _S.PENDING_CANCEL,
-    ExchangeOrderStatus.FILLED: _S.FILLED,
-    ExchangeOrderStatus.CANCELLED: _S.CANCELED,
-    ExchangeOrderStatus.EXPIRED: _S.EXPIRED,
-    ExchangeOrderStatus.FAILED: _S.REJECTED,
-}
-
-
-def state_for_exchange_order(order: ExchangeOrder) -> OrderState | None:
-    """Our state for what the exchange reports; None for UNKNOWN_ORDER_STATUS (keep ours)."""
-    state = _STATUS_TO_STATE.get(order.status)
-    if state is _S.ACCEPTED and order.pending_cancel:
-        return _S.PENDING_CANCEL
-    if state is _S.ACCEPTED and order.filled_size > 0:
-        return _S.PARTIALLY_FILLED
-    return state
-
-
-# --------------------------------------------------------------------------- value types
-
-
-@dataclass(slots=True, kw_only=True)
-class ManagedOrder:
-    """One order as we track it. ``filled_*`` are the cumulative figures of journaled fills."""
-
-    client_order_id: str
-    intent: OrderIntent
-    state: OrderState
-    order_id: str | None = None
-    external: bool = False
-    filled_size: Decimal = ZERO
-    filled_value: Decimal = ZERO
-    total_fees: Decimal = ZERO
-    denial: Denial | None = None
-    reject_code: str | None = None
-    reject_message: str | None = None
-    created_at: float
-    updated_at: float
-
-    @property
-    def product_id(self) -> str:
-        return self.intent.spec.product_id
-
-    @property
-    def average_price(self) -> Decimal | None:
-        """Volume-weighted fill price; None until something filled (never a fake 0)."""
-        return self.filled_value / self.filled_size if self.filled_size > 0 else None
-
-    @property
-    def is_open(self) -> bool:
-        """Counts against open-order limits: sent (or maybe sent) and not finished."""
-        return not self.state.is_terminal and self.state is not _S.INITIALIZED
-
-    def copy(self) -> ManagedOrder:
-        return dataclasses.replace(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +97,39 @@ class ReconcileReport:
         return not self.errors
 
 
+class OrderJournal(Protocol):
+    """What the order manager needs of the journal (``core/journal.py`` implements it)."""
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+    def record_intent(
+        self,
+        client_order_id: str,
+        intent: OrderIntent,
+        *,
+        external: bool = False,
+        created_at: float | None = None,
+    ) -> None: ...
+
+    def record_order_state(self, order: ManagedOrder, cause: str) -> None: ...
+
+    def record_denial(
+        self, client_order_id: str | None, intent: OrderIntent, denial: Denial
+    ) -> None: ...
+
+    def record_fill(self, record: FillRecord) -> bool: ...
+
+    def load_orders(self) -> list[ManagedOrder]: ...
+
+    def find_order(
+        self, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> ManagedOrder | None: ...
+
+    def get_value(self, key: str) -> str | None: ...
+
+    def set_value(self, key: str, value: str) -> None: ...
+
+
 class OrderListener(Protocol):
     def on_order_event(self, event: OrderEvent) -> None: ...
 
@@ -242,7 +157,7 @@ class OrderManager:
     def __init__(
         self,
         venue: Venue,
-        journal: Journal,
+        journal: OrderJournal,
         gate: PreTradeCheck,
         *,
         clock: Clock,
@@ -566,7 +481,6 @@ class OrderManager:
         return order
 
     def _journal_external_intent(self, order: ManagedOrder) -> None:
-        from core.journal import DuplicateRecord  # runtime import: journal imports this module
 
         try:
             self._journal.record_intent(
@@ -592,7 +506,7 @@ class OrderManager:
             if not filled:
                 return learned  # journal trouble: reconciliation will derive it again
         target = state_for_exchange_order(update)
-        if not authoritative and order.state is _S.PENDING_CANCEL and target in _STILL_OPEN:
+        if not authoritative and order.state is _S.PENDING_CANCEL and target in STILL_OPEN_STATES:
             # An "open" report after our cancel request was sent before the venue saw the
             # request: keep PENDING_CANCEL until the venue confirms or refuses the cancel.
             target = None
@@ -621,7 +535,6 @@ class OrderManager:
 
     def _record_fill(self, order: ManagedOrder, update: ExchangeOrder) -> bool:
         """Derive, journal (once) and emit the fill between known and reported cumulatives."""
-        from core.journal import FillRecord  # runtime import: journal imports this module
 
         size = update.filled_size - order.filled_size
         cumulative_value = _cumulative_value(update)

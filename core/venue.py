@@ -9,11 +9,55 @@ and the paper venue speaks the same way, so the order manager derives fills one 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from core.coinbase.rest_decode import CancelResult, CreateOrderOutcome
-from core.model import Balance, ExchangeOrder, Fill, OrderSpec, Product
+from core.model import Balance, ExchangeOrder, Fill, OrderSpec, PlacedOrder, Product
+
+# --------------------------------------------------------------------------- outcomes
+# What a venue answers, in the venue's neutral terms; each adapter translates its own wire
+# (Coinbase JSON, the paper fill model) into these.
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    """The exchange placed the order (``success: true``)."""
+
+    placed: PlacedOrder
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    """The exchange refused the order before placing it; nothing rests on the book."""
+
+    code: str
+    message: str
+    details: str
+    preview_failure_reason: str | None = None
+    new_order_failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcomeUnknown:
+    """No trustworthy answer (timeout, 5xx, garbled body): the order may exist. Reconcile, and
+    if it must be sent again, send it with the SAME client_order_id."""
+
+    reason: str
+
+
+CreateOrderOutcome = OrderAccepted | OrderRejected | OrderOutcomeUnknown
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    order_id: str
+    success: bool
+    failure_reason: str | None
+
+
+class OrderNotFound(LookupError):
+    """The venue does not know this order id (a venue-neutral 404)."""
 
 
 class VenueListener(Protocol):

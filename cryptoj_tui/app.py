@@ -33,7 +33,8 @@ from core.clock import Clock
 from core.denials import Denial
 from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
 from core.model import OrderIntent, Product, Side
-from core.orders import ManagedOrder, ReconcileReport
+from core.order_state import ManagedOrder
+from core.orders import ReconcileReport
 from core.snapshot import EngineSnapshot, EventView
 from core.ticket import describe_spec
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no

@@ -38,7 +38,8 @@ from core.model import (
     TimeInForce,
     Trade,
 )
-from core.orders import ManagedOrder, OrderState, ReconcileReport
+from core.order_state import ManagedOrder, OrderState
+from core.orders import ReconcileReport
 from core.sim.products import default_product_specs, make_usd_product
 from core.snapshot import (
     BalanceView,

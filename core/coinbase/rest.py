@@ -45,13 +45,8 @@ from core.coinbase.errors import (
 from core.coinbase.ratelimit import RestRateLimits, SleepFn
 from core.coinbase.rest_decode import (
     BookSnapshot,
-    CancelResult,
-    CreateOrderOutcome,
     JsonObject,
     KeyPermissions,
-    OrderAccepted,
-    OrderOutcomeUnknown,
-    OrderRejected,
     ServerTime,
     decode_accounts_page,
     decode_cancel_results,
@@ -81,6 +76,13 @@ from core.model import (
     Product,
     TimeInForce,
     decimal_str,
+)
+from core.venue import (
+    CancelResult,
+    CreateOrderOutcome,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
 )
 
 __all__ = [

@@ -32,6 +32,13 @@ from core.model import (
     Product,
     Side,
 )
+from core.venue import (
+    CancelResult,
+    CreateOrderOutcome,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
+)
 
 JsonObject = Mapping[str, Any]
 
@@ -57,42 +64,6 @@ class BookSnapshot:
     bids: list[tuple[Decimal, Decimal]]
     asks: list[tuple[Decimal, Decimal]]
     time: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderAccepted:
-    """The exchange placed the order (``success: true``)."""
-
-    placed: PlacedOrder
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRejected:
-    """The exchange refused the order before placing it; nothing rests on the book."""
-
-    code: str
-    message: str
-    details: str
-    preview_failure_reason: str | None = None
-    new_order_failure_reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderOutcomeUnknown:
-    """No trustworthy answer (timeout, 5xx, garbled body): the order may exist. Reconcile, and
-    if it must be sent again, send it with the SAME client_order_id."""
-
-    reason: str
-
-
-CreateOrderOutcome = OrderAccepted | OrderRejected | OrderOutcomeUnknown
-
-
-@dataclass(frozen=True, slots=True)
-class CancelResult:
-    order_id: str
-    success: bool
-    failure_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,15 +23,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from core.clock import Clock
-from core.coinbase.errors import CoinbaseError
+from core.coinbase.errors import CoinbaseError, NotFoundError
 from core.coinbase.rest import CoinbaseRestClient
-from core.coinbase.rest_decode import CancelResult, CreateOrderOutcome, OrderRejected
 from core.coinbase.stream import FrameSink
 from core.coinbase.user_messages import UserOrdersEvent
 from core.coinbase.ws import CoinbaseWebSocket, WsState
 from core.model import Balance, ExchangeOrder, Fill, OrderSpec, Product
 from core.user_stream import UserStream
-from core.venue import VenueListener
+from core.venue import CancelResult, CreateOrderOutcome, OrderNotFound, OrderRejected, VenueListener
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,10 @@ class CoinbaseVenue:
         return await self._rest.list_orders(start_date=since)
 
     async def get_order(self, order_id: str) -> ExchangeOrder:
-        return await self._rest.get_order(order_id)
+        try:
+            return await self._rest.get_order(order_id)
+        except NotFoundError as error:  # the port speaks venue-neutral errors
+            raise OrderNotFound(order_id) from error
 
     async def list_fills(
         self, *, since: datetime | None = None, order_ids: Sequence[str] | None = None

@@ -47,13 +47,6 @@ from typing import Final, Protocol
 
 from core.book import BookSide, Level, to_decimal
 from core.clock import Clock, utc_datetime
-from core.coinbase.errors import NotFoundError
-from core.coinbase.rest_decode import (
-    CancelResult,
-    CreateOrderOutcome,
-    OrderAccepted,
-    OrderRejected,
-)
 from core.config import PaperSettings
 from core.fees import FeeRates, FeeSchedule, TrailingVolume
 from core.model import (
@@ -72,7 +65,14 @@ from core.model import (
     Trade,
     quantize_to_step,
 )
-from core.venue import VenueListener
+from core.venue import (
+    CancelResult,
+    CreateOrderOutcome,
+    OrderAccepted,
+    OrderNotFound,
+    OrderRejected,
+    VenueListener,
+)
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ class PaperVenue:
         order = self._orders.get(order_id)
         if order is None:
             # The same error the Coinbase venue raises, so callers handle one shape.
-            raise NotFoundError(f"order {order_id} not found", status=404, code="NOT_FOUND")
+            raise OrderNotFound(f"order {order_id} not found")
         return order.to_exchange()
 
     async def list_fills(

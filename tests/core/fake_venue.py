@@ -21,13 +21,6 @@ from decimal import Decimal
 from enum import Enum
 
 from core.clock import Clock
-from core.coinbase.rest_decode import (
-    CancelResult,
-    CreateOrderOutcome,
-    OrderAccepted,
-    OrderOutcomeUnknown,
-    OrderRejected,
-)
 from core.model import (
     Balance,
     ExchangeOrder,
@@ -38,7 +31,14 @@ from core.model import (
     Product,
     Side,
 )
-from core.venue import VenueListener
+from core.venue import (
+    CancelResult,
+    CreateOrderOutcome,
+    OrderAccepted,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    VenueListener,
+)
 
 MAX_CANCEL_IDS = 100
 

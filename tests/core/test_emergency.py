@@ -27,7 +27,8 @@ from core.emergency import (
     KillPhase,
     ResumeRefused,
 )
-from core.journal import FillRecord, Journal, JournalError
+from core.journal import Journal
+from core.journal_records import FillRecord, JournalError
 from core.model import (
     Balance,
     ExchangeOrderStatus,
@@ -40,7 +41,8 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.orders import OrderManager, OrderState
+from core.order_state import OrderState
+from core.orders import OrderManager
 from core.risk import TradingStateMachine, TriggerName, TrippedTrigger
 from core.trading_state import TradingState
 from tests.core.fake_venue import FakeVenue

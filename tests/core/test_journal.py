@@ -13,13 +13,8 @@ import pytest
 
 from core.clock import ManualClock
 from core.denials import Denial, DenialReason
-from core.journal import (
-    SCHEMA_VERSION,
-    FillRecord,
-    Journal,
-    JournalError,
-    journal_path,
-)
+from core.journal import SCHEMA_VERSION, Journal, journal_path
+from core.journal_records import FillRecord, JournalError
 from core.model import (
     Fill,
     IntentSource,
@@ -31,7 +26,7 @@ from core.model import (
     StopDirection,
     TimeInForce,
 )
-from core.orders import ManagedOrder, OrderState
+from core.order_state import ManagedOrder, OrderState
 from core.trading_state import TradingState, TradingStateChange
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from core.clock import ManualClock
-from core.coinbase.rest_decode import CreateOrderOutcome, OrderAccepted
 from core.denials import Denial, DenialReason
-from core.journal import Journal, JournalError
+from core.journal import Journal
+from core.journal_records import JournalError
 from core.model import (
     ExchangeOrder,
     ExchangeOrderStatus,
@@ -25,17 +25,9 @@ from core.model import (
     PlacedOrder,
     Side,
 )
-from core.orders import (
-    JOURNAL_WRITE_FAILED,
-    LEGAL_TRANSITIONS,
-    NOT_AT_VENUE,
-    FillEvent,
-    ManagedOrder,
-    OrderEvent,
-    OrderManager,
-    OrderState,
-    state_for_exchange_order,
-)
+from core.order_state import LEGAL_TRANSITIONS, ManagedOrder, OrderState, state_for_exchange_order
+from core.orders import JOURNAL_WRITE_FAILED, NOT_AT_VENUE, FillEvent, OrderEvent, OrderManager
+from core.venue import CreateOrderOutcome, OrderAccepted
 from tests.core.fake_venue import FakeVenue, PlaceScript
 
 S = OrderState

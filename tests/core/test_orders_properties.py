@@ -40,7 +40,8 @@ from core.model import (
     OrderType,
     Side,
 )
-from core.orders import OrderManager, OrderState, is_legal_transition
+from core.order_state import OrderState, is_legal_transition
+from core.orders import OrderManager
 from tests.core.fake_venue import FakeVenue, PlaceScript
 
 D = Decimal

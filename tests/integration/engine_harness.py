@@ -48,7 +48,7 @@ from core.model import (
     TimeInForce,
     quantize_to_step,
 )
-from core.orders import ManagedOrder, OrderState
+from core.order_state import ManagedOrder, OrderState
 from core.sim.exchange import SimExchange
 from core.sim.runner import build_exchange
 from core.sim.server import SimEndpoints, SimServer

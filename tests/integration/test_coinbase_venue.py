@@ -18,9 +18,8 @@ import pytest
 
 from core.clock import ManualClock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
-from core.coinbase.errors import CoinbaseError, NotFoundError
+from core.coinbase.errors import CoinbaseError
 from core.coinbase.rest import CoinbaseRestClient
-from core.coinbase.rest_decode import OrderAccepted, OrderOutcomeUnknown, OrderRejected
 from core.coinbase.stream import FrameSink, Subscription
 from core.coinbase.ws import CoinbaseWebSocket
 from core.model import (
@@ -36,7 +35,7 @@ from core.sim.exchange import SimExchange
 from core.sim.runner import DEMO_BALANCES
 from core.sim.server import SimEndpoints, SimServer
 from core.sim.types import SimOrderRequest
-from core.venue import Venue
+from core.venue import OrderAccepted, OrderNotFound, OrderOutcomeUnknown, OrderRejected, Venue
 from core.venues.coinbase import CoinbaseVenue
 from tests.integration.conftest import MAKER_USER
 
@@ -359,7 +358,7 @@ async def test_reads_balances_products_and_errors(harness: Harness) -> None:
     assert balances["BTC"].total == DEMO_BALANCES["BTC"]
     (product,) = await harness.venue.products([BTC])
     assert product.product_id == BTC and product.price_increment == D("0.01")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(OrderNotFound):
         await harness.venue.get_order("no-such-order")
     harness.server.faults.next_rest(500, count=10)  # more than the client's GET retries
     with pytest.raises(CoinbaseError):

@@ -37,7 +37,7 @@ from core.model import (
     StopDirection,
     TimeInForce,
 )
-from core.orders import ManagedOrder, OrderState
+from core.order_state import ManagedOrder, OrderState
 from core.sim.exchange import SimExchange
 from core.sim.server import SimServer
 from core.sim.types import SimOrder

@@ -26,7 +26,7 @@ from core.coinbase.rest import CoinbaseRestClient
 from core.config import SimSettings
 from core.headless import run_headless
 from core.model import IntentSource, OrderIntent, Side
-from core.orders import OrderState
+from core.order_state import OrderState
 from core.sim.exchange import SimExchange
 from core.sim.launcher import SimProcess, astart_sim_process
 from core.sim.server import SimServer

@@ -33,12 +33,13 @@ import pytest
 from core.clock import SystemClock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
 from core.coinbase.rest import CoinbaseRestClient
-from core.coinbase.rest_decode import OrderAccepted
 from core.config import SimSettings
 from core.engine import Engine
 from core.model import ExchangeOrder, ExchangeOrderStatus, OrderSpec, OrderType, Side
-from core.orders import NOT_AT_VENUE, OrderState
+from core.order_state import OrderState
+from core.orders import NOT_AT_VENUE
 from core.sim.launcher import SimProcess, astart_sim_process
+from core.venue import OrderAccepted
 from tests.integration.engine_harness import (
     REPO_ROOT,
     CrashPoint,

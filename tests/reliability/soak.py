@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import ManualClock
-from core.coinbase.rest_decode import CreateOrderOutcome
 from core.config import Settings, load_settings
 from core.emergency import ResumeRefused
 from core.engine import Engine
@@ -58,6 +57,7 @@ from core.sim.faults import FaultPlan
 from core.sim.runner import build_exchange
 from core.sim.server import SimServer
 from core.trading_state import TradingState
+from core.venue import CreateOrderOutcome
 from tests.integration.engine_harness import PROOF_RISK, UNTHROTTLED_RATE_PER_S, endpoints_of
 from tests.reliability.invariants import (
     JournalView,

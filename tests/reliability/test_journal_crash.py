@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from core.clock import ManualClock
-from core.journal import FillRecord, Journal
+from core.journal import Journal
+from core.journal_records import FillRecord
 from core.model import Fill, IntentSource, OrderIntent, OrderSpec, OrderType, Side
-from core.orders import ManagedOrder, OrderState
+from core.order_state import ManagedOrder, OrderState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LIFE = [OrderState.INITIALIZED, OrderState.SUBMITTED, OrderState.ACCEPTED, OrderState.FILLED]

@@ -47,7 +47,7 @@ from core.config import (
 )
 from core.engine import Engine, ExchangeEndpoints
 from core.model import IntentSource, OrderIntent, Side
-from core.orders import OrderState
+from core.order_state import OrderState
 from core.sim.jwt_verify import DemoKey, KeyAlgorithm
 from cryptoj_tui.app import CryptoJApp
 from tests.integration.engine_harness import (

@@ -21,7 +21,7 @@ from core.clock import ManualClock
 from core.config import load_settings
 from core.engine import Engine, ExchangeEndpoints
 from core.model import ExchangeOrderStatus
-from core.orders import OrderState
+from core.order_state import OrderState
 from core.sim.exchange import SimExchange
 from core.sim.runner import build_exchange
 from core.sim.server import DEMO_USER_ID, SimServer

@@ -14,8 +14,6 @@ import pytest
 
 from core.book import L2Book
 from core.clock import ManualClock
-from core.coinbase.errors import NotFoundError
-from core.coinbase.rest_decode import OrderAccepted, OrderRejected
 from core.config import PaperSettings
 from core.fees import FeeSchedule
 from core.market import BookState, MarketDataService
@@ -32,7 +30,7 @@ from core.model import (
     TimeInForce,
     Trade,
 )
-from core.venue import Venue
+from core.venue import OrderAccepted, OrderNotFound, OrderRejected, Venue
 from core.venues.paper import PaperVenue
 
 D = Decimal
@@ -829,7 +827,7 @@ async def test_reads_filter_like_the_exchange(rig: Rig) -> None:
     later = since + timedelta(seconds=1)
     assert await rig.venue.list_fills(since=later) == []
     assert (await rig.venue.get_order(resting)).status is OPEN
-    with pytest.raises(NotFoundError):
+    with pytest.raises(OrderNotFound):
         await rig.venue.get_order("missing")
     assert [p.product_id for p in await rig.venue.products([PRODUCT, "ETH-USD"])] == [PRODUCT]
     assert [p.product_id for p in await rig.venue.products([])] == [PRODUCT]
