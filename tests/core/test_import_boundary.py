@@ -10,9 +10,13 @@ ends up in ``sys.modules``: httpx imports rich for its command line when click i
 from __future__ import annotations
 
 import pkgutil
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import core
 
@@ -57,3 +61,63 @@ def test_importing_every_core_module_pulls_in_no_ui() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"core imports UI modules: {result.stdout.strip()}"
+
+
+# ---------------------------------------------------------------- import-linter contracts
+
+REPO_ROOT = CORE_DIR.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _copy_of_the_project(target: Path) -> Path:
+    """The three packages and pyproject.toml's contracts, in a scratch directory."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    for package in ("core", "widgets", "cryptoj_tui"):
+        shutil.copytree(REPO_ROOT / package, target / package, ignore=ignore)
+    shutil.copy(REPO_ROOT / "pyproject.toml", target / "pyproject.toml")
+    return target
+
+
+def test_the_dependency_contracts_hold() -> None:
+    result = _lint_imports(REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "violation", "contract"),
+    [
+        ("core/denials.py", "from core.sim import products", "does not import the simulated"),
+        ("core/denials.py", "import rich", "core is UI-free"),
+        ("core/sim/matching.py", "from core.coinbase import errors", "independent counterparty"),
+        ("core/risk.py", "from core.coinbase import errors", "stay behind the Coinbase venue"),
+        ("core/clock.py", "from core import engine", "No import cycles"),
+        ("widgets/__init__.py", "import cryptoj_tui", "The UI sits on the engine"),
+    ],
+)
+def test_each_contract_catches_the_import_it_forbids(
+    tmp_path: Path, module: str, violation: str, contract: str
+) -> None:
+    root = _copy_of_the_project(tmp_path)
+    with (root / module).open("a") as source:
+        source.write(f"\n{violation}  # noqa\n")
+    result = _lint_imports(root)
+    assert result.returncode != 0
+    assert contract in _broken_contracts(result.stdout), result.stdout
+
+
+def _broken_contracts(report: str) -> str:
+    """The names of the contracts lint-imports reports BROKEN, joined (names wrap lines)."""
+    listing = " ".join(report.split()).split("dependencies.", 1)[1].split("Contracts:", 1)[0]
+    verdicts = re.findall(r"-*\s*(.*?)\s(KEPT|BROKEN)(?:\s\(\d+ ignored imports\))?", listing)
+    return " | ".join(name for name, verdict in verdicts if verdict == "BROKEN")
