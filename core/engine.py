@@ -53,6 +53,7 @@ from core.model import (
 from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.portfolio import Portfolio, Position
+from core.product_catalog import default_products
 from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
 from core.snapshot import (
     BalanceView,
@@ -385,14 +386,8 @@ class Engine:
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:
             return await self.rest.list_products(self.products)
-        from core.sim.products import default_product_specs
-
         # Replay with no exchange at hand: the increments of the products we know.
-        return [
-            spec.product
-            for spec in default_product_specs()
-            if spec.product.product_id in self.products
-        ]
+        return [p for p in default_products() if p.product_id in self.products]
 
     # ------------------------------------------------------------------ maintenance
 

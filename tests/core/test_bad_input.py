@@ -11,12 +11,6 @@ from core.clock import ManualClock
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at its default start."""
-    return ManualClock()
-
-
-@pytest.fixture
 def counter(clock: ManualClock) -> BadInputCounter:
     """A counter on the manual clock, logging to the 'test.bad_input' logger every 60 s."""
     return BadInputCounter(clock, logging.getLogger("test.bad_input"), log_interval_s=60.0)

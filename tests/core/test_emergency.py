@@ -8,7 +8,6 @@ the simulated exchange are in tests/integration/test_engine_trading.py. The last
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sqlite3
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ import pytest
 
 from core.clock import ManualClock
 from core.config import RiskSettings
-from core.denials import Denial
 from core.emergency import (
     RESUME_CONFIRMATION,
     EmergencyManager,
@@ -45,28 +43,12 @@ from core.order_state import OrderState
 from core.orders import OrderManager
 from core.risk import TradingStateMachine, TriggerName, TrippedTrigger
 from core.trading_state import TradingState
-from tests.core.fake_venue import FakeVenue
 from tests.core.test_risk import make_product
+from tests.doubles.fake_venue import FakeVenue
+from tests.doubles.gate import StubGate
+from tests.doubles.sleeps import Sleeps
 
 D = Decimal
-
-
-class AllowAll:
-    """A pre-trade check that allows every order."""
-
-    def check(self, intent: OrderIntent) -> Denial | None:
-        return None
-
-
-class Sleeps:
-    """The manager's sleep: instant (one loop turn), the delays recorded."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
 
 
 class HeldVenue(FakeVenue):
@@ -131,12 +113,6 @@ class Parts:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
-
-
-@pytest.fixture
 def journal(tmp_path: Path, clock: ManualClock) -> Iterator[Journal]:
     """A real journal on a fresh file, closed after the test."""
     opened = Journal.open(tmp_path / "journal-paper.sqlite3", clock=clock)
@@ -147,7 +123,7 @@ def journal(tmp_path: Path, clock: ManualClock) -> Iterator[Journal]:
 def build(journal: Journal, clock: ManualClock, *, settings: RiskSettings | None = None) -> Parts:
     venue = HeldVenue(clock)
     ids = (f"coid-{n}" for n in itertools.count(1))
-    orders = OrderManager(venue, journal, AllowAll(), clock=clock, id_factory=lambda: next(ids))
+    orders = OrderManager(venue, journal, StubGate(), clock=clock, id_factory=lambda: next(ids))
     venue.set_listener(orders)
     state = TradingStateMachine(journal, clock=clock)
     prices = Prices({"BTC-USD": 50_000.0, "ETH-USD": 3_000.0})

@@ -34,12 +34,6 @@ STOP = signal.SIGUSR1
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
-
-
-@pytest.fixture
 def engine(tmp_path: Path, clock: ManualClock) -> Iterator[Engine]:
     """A paper-mode engine with no market feed and its journal in a temp dir."""
     settings = load_settings(

@@ -31,12 +31,6 @@ from core.trading_state import TradingState, TradingStateChange
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
-
-
-@pytest.fixture
 def path(tmp_path: Path) -> Path:
     """Where the test's journal file lives (a fresh directory per test)."""
     return journal_path(tmp_path / "data", "paper")

@@ -90,12 +90,6 @@ BTC_ASKS = [("101.00", "1"), ("102.00", "2")]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock (monotonic starts at 0)."""
-    return ManualClock()
-
-
-@pytest.fixture
 def control() -> RecordingControl:
     """A connection control that records reconnect/resubscribe requests."""
     return RecordingControl()

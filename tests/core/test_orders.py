@@ -28,22 +28,12 @@ from core.model import (
 from core.order_state import LEGAL_TRANSITIONS, ManagedOrder, OrderState, state_for_exchange_order
 from core.orders import JOURNAL_WRITE_FAILED, NOT_AT_VENUE, FillEvent, OrderEvent, OrderManager
 from core.venue import CreateOrderOutcome, OrderAccepted
-from tests.core.fake_venue import FakeVenue, PlaceScript
+from tests.doubles.fake_venue import FakeVenue, PlaceScript
+from tests.doubles.gate import StubGate
+from tests.doubles.sleeps import Sleeps
 
 S = OrderState
 D = Decimal
-
-
-class Gate:
-    """A risk gate that allows everything unless told to deny (a stub, not the real gate)."""
-
-    def __init__(self) -> None:
-        self.denial: Denial | None = None
-        self.seen: list[OrderIntent] = []
-
-    def check(self, intent: OrderIntent) -> Denial | None:
-        self.seen.append(intent)
-        return self.denial
 
 
 class Recorder:
@@ -61,23 +51,6 @@ class Recorder:
 
     def states(self, coid: str) -> list[OrderState]:
         return [e.order.state for e in self.events if e.order.client_order_id == coid]
-
-
-class Sleeps:
-    """A stand-in for asyncio.sleep that returns at once and remembers the delays asked for."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
 
 
 @pytest.fixture
@@ -101,9 +74,9 @@ def journal(db_path: Path, clock: ManualClock) -> Iterator[Journal]:
 
 
 @pytest.fixture
-def gate() -> Gate:
+def gate() -> StubGate:
     """A gate that allows every order until a test sets ``gate.denial``."""
-    return Gate()
+    return StubGate()
 
 
 @pytest.fixture
@@ -126,7 +99,7 @@ def _ids() -> Iterator[str]:
 def manager(
     venue: FakeVenue,
     journal: Journal,
-    gate: Gate,
+    gate: StubGate,
     clock: ManualClock,
     sleeps: Sleeps,
     recorder: Recorder,
@@ -184,7 +157,7 @@ async def test_accepted_order_is_journaled_before_it_is_sent(
 
 
 async def test_denied_order_is_never_sent_and_its_denial_is_kept(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: Gate, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: StubGate, recorder: Recorder
 ) -> None:
     gate.denial = Denial(DenialReason.MAX_OPEN_ORDERS, "20 open, limit 20")
     order = await manager.submit(buy())
@@ -601,7 +574,7 @@ async def test_external_order_whose_client_id_clashes_with_ours(
 
 
 async def test_cancel_goes_through_pending_cancel_to_canceled(
-    manager: OrderManager, venue: FakeVenue, gate: Gate, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, gate: StubGate, recorder: Recorder
 ) -> None:
     await manager.submit(buy())
     gate.denial = Denial(DenialReason.TRADING_HALTED, "halted")  # cancels are never gated
@@ -810,7 +783,7 @@ async def test_restart_from_the_journal_recovers_a_fill_made_while_down(
     journal: Journal,
     db_path: Path,
     clock: ManualClock,
-    gate: Gate,
+    gate: StubGate,
 ) -> None:
     order = await manager.submit(buy(size="1"))
     assert order.order_id is not None
@@ -865,7 +838,7 @@ def _crashed_mid_send(journal: Journal, clock: ManualClock, coid: str, state: Or
 
 @pytest.mark.parametrize("state", [S.INITIALIZED, S.SUBMITTED])
 async def test_restart_after_a_crash_mid_send_finds_the_order(
-    venue: FakeVenue, journal: Journal, gate: Gate, clock: ManualClock, state: OrderState
+    venue: FakeVenue, journal: Journal, gate: StubGate, clock: ManualClock, state: OrderState
 ) -> None:
     _crashed_mid_send(journal, clock, "c-sent", state)
     _crashed_mid_send(journal, clock, "c-lost", state)
@@ -889,7 +862,7 @@ async def test_restart_after_a_crash_mid_send_finds_the_order(
 
 
 async def test_finished_orders_leave_memory_but_not_the_journal(
-    venue: FakeVenue, journal: Journal, gate: Gate, clock: ManualClock
+    venue: FakeVenue, journal: Journal, gate: StubGate, clock: ManualClock
 ) -> None:
     small = OrderManager(venue, journal, gate, clock=clock, max_terminal_in_memory=1)
     venue.set_listener(small)
@@ -913,7 +886,7 @@ async def test_finished_orders_leave_memory_but_not_the_journal(
 
 
 async def test_a_dead_journal_blocks_trading_but_never_crashes_the_manager(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: Gate
+    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: StubGate
 ) -> None:
     order = await manager.submit(buy())
     assert order.order_id is not None
@@ -966,7 +939,7 @@ async def test_external_orders_of_unusual_types_are_still_adopted(
 
 
 async def test_external_order_reusing_an_id_the_journal_knows(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: Gate, clock: ManualClock
+    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: StubGate, clock: ManualClock
 ) -> None:
     order = await manager.submit(buy())
     assert order.order_id is not None
@@ -1011,7 +984,7 @@ async def test_resolver_and_reconcile_never_resend_twice(
 
 
 async def test_aclose_stops_a_waiting_resolver(
-    venue: FakeVenue, journal: Journal, gate: Gate, clock: ManualClock
+    venue: FakeVenue, journal: Journal, gate: StubGate, clock: ManualClock
 ) -> None:
     forever = asyncio.Event()
 
@@ -1028,7 +1001,7 @@ async def test_aclose_stops_a_waiting_resolver(
 
 
 def test_deferred_cancel_waits_for_the_loop_when_learned_off_it(
-    venue: FakeVenue, journal: Journal, gate: Gate, clock: ManualClock
+    venue: FakeVenue, journal: Journal, gate: StubGate, clock: ManualClock
 ) -> None:
     loop = asyncio.new_event_loop()
     try:

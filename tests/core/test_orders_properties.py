@@ -30,7 +30,6 @@ from hypothesis.stateful import (
 )
 
 from core.clock import ManualClock
-from core.denials import Denial
 from core.journal import Journal
 from core.model import (
     ExchangeOrder,
@@ -42,23 +41,11 @@ from core.model import (
 )
 from core.order_state import OrderState, is_legal_transition
 from core.orders import OrderManager
-from tests.core.fake_venue import FakeVenue, PlaceScript
+from tests.doubles.fake_venue import FakeVenue, PlaceScript
+from tests.doubles.gate import StubGate
+from tests.doubles.sleeps import Sleeps
 
 D = Decimal
-
-
-class AllowAll:
-    """A gate that allows everything."""
-
-    def check(self, intent: OrderIntent) -> Denial | None:
-        return None
-
-
-def _instant_sleep_factory() -> object:
-    async def instant(delay: float) -> None:
-        await asyncio.sleep(0)
-
-    return instant
 
 
 @contextmanager
@@ -90,10 +77,10 @@ class Harness:
         manager = OrderManager(
             self.venue,
             self.journal,
-            AllowAll(),
+            StubGate(),
             clock=self.clock,
             id_factory=lambda: next(self.ids),
-            sleep=_instant_sleep_factory(),  # type: ignore[arg-type]
+            sleep=Sleeps(),
         )
         self.venue.set_listener(manager)
         return manager

@@ -47,12 +47,6 @@ BUY, SELL = Side.BUY, Side.SELL
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
-
-
-@pytest.fixture
 def pf(clock: ManualClock) -> Portfolio:
     """A USD portfolio tracking BTC-USD and ETH-USD with 10000 USD and nothing else."""
     portfolio = Portfolio(clock=clock, product_ids=[BTC, ETH])

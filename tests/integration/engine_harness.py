@@ -249,7 +249,7 @@ def limit_spec(
 async def in_process_sim(clock: Clock, *, seed: int = 42) -> AsyncIterator[SimBook]:
     """A started ``SimServer`` on 127.0.0.1:<free port> with the conftest's fixed ladder and
     no market agents (nothing trades unless a test makes it)."""
-    from tests.integration.conftest import seed_liquidity
+    from tests.integration.loopback import seed_liquidity
 
     exchange = build_exchange(seed, clock)
     seed_liquidity(exchange)

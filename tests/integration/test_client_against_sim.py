@@ -51,12 +51,6 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> No
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """One manual clock for the exchange and the client, so JWT windows agree."""
-    return ManualClock()
-
-
-@pytest.fixture
 def exchange(clock: ManualClock) -> SimExchange:
     """A seeded simulated exchange with the demo account open."""
     return build_exchange(SEED, clock)

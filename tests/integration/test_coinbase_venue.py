@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -37,34 +37,14 @@ from core.sim.server import SimEndpoints, SimServer
 from core.sim.types import SimOrderRequest
 from core.venue import OrderAccepted, OrderNotFound, OrderOutcomeUnknown, OrderRejected, Venue
 from core.venues.coinbase import CoinbaseVenue
-from tests.integration.conftest import MAKER_USER
+from tests.doubles.venue_listener import VenueRecorder
+from tests.integration.loopback import MAKER_USER
 
 D = Decimal
 BTC = "BTC-USD"
 OPEN = ExchangeOrderStatus.OPEN
 FILLED = ExchangeOrderStatus.FILLED
 CANCELLED = ExchangeOrderStatus.CANCELLED
-
-
-@dataclass
-class Recorder:
-    """A ``VenueListener`` keeping every update and stream reset."""
-
-    updates: list[ExchangeOrder] = field(default_factory=list)
-    resets: list[str] = field(default_factory=list)
-
-    def on_order_update(self, order: ExchangeOrder) -> None:
-        self.updates.append(order)
-
-    def on_stream_reset(self, reason: str) -> None:
-        self.resets.append(reason)
-
-    def of(self, order_id: str) -> list[ExchangeOrder]:
-        return [update for update in self.updates if update.order_id == order_id]
-
-    def latest(self, order_id: str) -> ExchangeOrder | None:
-        updates = self.of(order_id)
-        return updates[-1] if updates else None
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -84,7 +64,7 @@ async def no_wait(_seconds: float) -> None:
 @dataclass
 class Harness:
     venue: CoinbaseVenue
-    listener: Recorder
+    listener: VenueRecorder
     exchange: SimExchange
     server: SimServer
     clock: ManualClock
@@ -154,7 +134,7 @@ async def harness(
         )
 
     venue = CoinbaseVenue(rest, user_socket_factory=user_socket, clock=sim_clock)
-    listener = Recorder()
+    listener = VenueRecorder()
     venue.set_listener(listener)
     await venue.start()
     assert venue.user_socket is not None

@@ -14,7 +14,7 @@ from core.sim.exchange import SimExchange
 from core.sim.jwt_verify import DemoKey
 from core.sim.runner import DEMO_BALANCES
 from core.sim.server import API_PREFIX, SimEndpoints, SimServer
-from tests.integration.conftest import LEVELS_PER_SIDE, RestClient, make_jwt
+from tests.integration.loopback import LEVELS_PER_SIDE, RestClient, make_jwt
 
 LIMIT_GTC = {"limit_limit_gtc": {"base_size": "0.01", "limit_price": "60000.00"}}
 

@@ -14,7 +14,7 @@ from core.model import Side
 from core.sim.exchange import SimExchange
 from core.sim.server import SimEndpoints, SimServer
 from core.sim.types import SimOrderRequest
-from tests.integration.conftest import LEVELS_PER_SIDE, MAKER_USER, RestClient, make_jwt
+from tests.integration.loopback import LEVELS_PER_SIDE, MAKER_USER, RestClient, make_jwt
 
 
 def _maker_order(

@@ -12,9 +12,11 @@ Measured, from one run:
   between presses the state is put back to ACTIVE directly (a benchmark shortcut, not the
   trader's resume path) and the screen is let settle.
 
-Targets (issue 5): loop lag p99 <= 5 ms, kill p99 <= 20 ms, first paint <= 2 s. The box the
-tests run on is shared by other jobs, so the asserted bounds have headroom
-(``CRYPTOJ_BENCH_STRICT=1`` asserts the targets themselves); the figures are printed.
+Targets (issue 5): loop lag p99 <= 5 ms, kill p99 <= 20 ms, first paint <= 2 s. In the test
+suite (benchmarks disabled) the run is short and only behaviour is checked: a LIVE book on
+screen, every press latches HALTED. With ``--benchmark-enable`` (``make bench``) it runs longer,
+prints the figures with a verdict each, and fails above the bounds: loose ones with headroom for
+a shared box, or the targets themselves with ``CRYPTOJ_BENCH_STRICT=1``.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ from core.sim.server import SimEndpoints
 from core.snapshot import BookStatus
 from core.trading_state import TradingState, TradingStateChange
 from cryptoj_tui.app import CryptoJApp
+from tests.performance.bench_mode import benchmarks_enabled, verdict
 from widgets.order_book import RowKind
 
 RATE = 5000.0
-LAG_SECONDS = 3.0
+# (benchmark run, test-suite run)
+LAG_SECONDS = (3.0, 0.5)
 LAG_INTERVAL_S = 0.002
-KILL_PRESSES = 40
+KILL_PRESSES = (40, 5)
 STRICT = os.environ.get("CRYPTOJ_BENCH_STRICT") == "1"
 # (target, bound asserted on a shared box)
 # The loose bounds still catch what matters: a blocking call on the loop (a synchronous
@@ -84,8 +88,11 @@ def sim_endpoints() -> Iterator[SimEndpoints]:
 
 
 async def test_console_under_a_5000_updates_per_second_market(
-    sim_endpoints: SimEndpoints, tmp_path: Path
+    sim_endpoints: SimEndpoints, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    measuring = benchmarks_enabled(request.config)
+    lag_seconds = LAG_SECONDS[0] if measuring else LAG_SECONDS[1]
+    kill_presses = KILL_PRESSES[0] if measuring else KILL_PRESSES[1]
     endpoints = sim_endpoints
     settings = load_settings(
         None,
@@ -124,7 +131,7 @@ async def test_console_under_a_5000_updates_per_second_market(
         lags: list[float] = []
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_loop_lag(lags, stop))
-        await asyncio.sleep(LAG_SECONDS)
+        await asyncio.sleep(lag_seconds)
         shown_book = app.main_screen.ladder.book
         stop.set()
         await sampler
@@ -156,7 +163,7 @@ async def test_console_under_a_5000_updates_per_second_market(
         returns: list[float] = []
         driver = app._driver
         assert driver is not None
-        for press in range(KILL_PRESSES):
+        for press in range(kill_presses):
             if app.kill_task is not None:  # each press starts a fresh cancel sequence
                 await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
             engine.trading_state.set(TradingState.ACTIVE, "benchmark reset", "user")
@@ -177,21 +184,25 @@ async def test_console_under_a_5000_updates_per_second_market(
             await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
         await pilot.pause()
 
+    assert shown_book is not None and shown_book.status is BookStatus.LIVE
+    assert len(kills) == kill_presses  # every press latched HALTED (asserted per press above)
     lag_p99 = p99(lags)
     kill_p99 = p99(kills)
     print(
         f"\nconsole at {RATE:,.0f} level2 updates/s, 160x48, 10 Hz refresh:"
         f"\n  start to first full paint  {first_paint_s * 1000:,.0f} ms"
-        f" (target {FIRST_PAINT_S[0]:g} s)"
         f"\n  engine loop lag            p50 {statistics.median(lags):.2f} ms,"
         f" p99 {lag_p99:.2f} ms, max {max(lags):.1f} ms over {len(lags)} samples"
-        f" (target p99 {LOOP_LAG_P99_MS[0]:g} ms)"
         f"\n  kill key to HALTED latched p50 {statistics.median(kills):.2f} ms,"
-        f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS[0]:g} ms)"
+        f" p99 {kill_p99:.2f} ms over {len(kills)} presses"
         f"\n  kill key to kill() returned  p50 {statistics.median(returns):.2f} ms,"
         f" p99 {p99(returns):.2f} ms (after the journal writes)"
+        f"\n{verdict('first paint', first_paint_s, FIRST_PAINT_S[0], 's')}"
+        f"\n{verdict('loop lag p99', lag_p99, LOOP_LAG_P99_MS[0], 'ms')}"
+        f"\n{verdict('kill p99', kill_p99, KILL_P99_MS[0], 'ms')}"
     )
-    assert shown_book is not None and shown_book.status is BookStatus.LIVE
+    if not measuring:
+        return  # speed is the benchmark's business, not the test suite's
     assert first_paint_s <= FIRST_PAINT_S[1]
     assert lag_p99 <= LOOP_LAG_P99_MS[1]
     assert kill_p99 <= KILL_P99_MS[1]

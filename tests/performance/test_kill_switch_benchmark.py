@@ -28,16 +28,12 @@ from tests.integration.engine_harness import (
     running_engine,
     timed_kill,
 )
+from tests.performance.bench_mode import benchmarks_enabled
 
 OPEN_ORDERS = 200
 ROUNDS = 5  # with --benchmark-enable; a plain run proves the behaviour once
 LATCH_TARGET_S = 1e-3
 CONFIRM_TARGET_S = 0.100
-
-
-def benchmarks_enabled(config: pytest.Config) -> bool:
-    """pytest-benchmark's switch: ``--benchmark-enable`` wins over the default disable."""
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
 
 
 @pytest.fixture

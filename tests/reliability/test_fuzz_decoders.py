@@ -58,7 +58,7 @@ from core.sim.runner import build_exchange
 from core.sim.server import DEMO_USER_ID
 from core.sim.types import SimOrderRequest
 from core.user_stream import UserStream
-from tests.integration.conftest import seed_liquidity
+from tests.integration.loopback import seed_liquidity
 
 PRODUCTS = ("BTC-USD", "ETH-USD", "SOL-USD")
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -19,17 +19,7 @@ import pytest
 from core.clock import ManualClock
 from core.sim.faults import FaultPlan
 from core.sim.server import SimServer
-from tests.integration import conftest as loopback
-from tests.integration.conftest import RestClient
-
-# The loopback fixtures (an in-process SimServer and clients), shared with tests/integration.
-sim_clock = loopback.sim_clock
-sim_exchange = loopback.sim_exchange
-server_options = loopback.server_options
-sim_server = loopback.sim_server
-endpoints = loopback.endpoints
-rest = loopback.rest
-ws_connect = loopback.ws_connect
+from tests.integration.loopback import RestClient
 
 LIMIT = {"limit_limit_gtc": {"base_size": "0.01", "limit_price": "60000.00"}}
 

@@ -8,7 +8,6 @@ fixture below hands out an assertion that swaps that extension for one with our 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,11 @@ from pytest_textual_snapshot import SVGImageExtension  # type: ignore[import-unt
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.base import AbstractSyrupyExtension
 from syrupy.location import PyTestLocation
-from textual.pilot import Pilot
 
 from core.clock import ManualClock
 from cryptoj_tui.app import CryptoJApp
-from cryptoj_tui.fake_engine import FakeEngine
+from tests.doubles.fake_engine import FakeEngine
+from tests.tui.helpers import AppFactory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS_DIR = REPO_ROOT / "snapshots"
@@ -47,29 +46,21 @@ class RepoSnapshotAssertion(SnapshotAssertion):
 
 
 @pytest.fixture
-def snapshot(request: pytest.FixtureRequest) -> SnapshotAssertion:
-    """syrupy's ``snapshot`` fixture, but SVG snapshots go to the top-level snapshots/ dir."""
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """syrupy's own ``snapshot`` fixture (the parent fixture of the same name), rebuilt from its
+    public fields so SVG snapshots go to the top-level snapshots/ dir."""
     return RepoSnapshotAssertion(
-        update_snapshots=request.config.option.update_snapshots,
+        session=snapshot.session,
         extension_class=RepoSVGExtension,
-        test_location=PyTestLocation(request.node),
-        session=request.session.config._syrupy,  # type: ignore[attr-defined]
+        test_location=snapshot.test_location,
+        update_snapshots=snapshot.update_snapshots,
     )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z that moves only when a test advances it."""
-    return ManualClock()
 
 
 @pytest.fixture
 def engine(clock: ManualClock) -> FakeEngine:
     """The deterministic fake engine (seed 7, BTC-USD / ETH-USD / SOL-USD) on ``clock``."""
     return FakeEngine(clock=clock, seed=7)
-
-
-AppFactory = Callable[..., CryptoJApp]
 
 
 @pytest.fixture
@@ -91,12 +82,3 @@ def make_app(engine: FakeEngine, clock: ManualClock) -> AppFactory:
         return app
 
     return build
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], *, ticks: int = 100) -> None:
-    """Let the app process messages until ``condition`` holds (fails after ``ticks`` pauses)."""
-    for _ in range(ticks):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")

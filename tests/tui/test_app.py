@@ -11,10 +11,10 @@ from core.clock import ManualClock
 from core.model import Side
 from core.snapshot import EngineSnapshot
 from cryptoj_tui.app import CryptoJApp
-from cryptoj_tui.fake_engine import FakeEngine
 from cryptoj_tui.screens.help import HelpScreen
 from cryptoj_tui.screens.main import MainScreen
-from tests.tui.conftest import AppFactory, wait_until
+from tests.doubles.fake_engine import FakeEngine
+from tests.tui.helpers import AppFactory, wait_until
 from widgets.order_book import RowKind
 
 

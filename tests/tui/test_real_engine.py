@@ -29,7 +29,7 @@ from core.snapshot import BookStatus
 from core.trading_state import TradingState
 from cryptoj_tui.app import ConsoleEngine, CryptoJApp
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
-from tests.integration.conftest import seed_liquidity
+from tests.integration.loopback import seed_liquidity
 
 SEED = 42
 OPEN = [ExchangeOrderStatus.OPEN, ExchangeOrderStatus.PENDING, ExchangeOrderStatus.QUEUED]

@@ -15,8 +15,8 @@ from textual.pilot import Pilot
 
 from core.snapshot import BookStatus, ConnectionState
 from cryptoj_tui.app import CryptoJApp
-from cryptoj_tui.fake_engine import FakeEngine
-from tests.tui.conftest import AppFactory, wait_until
+from tests.doubles.fake_engine import FakeEngine
+from tests.tui.helpers import AppFactory, wait_until
 
 SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")]
 

@@ -19,12 +19,12 @@ from core.model import OrderType, Side, TimeInForce
 from core.orders import ReconcileReport
 from core.ticket import TicketField
 from cryptoj_tui.app import CryptoJApp
-from cryptoj_tui.fake_engine import FakeEngine
 from cryptoj_tui.screens.confirm import ConfirmScreen
 from cryptoj_tui.screens.main import MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
-from tests.tui.conftest import AppFactory, wait_until
+from tests.doubles.fake_engine import FakeEngine
+from tests.tui.helpers import AppFactory, wait_until
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:

@@ -1,70 +1,16 @@
-"""Fixtures for widget tests: a tiny host App that mounts one widget at a fixed size."""
+"""Fixtures for widget tests (the helpers they build on are in ``tests/widgets/helpers.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
-from textual.app import App, ComposeResult
 from textual.widget import Widget
 
-from core.model import ExchangeOrder, ExchangeOrderStatus, Side, Trade
-
-
-class HostApp(App[None]):
-    """Mounts a single widget filling the screen (so its size is the terminal size)."""
-
-    CSS = """
-    Screen { layout: vertical; }
-    """
-
-    def __init__(self, widget: Widget) -> None:
-        super().__init__()
-        self.widget = widget
-        self.animation_level = "none"
-
-    def compose(self) -> ComposeResult:
-        yield self.widget
+from tests.widgets.helpers import HostApp
 
 
 @pytest.fixture
 def host() -> Callable[[Widget], HostApp]:
     """Builds a HostApp around a widget; run it with ``async with app.run_test(size=...)``."""
     return HostApp
-
-
-def make_trade(number: int, side: Side, price: float = 100.0, size: float = 1.5) -> Trade:
-    """A public trade at 2026-01-01T00:00:<number>Z."""
-    return Trade(
-        trade_id=str(number),
-        product_id="BTC-USD",
-        price=price,
-        size=size,
-        side=side,
-        time=datetime(2026, 1, 1, 0, 0, number % 60, tzinfo=UTC),
-    )
-
-
-def make_order(
-    number: int,
-    *,
-    side: Side = Side.BUY,
-    price: str | None = "100.00",
-    size: str = "0.5000",
-    status: ExchangeOrderStatus = ExchangeOrderStatus.OPEN,
-    product_id: str = "BTC-USD",
-) -> ExchangeOrder:
-    """A LIMIT order with id ``order-<number>``."""
-    return ExchangeOrder(
-        order_id=f"order-{number}",
-        client_order_id=f"client-{number}",
-        product_id=product_id,
-        side=side,
-        status=status,
-        order_type="LIMIT",
-        base_size=Decimal(size),
-        limit_price=None if price is None else Decimal(price),
-        filled_size=Decimal("0.1000"),
-    )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from core.snapshot import BalanceView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.balances import LOADING, BalancesPanel, balance_rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.snapshot import EventView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.event_log import EventLog, event_line, unseen_events
 
 T0 = 1_767_225_600.0

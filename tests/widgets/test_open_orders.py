@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.model import ExchangeOrderStatus, Side
-from tests.widgets.conftest import HostApp, make_order
+from tests.widgets.helpers import HostApp, make_order
 from widgets.open_orders import COLUMNS, OpenOrdersTable, order_cells
 
 

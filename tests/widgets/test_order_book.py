@@ -9,7 +9,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 
 from core.snapshot import BookStatus, BookView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.order_book import (
     OWN_ORDER_MARKER,
     LadderColumns,

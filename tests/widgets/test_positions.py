@@ -9,7 +9,7 @@ import pytest
 from rich.text import Text
 
 from core.snapshot import PositionView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.positions import (
     NO_POSITIONS,
     PositionsPanel,

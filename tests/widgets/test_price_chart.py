@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from textual.widgets import Label, Sparkline
 
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.price_chart import PriceChart, chart_caption
 
 

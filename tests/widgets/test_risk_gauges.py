@@ -9,7 +9,7 @@ import pytest
 from rich.text import Text
 
 from core.snapshot import GaugeView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.risk_gauges import RiskGauges, gauge_bar, gauge_level, gauge_line
 
 D = Decimal

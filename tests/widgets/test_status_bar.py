@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from core.snapshot import ConnectionState, ConnectionView, StrategyView, TradingView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.status_bar import (
     StatusBar,
     connection_part,

@@ -8,7 +8,7 @@ from textual.strip import Strip
 
 from core.model import Side
 from core.snapshot import TapeView
-from tests.widgets.conftest import HostApp, make_trade
+from tests.widgets.helpers import HostApp, make_trade
 from widgets.trades_tape import TradesTape
 
 

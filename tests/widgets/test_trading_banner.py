@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from core.snapshot import TradingView
-from tests.widgets.conftest import HostApp
+from tests.widgets.helpers import HostApp
 from widgets.trading_banner import TradingBanner, banner_text, kill_progress_text
 
 

@@ -20,7 +20,7 @@ from core.coinbase.auth import (
     rest_host_from_url,
 )
 from core.config import Credentials
-from tests.core.coinbase.conftest import (
+from tests.core.coinbase.scripted import (
     KEY_NAME,
     REST_HOST,
     KeyMaterial,

@@ -9,7 +9,7 @@ import pytest
 
 from core.clock import ManualClock
 from core.coinbase.ratelimit import RestRateLimits, TokenBucket
-from tests.core.coinbase.conftest import FakeSleep
+from tests.core.coinbase.scripted import FakeSleep
 
 
 async def test_burst_passes_at_once_then_waits_one_interval(

@@ -60,7 +60,7 @@ from core.model import (
     StopDirection,
     TimeInForce,
 )
-from tests.core.coinbase.conftest import (
+from tests.core.coinbase.scripted import (
     KEY_NAME,
     ClientFactory,
     FakeSleep,

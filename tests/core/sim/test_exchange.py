@@ -58,12 +58,6 @@ class Recorder:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01T00:00:00Z."""
-    return ManualClock()
-
-
-@pytest.fixture
 def exchange(clock: ManualClock) -> SimExchange:
     """An exchange with the default products and users alice, bob and carol, each holding
     1,000,000 USD and 10 BTC."""

@@ -47,12 +47,6 @@ def key(request: pytest.FixtureRequest) -> DemoKey:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock at 2026-01-01."""
-    return ManualClock()
-
-
-@pytest.fixture
 def verifier(key: DemoKey, clock: ManualClock) -> JwtVerifier:
     """A verifier that knows ``key`` as user ``demo``."""
     verifier = JwtVerifier(clock, leeway_s=5)

@@ -45,12 +45,6 @@ D = Decimal
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock; the strategy reads its monotonic time (starting at 0)."""
-    return ManualClock()
-
-
-@pytest.fixture
 def ctx(clock: ManualClock) -> FakeContext:
     """A fake engine around BTC-USD with the book at 67,999.99 / 68,000.01."""
     return FakeContext(clock=clock)

@@ -35,12 +35,6 @@ FALL = [68120, 68100, 68050, 68000]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """A manual clock; timer ticks pass its monotonic time (starting at 0)."""
-    return ManualClock()
-
-
-@pytest.fixture
 def ctx(clock: ManualClock) -> FakeContext:
     """A fake engine around BTC-USD whose book the tests move sample by sample."""
     return FakeContext(clock=clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -32,6 +32,7 @@ from core.model import (
 )
 from core.venue import OrderAccepted, OrderNotFound, OrderRejected, Venue
 from core.venues.paper import PaperVenue
+from tests.doubles.venue_listener import VenueRecorder
 
 D = Decimal
 PRODUCT = "BTC-USD"
@@ -101,31 +102,11 @@ class ScriptedMarket:
 
 
 @dataclass
-class Recorder:
-    """A ``VenueListener`` that keeps every update and reset it receives."""
-
-    updates: list[ExchangeOrder] = field(default_factory=list)
-    resets: list[str] = field(default_factory=list)
-
-    def on_order_update(self, order: ExchangeOrder) -> None:
-        self.updates.append(order)
-
-    def on_stream_reset(self, reason: str) -> None:
-        self.resets.append(reason)
-
-    def of(self, order_id: str) -> list[ExchangeOrder]:
-        return [update for update in self.updates if update.order_id == order_id]
-
-    def last(self, order_id: str) -> ExchangeOrder:
-        return self.of(order_id)[-1]
-
-
-@dataclass
 class Rig:
     venue: PaperVenue
     market: ScriptedMarket
     clock: ManualClock
-    listener: Recorder
+    listener: VenueRecorder
     sleeps: list[float]
 
     async def place(self, spec: OrderSpec, client_order_id: str | None = None) -> str:
@@ -188,7 +169,7 @@ def make_rig(
         fee_schedule=fee_schedule,
         id_factory=lambda: next(ids),
     )
-    listener = Recorder()
+    listener = VenueRecorder()
     if listen:
         venue.set_listener(listener)
     return Rig(venue, market, clock, listener, sleeps)
@@ -842,7 +823,7 @@ async def test_port_basics(rig: Rig) -> None:
 
 
 async def test_a_failing_listener_does_not_lose_later_updates(rig: Rig) -> None:
-    class Flaky(Recorder):
+    class Flaky(VenueRecorder):
         def on_order_update(self, order: ExchangeOrder) -> None:
             super().on_order_update(order)
             if len(self.updates) == 1:
@@ -985,7 +966,7 @@ async def test_fills_on_the_real_market_data_service_book() -> None:
     market = ServiceMarket()
     settings = PaperSettings(starting_balances={"USD": D("100000")}, latency_ms=0)
     venue = PaperVenue(market, [btc_usd()], settings, clock=ManualClock())
-    listener = Recorder()
+    listener = VenueRecorder()
     venue.set_listener(listener)
     await venue.start()
     market.level2(

@@ -40,7 +40,7 @@ from core.model import (
 )
 from core.order_state import ManagedOrder, OrderState
 from core.orders import ReconcileReport
-from core.sim.products import default_product_specs, make_usd_product
+from core.product_catalog import default_products, make_usd_product
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -292,9 +292,9 @@ class FakeEngine:
     def product(self, product_id: str) -> Product | None:
         if product_id not in self._markets:
             return None
-        for spec in default_product_specs():
-            if spec.product.product_id == product_id:
-                return spec.product
+        for known in default_products():
+            if known.product_id == product_id:
+                return known
         base = product_id.split("-")[0]
         step = Decimal("0.0001")
         return make_usd_product(
