@@ -65,6 +65,7 @@ from core.model import (
     Trade,
     quantize_to_step,
 )
+from core.order_rules import OrderProblem, ProblemReason, order_problems
 from core.venue import (
     CancelResult,
     CreateOrderOutcome,
@@ -519,22 +520,9 @@ class PaperVenue:
                 "PREVIEW_UNTRADABLE_PRODUCT",
                 f"{spec.product_id} is not tradable now",
             )
-        _check_configuration(spec)
-        _check_precision(spec, product)
-        if spec.time_in_force is TimeInForce.GTD and spec.order_type is not OrderType.MARKET:
-            if spec.end_time is None:
-                raise _Rejection(
-                    "GTD_ORDERS_MUST_HAVE_END_TIME",
-                    "PREVIEW_GTD_ORDERS_MUST_HAVE_END_TIME",
-                    "a GTD order needs end_time",
-                )
-            if spec.end_time.timestamp() <= self._clock.time():
-                raise _Rejection(
-                    "END_TIME_IS_IN_THE_PAST",
-                    "PREVIEW_END_TIME_IS_IN_THE_PAST",
-                    "end_time is not in the future",
-                )
-        _check_bounds(spec, product)
+        problems = order_problems(spec, product, now=self._clock.time())
+        if problems:
+            raise _rule_rejection(problems)
         self._check_stop(spec)
         if spec.post_only and self._would_cross(spec):
             raise _Rejection(
@@ -852,107 +840,64 @@ def _unsupported(message: str) -> _Rejection:
     return _Rejection("UNSUPPORTED_ORDER_CONFIGURATION", "PREVIEW_INVALID_ORDER_CONFIG", message)
 
 
-def _check_configuration(spec: OrderSpec) -> None:
-    has_stop = spec.stop_price is not None or spec.stop_direction is not None
-    gtd = spec.time_in_force is TimeInForce.GTD
-    if spec.order_type is OrderType.MARKET:
-        if (spec.base_size is None) == (spec.quote_size is None):
-            raise _unsupported("a market order needs exactly one of base_size or quote_size")
-        if spec.limit_price is not None or has_stop or spec.post_only or spec.end_time:
-            raise _unsupported("a market order takes no price, stop, post_only or end_time")
-        return
-    if spec.base_size is None or spec.quote_size is not None:
-        raise _unsupported(f"a {spec.order_type.value} order is sized by base_size only")
-    if spec.end_time is not None and not gtd:
-        raise _unsupported("end_time is only for GTD orders")
-    if spec.order_type is OrderType.LIMIT:
-        if has_stop:
-            raise _unsupported("stop fields need a stop-limit order")
-        if spec.post_only and spec.time_in_force is TimeInForce.FOK:
-            raise _Rejection(
-                "POST_ONLY_NOT_ALLOWED_WITH_FOK",
-                "PREVIEW_POST_ONLY_NOT_ALLOWED_WITH_FOK",
-                "post_only cannot be fill-or-kill",
-            )
-        if spec.post_only and spec.time_in_force not in (TimeInForce.GTC, TimeInForce.GTD):
-            raise _unsupported("post_only is only for GTC or GTD limit orders")
-        return
-    if spec.post_only or spec.time_in_force not in (TimeInForce.GTC, TimeInForce.GTD):
-        raise _unsupported("a stop-limit order is GTC or GTD and never post-only")
+# Coinbase's (error, preview_failure_reason) for each shared order rule, as the simulated
+# exchange answers them (core/sim/exchange.py), so both venues reject alike.
+_UNSUPPORTED = ("UNSUPPORTED_ORDER_CONFIGURATION", "PREVIEW_INVALID_ORDER_CONFIG")
+# In the simulated exchange's order of checks: the first problem in this order answers.
+_RULE_CODES: Final[dict[ProblemReason, tuple[str, str]]] = {
+    ProblemReason.SIZE_MISSING: _UNSUPPORTED,
+    ProblemReason.QUOTE_SIZE_NOT_MARKET: _UNSUPPORTED,
+    ProblemReason.PRICE_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.STOP_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.END_TIME_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.TIME_IN_FORCE_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_REQUIRED: _UNSUPPORTED,
+    ProblemReason.LIMIT_ONLY_PRODUCT: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_WITH_FOK: (
+        "POST_ONLY_NOT_ALLOWED_WITH_FOK",
+        "PREVIEW_POST_ONLY_NOT_ALLOWED_WITH_FOK",
+    ),
+    ProblemReason.SIZE_PRECISION: ("INVALID_SIZE_PRECISION", "PREVIEW_INVALID_SIZE_PRECISION"),
+    ProblemReason.QUOTE_SIZE_PRECISION: (
+        "INVALID_SIZE_PRECISION",
+        "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
+    ),
+    ProblemReason.PRICE_MISSING: ("INVALID_LIMIT_PRICE", "PREVIEW_INVALID_LIMIT_PRICE"),
+    ProblemReason.PRICE_PRECISION: ("INVALID_PRICE_PRECISION", "PREVIEW_INVALID_PRICE_PRECISION"),
+    ProblemReason.STOP_MISSING: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_STOP_PRICE"),
+    ProblemReason.STOP_PRECISION: (
+        "INVALID_PRICE_PRECISION",
+        "PREVIEW_INVALID_STOP_PRICE_PRECISION",
+    ),
+    ProblemReason.END_TIME_MISSING: (
+        "GTD_ORDERS_MUST_HAVE_END_TIME",
+        "PREVIEW_GTD_ORDERS_MUST_HAVE_END_TIME",
+    ),
+    ProblemReason.END_TIME_IN_PAST: ("END_TIME_IS_IN_THE_PAST", "PREVIEW_END_TIME_IS_IN_THE_PAST"),
+    ProblemReason.SIZE_NOT_POSITIVE: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
+    ),
+    ProblemReason.SIZE_TOO_SMALL: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL"),
+    ProblemReason.SIZE_TOO_LARGE: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE"),
+    ProblemReason.QUOTE_SIZE_TOO_SMALL: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+    ),
+    ProblemReason.QUOTE_SIZE_TOO_LARGE: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
+    ),
+}
+_RULE_RANK: Final = {reason: rank for rank, reason in enumerate(_RULE_CODES)}
 
 
-def _check_precision(spec: OrderSpec, product: Product) -> None:
-    if spec.base_size is not None and not product.is_size_on_increment(spec.base_size):
-        raise _Rejection(
-            "INVALID_SIZE_PRECISION",
-            "PREVIEW_INVALID_SIZE_PRECISION",
-            f"base_size {spec.base_size} is not a multiple of {product.base_increment}",
-        )
-    if spec.quote_size is not None and spec.quote_size % product.quote_increment != 0:
-        raise _Rejection(
-            "INVALID_SIZE_PRECISION",
-            "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
-            f"quote_size {spec.quote_size} is not a multiple of {product.quote_increment}",
-        )
-    if spec.order_type is OrderType.MARKET:
-        return
-    if spec.limit_price is None or spec.limit_price <= 0:
-        raise _Rejection(
-            "INVALID_LIMIT_PRICE", "PREVIEW_INVALID_LIMIT_PRICE", "limit_price must be positive"
-        )
-    if not product.is_price_on_tick(spec.limit_price):
-        raise _Rejection(
-            "INVALID_PRICE_PRECISION",
-            "PREVIEW_INVALID_PRICE_PRECISION",
-            f"limit_price {spec.limit_price} is not a multiple of {product.price_increment}",
-        )
-    if spec.order_type is not OrderType.STOP_LIMIT:
-        return
-    if spec.stop_price is None or spec.stop_price <= 0 or spec.stop_direction is None:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_STOP_PRICE",
-            "a stop-limit order needs a positive stop_price and a stop_direction",
-        )
-    if not product.is_price_on_tick(spec.stop_price):
-        raise _Rejection(
-            "INVALID_PRICE_PRECISION",
-            "PREVIEW_INVALID_STOP_PRICE_PRECISION",
-            f"stop_price {spec.stop_price} is not a multiple of {product.price_increment}",
-        )
-
-
-def _check_bounds(spec: OrderSpec, product: Product) -> None:
-    if spec.base_size is not None:
-        if spec.base_size < product.base_min_size or spec.base_size <= 0:
-            raise _Rejection(
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
-                f"base_size {spec.base_size} is below the minimum {product.base_min_size}",
-            )
-        if spec.base_size > product.base_max_size:
-            raise _Rejection(
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE",
-                f"base_size {spec.base_size} is above the maximum {product.base_max_size}",
-            )
-    notional = spec.quote_size
-    if notional is None and spec.limit_price is not None and spec.base_size is not None:
-        notional = spec.limit_price * spec.base_size
-    if notional is None:
-        return
-    if notional < product.quote_min_size or notional <= 0:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
-            f"order value {notional} is below the minimum {product.quote_min_size}",
-        )
-    if notional > product.quote_max_size:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
-            f"order value {notional} is above the maximum {product.quote_max_size}",
-        )
+def _rule_rejection(problems: list[OrderProblem]) -> _Rejection:
+    """The rejection Coinbase would give: the problem it checks first."""
+    problem = min(problems, key=lambda problem: _RULE_RANK[problem.reason])
+    code, preview = _RULE_CODES[problem.reason]
+    return _Rejection(code, preview, str(problem))
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:

@@ -437,7 +437,7 @@ INVALID: list[tuple[OrderSpec, str]] = [
             time_in_force=TimeInForce.IOC,
             post_only=True,
         ),
-        "post-only order cannot be",
+        "post-only: cannot be",
     ),
     (
         OrderSpec(
@@ -472,7 +472,7 @@ INVALID: list[tuple[OrderSpec, str]] = [
             stop_direction=StopDirection.UP,
             time_in_force=TimeInForce.FOK,
         ),
-        "stop-limit order cannot be",
+        "stop-limit order is GOOD_UNTIL_CANCELLED or GOOD_UNTIL_DATE_TIME, not",
     ),
     (
         OrderSpec(
