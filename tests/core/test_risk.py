@@ -485,6 +485,19 @@ INVALID: list[tuple[OrderSpec, str]] = [
         ),
         "no stop price",
     ),
+    (  # allowed here once, then the encoder raised after the journal write (issue 12)
+        OrderSpec(
+            "BTC-USD",
+            SELL,
+            OrderType.STOP_LIMIT,
+            base_size=D("0.1"),
+            limit_price=D(49000),
+            stop_price=D(49900),
+            stop_direction=StopDirection.DOWN,
+            post_only=True,
+        ),
+        "stop-limit order cannot be post-only",
+    ),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -774,6 +774,11 @@ END = datetime(2026, 1, 1, 1, tzinfo=UTC)  # an hour after the manual clock's st
             limit(Side.BUY, "999", "99999"),
             "UNKNOWN_FAILURE_REASON",
             "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
+        ),
+        (  # the shared order rules' case (issue 12): stop-limits have no post_only on Coinbase
+            replace(stop_limit(Side.SELL, "1", "96", "95", StopDirection.DOWN), post_only=True),
+            "UNSUPPORTED_ORDER_CONFIGURATION",
+            "PREVIEW_INVALID_ORDER_CONFIG",
         ),
     ],
 )
