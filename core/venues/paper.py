@@ -133,10 +133,48 @@ class _Wallet:
 
 @dataclass(slots=True)
 class _Consumption:
-    """What our taking orders removed from one book level, and the level's size back then."""
+    """What our taking orders removed from one book level that the public book still shows.
 
-    book_size: float
+    ``book_size`` is the level's size as the book last showed it and ``taken`` the part of it
+    we consumed (a phantom: real orders the public book still lists because it does not know
+    about paper fills). What is really left for us is ``book_size - taken``. See
+    ``_Consumption.follow`` for how a new size from the exchange changes that.
+    """
+
+    book_size: Decimal
     taken: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(ZERO, self.book_size - self.taken)
+
+    def follow(self, size: Decimal) -> bool:
+        """The book now shows ``size`` at this level: False when our note is done with.
+
+        The public book lists the orders we took (the phantom, ``taken``) as if they were
+        still there, in front of the queue. When the level's size changes we cannot tell
+        which orders moved, so:
+
+        * At or below what remained after our take: the orders we took have left the public
+          book too (traded by others or cancelled); the book is the whole truth again and
+          the consumed amount is cleared.
+        * A rise over the last size shown: replenishment, new orders at the back of the
+          queue; it is available to us. ``taken`` stays.
+        * A fall that stays above what remained: it comes out of what remained first (the
+          pessimistic reading); only the part beyond that must have been the phantom
+          leaving. A flickering level (1.10, 1.05, 1.10, ...) therefore never hands out the
+          same liquidity twice.
+        """
+        if size == self.book_size:
+            return True
+        remaining = self.remaining
+        if size <= remaining:
+            return False
+        if size < self.book_size:
+            fall = self.book_size - size
+            self.taken -= max(ZERO, fall - remaining)
+        self.book_size = size
+        return self.taken > 0
 
 
 @dataclass(slots=True)
@@ -402,8 +440,12 @@ class PaperVenue:
             return
         consumed = self._consumed.get(product_id)
         if consumed:
-            stale = [key for key, note in consumed.items() if book.size_at(*key) != note.book_size]
-            for key in stale:
+            done = [
+                key
+                for key, note in consumed.items()
+                if not note.follow(to_decimal(book.size_at(*key)))
+            ]
+            for key in done:
                 del consumed[key]
         waiting = self._waiting.get(product_id)
         if not waiting:
@@ -593,9 +635,10 @@ class PaperVenue:
             available = to_decimal(size)
             note = consumed.get((book_side, price))
             if note is not None:
-                if note.book_size == size:
-                    available -= note.taken
-                else:  # the exchange replaced this level since: its size is the truth now
+                # The book may have changed without a callback yet: follow it here too.
+                if note.follow(available):
+                    available = note.remaining
+                else:
                     del consumed[(book_side, price)]
             if available > 0:
                 yield to_decimal(price), available
@@ -651,9 +694,9 @@ class PaperVenue:
         consumed = self._consumed.setdefault(product_id, {})
         for price, size in walk.fills:
             key = (book_side, float(price))
-            book_size = book.size_at(book_side, float(price)) if book is not None else 0.0
+            book_size = to_decimal(book.size_at(*key)) if book is not None else ZERO
             note = consumed.get(key)
-            if note is None or note.book_size != book_size:
+            if note is None or not note.follow(book_size):
                 consumed[key] = _Consumption(book_size, size)
             else:
                 note.taken += size

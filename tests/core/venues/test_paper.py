@@ -312,6 +312,65 @@ async def test_book_update_replaces_what_we_consumed(rig: Rig) -> None:
     assert [(f.price, f.size) for f in fills] == [(D("101"), D("2"))]
 
 
+async def test_a_flickering_level_does_not_hand_out_the_same_liquidity_twice(rig: Rig) -> None:
+    """Issue 10: ten 1 BTC market buys all filled at a level that never held over 1.10."""
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.10), (105.0, 50.0)])
+    orders = []
+    for _ in range(10):
+        orders.append(await rig.place(market(Side.BUY, base="1")))
+        # Someone adds 0.05 at 100 and cancels it again: the level moves, nothing is new.
+        rig.market.set_ask(100.0, 1.15)
+        rig.market.set_ask(100.0, 1.10)
+    fills = await rig.venue.list_fills(order_ids=orders)
+    assert sum((f.size for f in fills if f.price == D(100)), D(0)) == D("1.10")
+    assert sum((f.size for f in fills), D(0)) == D(10)
+
+
+async def test_a_level_only_refills_by_what_the_book_shows_added(rig: Rig) -> None:
+    """The other flicker: 0.05 of the orders we took leaves, then 0.05 of new orders join.
+    Only those new orders are ours to take again, never the whole level."""
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.10), (105.0, 50.0)])
+    orders = []
+    for _ in range(10):
+        orders.append(await rig.place(market(Side.BUY, base="1")))
+        rig.market.set_ask(100.0, 1.05)
+        rig.market.set_ask(100.0, 1.10)
+    fills = await rig.venue.list_fills(order_ids=orders)
+    at_100 = sum((f.size for f in fills if f.price == D(100)), D(0))
+    assert at_100 == D("1.10") + 8 * D("0.05")  # the level, then 0.05 per later refill
+
+
+async def test_consumption_clears_when_the_level_falls_to_what_we_left(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.5), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # 0.5 left at 100 as far as we know
+    rig.market.set_ask(100.0, 0.4)  # at or below what we left: the book is the truth again
+    second = await rig.place(market(Side.BUY, base="0.4"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(100), D("0.4"))
+    ]
+
+
+async def test_a_level_that_falls_less_keeps_what_we_took(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.5), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # 0.5 left at 100 as far as we know
+    rig.market.set_ask(100.0, 0.8)  # above 0.5: the orders we took may still be listed
+    second = await rig.place(market(Side.BUY, base="0.2"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(105), D("0.2"))  # the fall of 0.7 ate the 0.5 we left first: none left at 100
+    ]
+
+
+async def test_replenishment_beyond_the_shown_size_is_available(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # all of 100
+    rig.market.set_ask(100.0, 1.3)  # 0.3 more than it showed: new orders behind ours
+    second = await rig.place(market(Side.BUY, base="1"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(100), D("0.3")),
+        (D(105), D("0.7")),
+    ]
+
+
 async def test_market_buy_by_quote_spends_at_most_quote_including_fee(rig: Rig) -> None:
     order_id = await rig.place(market(Side.BUY, quote="200"))
 
@@ -1008,7 +1067,8 @@ async def test_fills_on_the_real_market_data_service_book() -> None:
     taken = listener.last(taking.placed.order_id)
     assert taken.filled_value == D("0.5") * 68010 + D("0.1") * 68020
 
-    market.level2("update", ("offer", "68010.00", "0.2"))  # the exchange's new size wins
+    # The level we emptied shows 0.7: 0.2 more than the 0.5 it showed, new orders behind it.
+    market.level2("update", ("offer", "68010.00", "0.7"))
     again = await venue.place(market_order_base("0.2"), "again")
     assert isinstance(again, OrderAccepted)
     await settle()
