@@ -83,6 +83,11 @@ ZERO: Final = Decimal(0)
 # How deep a taking order may walk. Far beyond any paper order's size; bounded so a walk
 # never copies a whole 10k-level book.
 WALK_DEPTH: Final = 1000
+# Coinbase sends a trade on two channels: the level2 change and the market_trades print, in
+# either order. A fall of the level at our price that reached us this long before a print at
+# that price is taken as that print's trade (so the queue is not reduced twice); older falls
+# were cancels.
+PRINT_AFTER_BOOK_S: Final = 2.0
 _OPEN = ExchangeOrderStatus.OPEN
 _FILLED = ExchangeOrderStatus.FILLED
 _CANCELLED = ExchangeOrderStatus.CANCELLED
@@ -210,6 +215,10 @@ class _PaperOrder:
     total_fees: Decimal = ZERO
     number_of_fills: int = 0
     queue_ahead: Decimal = ZERO
+    # What a fall of the level at our price took off ``queue_ahead`` that no print has
+    # explained yet, and when: the print of that same trade must not take it off again.
+    unprinted_shrink: Decimal = ZERO
+    shrunk_at: float = 0.0
     stop_pending: bool = False
     resting: bool = False
     cancel_reason: str | None = None
@@ -457,7 +466,10 @@ class PaperVenue:
                 if order.resting and order.queue_ahead > 0:
                     side = BookSide.BID if order.spec.side is Side.BUY else BookSide.ASK
                     level = to_decimal(book.size_at(side, float(order.limit)))
-                    order.queue_ahead = min(order.queue_ahead, level)
+                    if level < order.queue_ahead:
+                        order.unprinted_shrink = self._unprinted(order) + order.queue_ahead - level
+                        order.shrunk_at = self._clock.time()
+                        order.queue_ahead = level
         self._expire_due()
         self._flush()
 
@@ -705,33 +717,43 @@ class PaperVenue:
     # ------------------------------------------------------------------ the tape
 
     def _fill_resting(self, waiting: list[_PaperOrder], price: Decimal, printed: Decimal) -> None:
-        """Share one print among our resting orders it reaches, best price then oldest."""
+        """Share one print among our resting orders it reaches, best price then oldest.
+
+        A print AT our price first trades what is ahead of us. If the level2 change for the
+        same trade came first, ``on_book`` already took it off our queue: that part of the
+        print (``unprinted_shrink``) is not taken off again and does not reach us either.
+        """
         reached = [o for o in waiting if o.resting and o.status.is_open and o.fillable_by(price)]
         if not reached:
             return
         reached.sort(key=lambda o: (-o.limit if o.spec.side is Side.BUY else o.limit, o.sequence))
-        left = printed
-        queue_traded = ZERO  # of this print, size that went to the queue ahead at our price
+        given = ZERO  # of this print, what our earlier (better or older) orders received
         for order in reached:
-            if left <= 0:
-                break
             if price == order.limit:
-                # Those ahead of us at our price trade first; what already traded of this
-                # print at this price was ahead of every later order too.
-                order.queue_ahead = max(ZERO, order.queue_ahead - queue_traded)
-                eaten = min(order.queue_ahead, left)
+                explained = min(self._unprinted(order), printed)
+                order.unprinted_shrink = self._unprinted(order) - explained
+                past_queue = printed - explained
+                eaten = min(order.queue_ahead, past_queue)
                 order.queue_ahead -= eaten
-                queue_traded += eaten
-                left -= eaten
+                reaching = past_queue - eaten
             else:
-                order.queue_ahead = ZERO  # traded through our price: no one is left ahead
-            size = _floor(min(left, order.leaves), order.product.base_increment)
+                # Traded through our price: no one is left ahead of us.
+                order.queue_ahead = ZERO
+                order.unprinted_shrink = ZERO
+                reaching = printed
+            size = _floor(min(reaching - given, order.leaves), order.product.base_increment)
             if size <= 0:
                 continue
-            left -= size
+            given += size
             self._fill(order, order.limit, size, LiquidityIndicator.MAKER)
             if order.leaves <= 0:
                 self._finish(order, _FILLED, None)
+
+    def _unprinted(self, order: _PaperOrder) -> Decimal:
+        """The order's shrink still waiting for its print (none once the window passed)."""
+        if self._clock.time() - order.shrunk_at > PRINT_AFTER_BOOK_S:
+            return ZERO
+        return order.unprinted_shrink
 
     def _trigger_stops(self, product_id: str, price: Decimal) -> None:
         for order in list(self._waiting.get(product_id, ())):

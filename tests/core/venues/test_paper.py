@@ -31,7 +31,7 @@ from core.model import (
     Trade,
 )
 from core.venue import OrderAccepted, OrderNotFound, OrderRejected, Venue
-from core.venues.paper import PaperVenue
+from core.venues.paper import PRINT_AFTER_BOOK_S, PaperVenue
 
 D = Decimal
 PRODUCT = "BTC-USD"
@@ -465,9 +465,34 @@ async def test_print_at_our_price_eats_the_queue_ahead_first(rig: Rig) -> None:
 async def test_queue_shrinks_when_orders_ahead_are_cancelled(rig: Rig) -> None:
     order_id = await rig.place(limit(Side.BUY, "1", "98"))
     rig.market.set_bid(98.0, 0.25)  # 1.75 of the 2 ahead went away
+    rig.clock.advance(PRINT_AFTER_BOOK_S + 1)  # and no print followed: they were cancels
 
     rig.market.print_trade(98.0, 1.0)
     assert rig.listener.last(order_id).filled_size == D("0.75")
+
+
+async def test_a_trade_seen_in_the_book_first_does_not_shorten_the_queue_twice(rig: Rig) -> None:
+    """Issue 10: the level2 change came before the print and both were taken off the queue,
+    so a later print filled us 1.0 while 2.0 was still ahead."""
+    rig.market.snapshot(bids=[(99.0, 1.0), (98.0, 3.0)], asks=[(100.0, 1.0)])
+    order_id = await rig.place(limit(Side.BUY, "1", "98"))  # 3 ahead of us
+    rig.market.set_bid(98.0, 2.0)  # a trade of 1.0 at 98, seen in the book first ...
+    rig.market.print_trade(98.0, 1.0)  # ... then printed: 2 are still ahead
+    rig.market.print_trade(98.0, 2.0)  # this print is theirs
+    assert rig.listener.last(order_id).filled_size == 0
+    rig.market.print_trade(98.0, 0.5)
+    assert rig.listener.last(order_id).filled_size == D("0.5")
+
+
+async def test_a_print_first_then_its_book_change_shortens_the_queue_once(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0), (98.0, 3.0)], asks=[(100.0, 1.0)])
+    order_id = await rig.place(limit(Side.BUY, "1", "98"))
+    rig.market.print_trade(98.0, 1.0)
+    rig.market.set_bid(98.0, 2.0)
+    rig.market.print_trade(98.0, 2.0)
+    assert rig.listener.last(order_id).filled_size == 0
+    rig.market.print_trade(98.0, 1.0)
+    assert rig.listener.last(order_id).status is FILLED
 
 
 async def test_without_queue_position_a_print_at_our_price_fills_us() -> None:
