@@ -88,6 +88,8 @@ WALK_DEPTH: Final = 1000
 # that price is taken as that print's trade (so the queue is not reduced twice); older falls
 # were cancels.
 PRINT_AFTER_BOOK_S: Final = 2.0
+SELF_TRADE_REASON: Final = "Self-trade prevention: met our own order on the other side"
+PROTECTION_REASON: Final = "Market order protection: no fills further from the touch"
 _OPEN = ExchangeOrderStatus.OPEN
 _FILLED = ExchangeOrderStatus.FILLED
 _CANCELLED = ExchangeOrderStatus.CANCELLED
@@ -183,12 +185,29 @@ class _Consumption:
 
 
 @dataclass(slots=True)
+class _SelfTrade:
+    """Self-trade prevention met one of our own resting orders: ``amount`` (base) comes off
+    both orders without a trade; ``cancel_own`` when that leaves nothing of ours."""
+
+    own: _PaperOrder
+    amount: Decimal
+    cancel_own: bool
+
+
+@dataclass(slots=True)
 class _Walk:
-    """The fills a taking order would get now. ``complete``: it stopped because its size or
-    budget was used up, not because the book (or its limit price) ran out."""
+    """What a taking order would get now. ``complete``: it stopped because its size or budget
+    was used up, not because the book (or its limit price) ran out. ``limit_reached``: it
+    stopped at its limit (market-order protection for a market order). ``self_trades``: our
+    own resting orders it met, and ``taker_decrement`` the base that came off the taker for
+    them; ``ended_by_self_trade`` when that used up the taker."""
 
     fills: list[tuple[Decimal, Decimal]] = field(default_factory=list)
     complete: bool = False
+    limit_reached: bool = False
+    self_trades: list[_SelfTrade] = field(default_factory=list)
+    taker_decrement: Decimal = ZERO
+    ended_by_self_trade: bool = False
 
     @property
     def size(self) -> Decimal:
@@ -214,6 +233,8 @@ class _PaperOrder:
     filled_value: Decimal = ZERO
     total_fees: Decimal = ZERO
     number_of_fills: int = 0
+    # Base taken off this order by self-trade prevention (it never trades).
+    self_trade_decrement: Decimal = ZERO
     queue_ahead: Decimal = ZERO
     # What a fall of the level at our price took off ``queue_ahead`` that no print has
     # explained yet, and when: the print of that same trade must not take it off again.
@@ -232,7 +253,7 @@ class _PaperOrder:
     def leaves(self) -> Decimal:
         """Base size still to fill (limit and stop-limit orders are always sized in base)."""
         assert self.spec.base_size is not None
-        return self.spec.base_size - self.filled_size
+        return self.spec.base_size - self.filled_size - self.self_trade_decrement
 
     def fillable_by(self, price: Decimal) -> bool:
         """A print at ``price`` reaches our limit (at it, or through it)."""
@@ -241,7 +262,11 @@ class _PaperOrder:
     def to_exchange(self) -> ExchangeOrder:
         spec = self.spec
         average = self.filled_value / self.filled_size if self.filled_size else ZERO
-        leaves = None if spec.base_size is None else spec.base_size - self.filled_size
+        leaves = (
+            None
+            if spec.base_size is None
+            else spec.base_size - self.filled_size - self.self_trade_decrement
+        )
         time_in_force = (
             TimeInForce.IOC if spec.order_type is OrderType.MARKET else spec.time_in_force
         )
@@ -482,8 +507,8 @@ class PaperVenue:
         rates = self._fees.rates_for(self._volume.total(self._clock.time()))
         walk: _Walk | None = None
         if spec.order_type is OrderType.MARKET:
-            walk = self._walk(spec, product, rates, limit=None)
-            if not walk.fills:
+            walk = self._walk(spec, product, rates, limit=self._protection_limit(spec))
+            if not walk.fills and not walk.self_trades:
                 if spec.quote_size is not None and walk.complete:
                     raise _Rejection(
                         "UNKNOWN_FAILURE_REASON",
@@ -524,7 +549,14 @@ class PaperVenue:
         if spec.order_type is OrderType.MARKET:
             assert walk is not None
             self._execute_walk(order, walk)
-            self._finish(order, _FILLED if walk.complete else _CANCELLED, None)
+            if walk.ended_by_self_trade:
+                self._finish(order, _CANCELLED, SELF_TRADE_REASON)
+            elif walk.complete:
+                self._finish(order, _FILLED, None)
+            elif walk.limit_reached:
+                self._finish(order, _CANCELLED, PROTECTION_REASON)
+            else:
+                self._finish(order, _CANCELLED, None)
         elif spec.order_type is OrderType.LIMIT:
             self._work_limit(order)
         else:
@@ -540,7 +572,9 @@ class PaperVenue:
             self._finish(order, _CANCELLED, "Fill-or-kill order could not fill completely")
             return
         self._execute_walk(order, walk)
-        if order.leaves <= 0:
+        if walk.ended_by_self_trade:
+            self._finish(order, _CANCELLED, SELF_TRADE_REASON)
+        elif order.leaves <= 0:
             self._finish(order, _FILLED, None)
         elif spec.time_in_force is TimeInForce.IOC:
             self._finish(order, _CANCELLED, "Immediate-or-cancel remainder cancelled")
@@ -607,7 +641,8 @@ class PaperVenue:
             )
 
     def _would_cross(self, spec: OrderSpec) -> bool:
-        best_level = next(self._effective_levels(spec.product_id, spec.side), None)
+        """Would a post-only order take liquidity, our own resting orders included?"""
+        best_level = next(self._opposite_liquidity(spec.product_id, spec.side), None)
         if best_level is None or spec.limit_price is None:
             return False
         best = best_level[0]
@@ -655,6 +690,44 @@ class PaperVenue:
             if available > 0:
                 yield to_decimal(price), available
 
+    def _protection_limit(self, spec: OrderSpec) -> Decimal | None:
+        """The worst price a market order may fill at: ``market_protection_pct`` from the
+        touch (the best price it could take now), as Coinbase's market-order protection."""
+        touch = next(self._opposite_liquidity(spec.product_id, spec.side), None)
+        if touch is None:
+            return None
+        share = self._settings.market_protection_pct / 100
+        return touch[0] * (1 + share) if spec.side is Side.BUY else touch[0] * (1 - share)
+
+    def _own_opposite(self, product_id: str, taker_side: Side) -> list[_PaperOrder]:
+        """Our resting orders a taker of ``taker_side`` would meet, best price then oldest."""
+        own = [
+            o
+            for o in self._waiting.get(product_id, ())
+            if o.resting and o.status.is_open and o.spec.side is not taker_side
+        ]
+        own.sort(key=lambda o: (o.limit if taker_side is Side.BUY else -o.limit, o.sequence))
+        return own
+
+    def _opposite_liquidity(
+        self, product_id: str, taker_side: Side
+    ) -> Iterator[tuple[Decimal, Decimal | _PaperOrder]]:
+        """What a taker meets, best price first: the book's levels (price, size left after our
+        consumption) and our own resting orders (price, order). At one price our own order
+        comes first: we may not know our place in that queue, and meeting it can only cost
+        the taker liquidity (self-trade prevention), never give it any."""
+        own = self._own_opposite(product_id, taker_side)
+        index = 0
+        for price, available in self._effective_levels(product_id, taker_side):
+            while index < len(own) and (
+                own[index].limit <= price if taker_side is Side.BUY else own[index].limit >= price
+            ):
+                yield own[index].limit, own[index]
+                index += 1
+            yield price, available
+        for order in own[index:]:
+            yield order.limit, order
+
     def _walk(
         self,
         spec: OrderSpec,
@@ -664,22 +737,50 @@ class PaperVenue:
         limit: Decimal | None,
         size: Decimal | None = None,
     ) -> _Walk:
-        """What taking liquidity now would fill (nothing changes). ``size`` overrides the
-        spec's base size (the leaves of a partly filled order)."""
+        """What taking liquidity now would do (nothing changes). ``size`` overrides the
+        spec's base size (the leaves of a partly filled order).
+
+        Our own resting orders on the other side take part: meeting one is a self-trade,
+        which Coinbase prevents, by default with "decrement and cancel": the smaller of the
+        two is cancelled and the larger decremented by its size (both when equal). Nothing
+        trades, so no fill and no fee; a quote-sized taker loses the value instead.
+        """
         step = product.base_increment
         base_left = size if size is not None else spec.base_size
         quote_left = spec.quote_size if base_left is None else None
         walk = _Walk()
-        for price, available in self._effective_levels(spec.product_id, spec.side):
+        for price, met in self._opposite_liquidity(spec.product_id, spec.side):
             if limit is not None and (price > limit if spec.side is Side.BUY else price < limit):
+                walk.limit_reached = True
                 return walk
+            unit = price * (1 + rates.taker) if spec.side is Side.BUY else price
+            if isinstance(met, _PaperOrder):
+                own_left = met.leaves
+                if base_left is not None:
+                    amount = min(own_left, base_left)
+                    base_left -= amount
+                    walk.taker_decrement += amount
+                else:
+                    assert quote_left is not None
+                    amount = min(own_left, _floor(quote_left / unit, step))
+                    if amount <= 0:  # not one increment of budget left to meet it with
+                        walk.complete = True
+                        return walk
+                    quote_left = ZERO if amount < own_left else quote_left - amount * unit
+                walk.self_trades.append(_SelfTrade(met, amount, amount >= own_left))
+                if (base_left is not None and base_left <= 0) or (
+                    quote_left is not None and quote_left <= 0
+                ):
+                    walk.complete = walk.ended_by_self_trade = True
+                    return walk
+                continue
+            available = met
             if base_left is not None:
                 take = _floor(min(available, base_left), step)
             else:
                 assert quote_left is not None
                 # A buy by quote spends at most quote_size INCLUDING the taker fee; a sell by
                 # quote sells until its gross proceeds would pass quote_size (as Coinbase).
-                unit = price * (1 + rates.taker) if spec.side is Side.BUY else price
                 affordable = _floor(quote_left / unit, step)
                 if affordable <= 0:
                     # Not one more increment fits the budget here, nor deeper (worse prices).
@@ -704,6 +805,16 @@ class PaperVenue:
         book = self._book(product_id)
         book_side = BookSide.ASK if order.spec.side is Side.BUY else BookSide.BID
         consumed = self._consumed.setdefault(product_id, {})
+        for met in walk.self_trades:
+            if met.cancel_own:
+                self._finish(met.own, _CANCELLED, SELF_TRADE_REASON)
+            else:
+                met.own.self_trade_decrement += met.amount
+                self._release(met.own, met.amount)
+                self._emit(met.own)
+        if walk.taker_decrement > 0:
+            order.self_trade_decrement += walk.taker_decrement
+            self._release(order, walk.taker_decrement)
         for price, size in walk.fills:
             key = (book_side, float(price))
             book_size = to_decimal(book.size_at(*key)) if book is not None else ZERO
@@ -713,6 +824,21 @@ class PaperVenue:
             else:
                 note.taken += size
             self._fill(order, price, size, LiquidityIndicator.TAKER)
+
+    def _release(self, order: _PaperOrder, base: Decimal) -> None:
+        """Give back the hold that covered ``base`` of a limit order, or of any sell (a
+        market buy holds only what its fills cost; ending it releases the rest)."""
+        if order.spec.side is Side.SELL:
+            amount = base
+        elif order.spec.limit_price is not None:
+            amount = order.limit * base * (1 + order.rates.worst)
+        else:
+            return
+        amount = min(amount, order.hold)
+        order.hold -= amount
+        wallet = self._wallet(order.hold_currency)
+        wallet.hold -= amount
+        wallet.available += amount
 
     # ------------------------------------------------------------------ the tape
 

@@ -37,6 +37,7 @@ D = Decimal
 PRODUCT = "BTC-USD"
 MAKER = D("0.004")
 TAKER = D("0.006")
+TEN_PERCENT = D(10)
 OPEN = ExchangeOrderStatus.OPEN
 FILLED = ExchangeOrderStatus.FILLED
 CANCELLED = ExchangeOrderStatus.CANCELLED
@@ -160,6 +161,7 @@ def make_rig(
     products: list[Product] | None = None,
     on_sleep: Callable[[], None] | None = None,
     listen: bool = True,
+    market_protection_pct: Decimal = TEN_PERCENT,
 ) -> Rig:
     clock = ManualClock()
     market = ScriptedMarket()
@@ -169,6 +171,7 @@ def make_rig(
         taker_fee_rate=TAKER,
         latency_ms=latency_ms,
         queue_position=queue_position,
+        market_protection_pct=market_protection_pct,
     )
     sleeps: list[float] = []
 
@@ -1116,3 +1119,83 @@ async def test_a_dropped_book_keeps_our_place_in_the_queue(rig: Rig) -> None:
     assert rig.listener.last(order_id).filled_size == 0  # still 2 ahead when the feed dropped
     rig.market.print_trade(98.0, 1.0)
     assert rig.listener.last(order_id).filled_size == D("1")
+
+
+# ---------------------------------------------------------------------- self-trade prevention
+
+
+async def test_a_market_buy_does_not_trade_through_our_own_ask(rig: Rig) -> None:
+    """Issue 10: our own resting ask inside the spread was ignored and the buy paid 100."""
+    ask = await rig.place(limit(Side.SELL, "0.4", "99.50"))
+    buy = await rig.place(market(Side.BUY, base="1"))
+
+    # Decrement and cancel: our 0.4 ask is cancelled, the buy loses 0.4 without a trade
+    # and takes the other 0.6 from the book.
+    assert rig.listener.last(ask).status is CANCELLED
+    assert rig.listener.last(ask).filled_size == 0
+    assert "Self-trade" in (rig.listener.last(ask).cancel_reason or "")
+    final = rig.listener.last(buy)
+    assert final.status is FILLED and final.filled_size == D("0.6")
+    fills = await rig.venue.list_fills(order_ids=[buy, ask])
+    assert [(f.order_id, f.price, f.size) for f in fills] == [(buy, D(100), D("0.6"))]
+    assert await rig.balance("BTC") == Balance("BTC", D("10.6"), D(0))
+
+
+async def test_a_larger_own_order_is_decremented_and_the_taker_cancelled(rig: Rig) -> None:
+    ask = await rig.place(limit(Side.SELL, "2", "99.50"))
+    buy = await rig.place(limit(Side.BUY, "0.5", "101", TimeInForce.IOC))
+
+    assert rig.listener.last(buy).status is CANCELLED
+    assert rig.listener.last(buy).filled_size == 0
+    resting = rig.listener.last(ask)
+    assert resting.status is OPEN and resting.leaves_quantity == D("1.5")
+    assert await rig.venue.list_fills() == []
+    # The decremented part's hold is back: only 1.5 BTC is still held.
+    assert await rig.balance("BTC") == Balance("BTC", D("8.5"), D("1.5"))
+    rig.market.print_trade(100.0, 5.0)  # a print through our ask fills what is left, no more
+    assert rig.listener.last(ask).status is FILLED
+    assert rig.listener.last(ask).filled_size == D("1.5")
+
+
+async def test_equal_sizes_cancel_both(rig: Rig) -> None:
+    bid = await rig.place(limit(Side.BUY, "1", "99.50"))
+    sell = await rig.place(market(Side.SELL, base="1"))
+    assert rig.listener.last(bid).status is CANCELLED
+    assert rig.listener.last(sell).status is CANCELLED
+    assert await rig.venue.list_fills() == []
+    assert await rig.balance("USD") == Balance("USD", D("100000"), D(0))
+    assert await rig.balance("BTC") == Balance("BTC", D("10"), D(0))
+
+
+async def test_post_only_that_would_cross_our_own_order_is_rejected(rig: Rig) -> None:
+    await rig.place(limit(Side.SELL, "1", "99.50"))
+    rejected = await rig.reject(limit(Side.BUY, "1", "99.50", post_only=True))
+    assert rejected.code == "INVALID_LIMIT_PRICE_POST_ONLY"
+
+
+# ---------------------------------------------------------------------- market protection
+
+
+async def test_a_market_order_stops_at_the_protection_limit(rig: Rig) -> None:
+    rig.market.snapshot(
+        bids=[(99.0, 1.0), (80.0, 50.0)], asks=[(100.0, 1.0), (110.0, 1.0), (110.01, 50.0)]
+    )
+    buy = await rig.place(market(Side.BUY, base="5"))  # 10% from 100 is 110
+
+    final = rig.listener.last(buy)
+    assert final.status is CANCELLED
+    assert final.filled_size == D(2)
+    assert "protection" in (final.cancel_reason or "")
+    assert await rig.balance("USD") == Balance("USD", D("100000") - D(210) * (1 + TAKER), D(0))
+
+    sell = await rig.place(market(Side.SELL, base="5"))  # 10% below 99 is 89.1: not 80
+    assert rig.listener.last(sell).filled_size == D(1)
+    assert rig.listener.last(sell).status is CANCELLED
+
+
+async def test_market_protection_is_a_setting() -> None:
+    rig = make_rig(latency_ms=0, market_protection_pct=D(50))
+    await rig.venue.start()
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (140.0, 5.0)])
+    buy = await rig.place(market(Side.BUY, base="2"))
+    assert rig.listener.last(buy).status is FILLED
