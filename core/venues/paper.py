@@ -1,18 +1,36 @@
 """``PaperVenue``: orders filled by a local model on the LIVE L2 book and the public tape.
 
-Why this model (lessons-from-peers.md, "paper trading"): tools whose paper fills are full fills
-at the limit price on any touch make paper results far better than live. Here:
+Why this model (docs/paper-fill-model.md): tools whose paper fills are full fills at the limit
+price on any touch make paper results far better than live, and a fill model that can be
+gamed is worse than none. Here:
 
-* Market orders walk the book level by level and CONSUME what they take. The consumption is
-  remembered per level (size taken, and the book's size when we took it) until the book's own
-  update changes that level's size: then the exchange has told us the new truth and our note
-  is dropped. So a second market order does not get the same liquidity again. (An update that
-  re-sends the same size cannot be told apart and keeps the note: the conservative side.)
+* Market orders walk the book level by level and CONSUME what they take. The public book does
+  not know about paper fills, so it keeps listing the orders we took (a phantom in front of
+  the level's queue). Per level we note the size the book showed and how much of it we took;
+  what is left for us is the difference. When the book shows a new size for that level
+  (``_Consumption.follow``): at or below what remained after our take, the orders we took
+  are gone from the public book too, so the note is cleared and the book is the truth again;
+  a rise over the last size shown is replenishment (new orders behind the phantom) and is
+  ours to take; a fall that stays above what remained comes out of what remained first, and
+  only the part beyond it is the phantom leaving. So liquidity we took stays taken until the
+  book shows it replaced, and a level that flickers (1.10, 1.15, 1.10, ...) never hands out
+  the same size twice.
+* Market-order protection, as Coinbase: a market order fills no further than
+  ``settings.paper.market_protection_pct`` (10%) from the touch; the rest is cancelled.
+* Self-trade prevention, as Coinbase's default "decrement and cancel": a taking order that
+  meets one of our own resting paper orders on the other side (at a price it reaches) does
+  not trade with it. The smaller of the two is cancelled and the larger decremented by its
+  size (both cancelled when equal); no fill, no fee. At one price our own order is met before
+  the book's size there (we do not know our place in that queue, and meeting it only ever
+  costs the taker liquidity). A post-only order that would cross our own order is rejected.
 * Resting limits fill only when the public tape prints THROUGH their price (strictly better
   than ours), or AT our price once the queue ahead of us has traded, and never for more than
   the printed size. With ``queue_position`` the size ahead is the book's size at our price when
-  we joined; prints at our price eat it first, and a level that shrinks (cancels ahead of us)
-  shrinks it too. Resting fills are at our limit price, as maker.
+  we joined; prints at our price eat it first, and a level that shrinks below it shrinks it
+  too. Coinbase sends one trade twice, as a level2 change and as a print, in either order: a
+  fall at our price that a print follows within ``PRINT_AFTER_BOOK_S`` is taken as that
+  print's trade, so the queue is shortened once, not twice. Resting fills are at our limit
+  price, as maker.
 * Marketable limits take from the book like a market order up to the limit price; the rest
   rests (GTC/GTD), is cancelled (IOC) or, for FOK, nothing happens unless all of it can fill.
   Post-only that would cross is rejected with INVALID_LIMIT_PRICE_POST_ONLY. Stop-limits wait
@@ -23,8 +41,9 @@ at the limit price on any touch make paper results far better than live. Here:
   order or a cancel takes effect; the book may move meanwhile.
 * Money: balances start at ``settings.paper.starting_balances``; a resting or working order
   holds what it may spend (limit buys at the worse of the two fee rates), each fill spends from
-  the hold, and an order that ends releases the rest. Rejections use Coinbase's codes, checked
-  in the simulated exchange's order (core/sim/exchange.py), so both venues answer alike.
+  the hold, and an order that ends releases the rest.
+* Validation: the shared order rules (core/order_rules.py), answered with Coinbase's codes in
+  the simulated exchange's order of checks (core/sim/exchange.py), so both venues answer alike.
 
 Updates reach the listener as CUMULATIVE ``ExchangeOrder`` states, exactly like the user
 channel: OPEN on acceptance, then after each fill (filled_size, filled_value, total_fees), then
@@ -425,7 +444,7 @@ class PaperVenue:
     async def get_order(self, order_id: str) -> ExchangeOrder:
         order = self._orders.get(order_id)
         if order is None:
-            # The same error the Coinbase venue raises, so callers handle one shape.
+            # The venue-neutral not-found of the Venue port, as every venue raises it.
             raise OrderNotFound(f"order {order_id} not found")
         return order.to_exchange()
 
