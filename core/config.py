@@ -181,6 +181,9 @@ class PaperSettings(_Section):
     latency_ms: float = Field(default=50.0, ge=0, le=10000)
     # Model our place in the queue at a price level (fills only after the size ahead trades).
     queue_position: bool = True
+    # Coinbase's market-order protection: a market order fills no further than this many
+    # percent from the touch (the best opposite price when it arrives); the rest is cancelled.
+    market_protection_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)
 
 
 class StrategySettings(_Section):

@@ -63,6 +63,7 @@ from core.model import (
     decimal_str,
     is_multiple,
 )
+from core.order_rules import shape_problems
 from core.portfolio import Portfolio
 from core.trading_state import TradingState, TradingStateChange
 
@@ -449,46 +450,11 @@ class RiskGate:
         return None
 
     def _invalid(self, spec: OrderSpec, product: Product) -> str | None:
-        """What is missing or contradictory in the order's fields, if anything."""
-        base_size = spec.base_size
-        quote_size = spec.quote_size
-        if (base_size is None) == (quote_size is None):
-            return "give exactly one of base size and quote size"
-        if (base_size if base_size is not None else quote_size) <= 0:  # type: ignore[operator]
-            return "size must be positive"
-        order_type = spec.order_type
-        if order_type is _MARKET:
-            if spec.limit_price is not None or spec.stop_price is not None:
-                return "a market order takes no limit or stop price"
-            if spec.post_only:
-                return "a market order cannot be post-only"
-            if product.limit_only:
-                return f"{product.product_id} accepts limit orders only"
-            return None
-        if quote_size is not None:
-            return "quote size is for market orders only"
-        limit_price = spec.limit_price
-        if limit_price is None or limit_price <= 0:
-            return f"a {order_type.value} order needs a positive limit price"
-        time_in_force = spec.time_in_force
-        if (time_in_force is _GTD) != (spec.end_time is not None):
-            return "an end time goes with GOOD_UNTIL_DATE_TIME, and only with it"
-        if spec.end_time is not None and spec.end_time.timestamp() <= self._clock.time():
-            return f"end time {spec.end_time.isoformat()} is in the past"
-        if spec.post_only and time_in_force in _IMMEDIATE:
-            return f"a post-only order cannot be {time_in_force.value}"
-        if product.post_only and not spec.post_only:
-            return f"{product.product_id} accepts post-only orders only"
-        if order_type is _STOP_LIMIT:
-            if spec.stop_price is None or spec.stop_price <= 0:
-                return "a stop-limit order needs a positive stop price"
-            if spec.stop_direction is None:
-                return "a stop-limit order needs a stop direction"
-            if time_in_force in _IMMEDIATE:
-                return f"a stop-limit order cannot be {time_in_force.value}"
-        elif spec.stop_price is not None or spec.stop_direction is not None:
-            return "a limit order takes no stop price or direction"
-        return None
+        """What is missing or contradictory in the order's fields, if anything: the shared
+        order rules (core/order_rules.py), so the gate refuses whatever the encoder cannot send.
+        """
+        problems = shape_problems(spec, product, now=self._clock.time())
+        return str(problems[0]) if problems else None
 
     def _exposure(
         self, product_id: str, position: Decimal, delta: Decimal, price: Decimal

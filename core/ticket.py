@@ -33,13 +33,12 @@ from core.model import (
     TimeInForce,
     decimal_str,
 )
+from core.order_rules import ProblemField, combination_problems, price_problems, size_problems
 
 # Longer than any real price or size; refusing more keeps a pasted novel out of Decimal().
 MAX_NUMBER_LENGTH = 40
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_IMMEDIATE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
-_STOP_TIMES_IN_FORCE = frozenset({TimeInForce.GTC, TimeInForce.GTD})
 
 
 class TicketField(StrEnum):
@@ -123,10 +122,6 @@ def check_ticket(entry: TicketEntry, product: Product, *, now: float) -> TicketC
     if order_type is OrderType.MARKET:
         # Spot market orders are always IOC on Coinbase; the ticket's choice does not apply.
         time_in_force = TimeInForce.IOC
-        if product.limit_only:
-            note(TicketField.TYPE, f"{product.product_id} accepts limit orders only")
-        if entry.post_only:
-            note(TicketField.POST_ONLY, "a market order cannot be post-only")
     else:
         limit_price = _price(entry.price, TicketField.PRICE, product, note)
         if order_type is OrderType.STOP_LIMIT:
@@ -134,20 +129,19 @@ def check_ticket(entry: TicketEntry, product: Product, *, now: float) -> TicketC
             # A buy stop waits for the price to rise to it, a sell stop (a stop-loss) for it
             # to fall: the direction follows from the side.
             stop_direction = StopDirection.UP if entry.side is Side.BUY else StopDirection.DOWN
-            if time_in_force not in _STOP_TIMES_IN_FORCE:
-                note(
-                    TicketField.TIME_IN_FORCE,
-                    f"a stop-limit order is {TimeInForce.GTC.value} or {TimeInForce.GTD.value}, "
-                    f"not {time_in_force.value}",
-                )
-            if entry.post_only:
-                note(TicketField.POST_ONLY, "a stop-limit order cannot be post-only")
-        elif entry.post_only and time_in_force in _IMMEDIATE:
-            note(TicketField.POST_ONLY, f"cannot be {time_in_force.value}")
-        if product.post_only and not entry.post_only and order_type is OrderType.LIMIT:
-            note(TicketField.POST_ONLY, f"{product.product_id} accepts post-only orders only")
         if time_in_force is TimeInForce.GTD:
             end_time = _end_time(entry.end_time, now, note)
+    # Which type, time in force and post-only go together: the shared rules (core/order_rules.py).
+    shape = OrderSpec(
+        product_id=product.product_id,
+        side=entry.side,
+        order_type=order_type,
+        stop_direction=stop_direction,
+        time_in_force=time_in_force,
+        post_only=entry.post_only,
+    )
+    for problem in combination_problems(shape, product):
+        note(TicketField(problem.field.value), problem.message)
 
     if problems:
         ordered = tuple(
@@ -206,12 +200,6 @@ def parse_number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _shown(value: Decimal) -> str:
-    """A number for a message: plain when short, scientific when it would be a wall of digits."""
-    plain = decimal_str(value)
-    return plain if len(plain) <= 24 else f"{value:.6E}"
-
-
 def _number(text: str, field: TicketField, note: _Note) -> Decimal | None:
     if not text.strip():
         note(field, "required")
@@ -230,35 +218,20 @@ def _size(text: str, product: Product, note: _Note) -> Decimal | None:
     size = _number(text, TicketField.SIZE, note)
     if size is None:
         return None
-    if size < product.base_min_size:
-        note(
-            TicketField.SIZE,
-            f"{_shown(size)} is below the minimum {decimal_str(product.base_min_size)}",
-        )
-        return None
-    if size > product.base_max_size:
-        note(
-            TicketField.SIZE,
-            f"{_shown(size)} is above the maximum {decimal_str(product.base_max_size)}",
-        )
-        return None
-    if not product.is_size_on_increment(size):
-        note(
-            TicketField.SIZE,
-            f"not a multiple of the increment {decimal_str(product.base_increment)}",
-        )
-        return None
-    return size
+    problems = size_problems(size, product)
+    for problem in problems:
+        note(TicketField.SIZE, problem.message)
+    return None if problems else size
 
 
 def _price(text: str, field: TicketField, product: Product, note: _Note) -> Decimal | None:
     price = _number(text, field, note)
     if price is None:
         return None
-    if not product.is_price_on_tick(price):
-        note(field, f"not a multiple of the tick {decimal_str(product.price_increment)}")
-        return None
-    return price
+    problems = price_problems(price, product, ProblemField(field.value))
+    for problem in problems:
+        note(field, problem.message)
+    return None if problems else price
 
 
 def _end_time(text: str, now: float, note: _Note) -> datetime | None:

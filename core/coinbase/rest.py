@@ -77,6 +77,7 @@ from core.model import (
     TimeInForce,
     decimal_str,
 )
+from core.order_rules import shape_problems
 from core.venue import (
     CancelResult,
     CreateOrderOutcome,
@@ -646,7 +647,14 @@ def build_create_order_body(spec: OrderSpec, client_order_id: str) -> dict[str, 
 
 
 def order_configuration(spec: OrderSpec) -> dict[str, dict[str, object]]:
-    """Exactly one ``order_configuration`` entry for the spec's type and time in force."""
+    """Exactly one ``order_configuration`` entry for the spec's type and time in force.
+
+    Raises ``ValueError`` only for a spec the shared order rules refuse (core/order_rules.py);
+    the risk gate refuses those first, with a named denial, so an order it allowed encodes.
+    """
+    problems = shape_problems(spec)
+    if problems:
+        raise ValueError(f"order refused by the order rules: {problems[0]}")
     if spec.order_type is OrderType.MARKET:
         return {"market_market_ioc": _market_sizes(spec)}
     if spec.order_type is OrderType.LIMIT:
@@ -670,8 +678,6 @@ def _market_sizes(spec: OrderSpec) -> dict[str, object]:
 def _limit_configuration(spec: OrderSpec) -> dict[str, dict[str, object]]:
     fields = _base_and_limit(spec)
     tif = spec.time_in_force
-    if spec.post_only and tif not in (TimeInForce.GTC, TimeInForce.GTD):
-        raise ValueError(f"post_only is only for GTC or GTD limit orders, not {tif.name}")
     if tif is TimeInForce.GTC:
         return {"limit_limit_gtc": {**fields, "post_only": spec.post_only}}
     if tif is TimeInForce.GTD:
@@ -684,10 +690,7 @@ def _limit_configuration(spec: OrderSpec) -> dict[str, dict[str, object]]:
 
 
 def _stop_limit_configuration(spec: OrderSpec) -> dict[str, dict[str, object]]:
-    if spec.stop_price is None or spec.stop_direction is None:
-        raise ValueError("a stop-limit order needs stop_price and stop_direction")
-    if spec.post_only:
-        raise ValueError("post_only does not apply to stop-limit orders")
+    assert spec.stop_price is not None and spec.stop_direction is not None  # order rules
     fields = {
         **_base_and_limit(spec),
         "stop_price": _positive(spec.stop_price, "stop_price"),

@@ -54,7 +54,8 @@ Market orders
     would exceed ``quote_size``; the fee comes out of the proceeds. A market order against an
     empty opposite side is rejected (INVALID_NO_LIQUIDITY); one that empties the book before
     it is done ends CANCELLED with its partial fills (like an IOC remainder), and otherwise
-    ends FILLED.
+    ends FILLED. Market-order protection: it fills no further than ``market_protection``
+    (10%) from the touch it found; reaching that ends it CANCELLED with its fills.
 
 Order life
     Accepted orders are OPEN at once (no PENDING stage: there is no network in between). IOC
@@ -112,7 +113,7 @@ from core.sim.types import (
     SimTrade,
 )
 
-__all__ = ["FEE_USER_ID", "SimExchange"]
+__all__ = ["FEE_USER_ID", "MARKET_PROTECTION", "SimExchange"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -124,6 +125,10 @@ _EXPIRED = ExchangeOrderStatus.EXPIRED
 _BUY = Side.BUY
 _UNKNOWN_FAILURE = "UNKNOWN_FAILURE_REASON"
 _MARKET_KIND = "market_market_ioc"
+# Coinbase's market-order protection: a market order fills no further than this share of the
+# touch (the best opposite price when it arrives) from it; the rest is cancelled.
+MARKET_PROTECTION = Decimal("0.10")
+PROTECTION_REASON = "Market order protection: no fills further from the touch"
 _TIME_IN_FORCE = {
     "market_market_ioc": "IMMEDIATE_OR_CANCEL",
     "sor_limit_ioc": "IMMEDIATE_OR_CANCEL",
@@ -295,8 +300,10 @@ class SimExchange:
         history_limit: int = 10_000,
         trade_history: int = 1_000,
         candle_minutes: int = 7 * 24 * 60,
+        market_protection: Decimal = MARKET_PROTECTION,
     ) -> None:
         self._clock = clock
+        self._market_protection = market_protection
         self._rng = random.Random(seed)
         self._ledger = Ledger()
         self._listeners: list[SimListener] = []
@@ -846,11 +853,15 @@ class SimExchange:
         order = live.order
         opposite = market.book.opposite(order.side)
         traded: tuple[int, int] | None = None
-        book_ran_out = False
+        book_ran_out = protected = False
+        worst = self._protection_ticks(order.side, opposite.best())
         while order.status is _OPEN:
             best = opposite.best()
             if best is None:
                 book_ran_out = True
+                break
+            if worst is not None and not opposite.reaches(best, worst):
+                protected = True
                 break
             if live.lots_left is not None:
                 cap = live.lots_left
@@ -863,11 +874,23 @@ class SimExchange:
             traded = _widen(traded, best)
         if order.status is not _OPEN:  # filled completely by base size
             self._retire(live)
+        elif protected:
+            self._finish(live, _CANCELLED, PROTECTION_REASON, now)
         elif order.filled_size > 0 and not book_ran_out:
             self._finish(live, _FILLED, "", now)
         else:
             self._finish(live, _CANCELLED, "Market order could not fill completely", now)
         return traded
+
+    def _protection_ticks(self, side: Side, touch: int | None) -> int | None:
+        """The worst price (ticks) a market order of ``side`` may fill at: the protection
+        share from the touch, rounded inwards (a buy down, a sell up)."""
+        if touch is None:
+            return None
+        share = self._market_protection
+        if side is _BUY:
+            return int(touch * (_ONE + share))  # floor: positive
+        return -int(-touch * (_ONE - share))  # ceiling
 
     @staticmethod
     def _affordable_lots(live: _Live, price: Decimal) -> int:

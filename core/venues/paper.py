@@ -1,18 +1,36 @@
 """``PaperVenue``: orders filled by a local model on the LIVE L2 book and the public tape.
 
-Why this model (lessons-from-peers.md, "paper trading"): tools whose paper fills are full fills
-at the limit price on any touch make paper results far better than live. Here:
+Why this model (docs/paper-fill-model.md): tools whose paper fills are full fills at the limit
+price on any touch make paper results far better than live, and a fill model that can be
+gamed is worse than none. Here:
 
-* Market orders walk the book level by level and CONSUME what they take. The consumption is
-  remembered per level (size taken, and the book's size when we took it) until the book's own
-  update changes that level's size: then the exchange has told us the new truth and our note
-  is dropped. So a second market order does not get the same liquidity again. (An update that
-  re-sends the same size cannot be told apart and keeps the note: the conservative side.)
+* Market orders walk the book level by level and CONSUME what they take. The public book does
+  not know about paper fills, so it keeps listing the orders we took (a phantom in front of
+  the level's queue). Per level we note the size the book showed and how much of it we took;
+  what is left for us is the difference. When the book shows a new size for that level
+  (``_Consumption.follow``): at or below what remained after our take, the orders we took
+  are gone from the public book too, so the note is cleared and the book is the truth again;
+  a rise over the last size shown is replenishment (new orders behind the phantom) and is
+  ours to take; a fall that stays above what remained comes out of what remained first, and
+  only the part beyond it is the phantom leaving. So liquidity we took stays taken until the
+  book shows it replaced, and a level that flickers (1.10, 1.15, 1.10, ...) never hands out
+  the same size twice.
+* Market-order protection, as Coinbase: a market order fills no further than
+  ``settings.paper.market_protection_pct`` (10%) from the touch; the rest is cancelled.
+* Self-trade prevention, as Coinbase's default "decrement and cancel": a taking order that
+  meets one of our own resting paper orders on the other side (at a price it reaches) does
+  not trade with it. The smaller of the two is cancelled and the larger decremented by its
+  size (both cancelled when equal); no fill, no fee. At one price our own order is met before
+  the book's size there (we do not know our place in that queue, and meeting it only ever
+  costs the taker liquidity). A post-only order that would cross our own order is rejected.
 * Resting limits fill only when the public tape prints THROUGH their price (strictly better
   than ours), or AT our price once the queue ahead of us has traded, and never for more than
   the printed size. With ``queue_position`` the size ahead is the book's size at our price when
-  we joined; prints at our price eat it first, and a level that shrinks (cancels ahead of us)
-  shrinks it too. Resting fills are at our limit price, as maker.
+  we joined; prints at our price eat it first, and a level that shrinks below it shrinks it
+  too. Coinbase sends one trade twice, as a level2 change and as a print, in either order: a
+  fall at our price that a print follows within ``PRINT_AFTER_BOOK_S`` is taken as that
+  print's trade, so the queue is shortened once, not twice. Resting fills are at our limit
+  price, as maker.
 * Marketable limits take from the book like a market order up to the limit price; the rest
   rests (GTC/GTD), is cancelled (IOC) or, for FOK, nothing happens unless all of it can fill.
   Post-only that would cross is rejected with INVALID_LIMIT_PRICE_POST_ONLY. Stop-limits wait
@@ -23,8 +41,9 @@ at the limit price on any touch make paper results far better than live. Here:
   order or a cancel takes effect; the book may move meanwhile.
 * Money: balances start at ``settings.paper.starting_balances``; a resting or working order
   holds what it may spend (limit buys at the worse of the two fee rates), each fill spends from
-  the hold, and an order that ends releases the rest. Rejections use Coinbase's codes, checked
-  in the simulated exchange's order (core/sim/exchange.py), so both venues answer alike.
+  the hold, and an order that ends releases the rest.
+* Validation: the shared order rules (core/order_rules.py), answered with Coinbase's codes in
+  the simulated exchange's order of checks (core/sim/exchange.py), so both venues answer alike.
 
 Updates reach the listener as CUMULATIVE ``ExchangeOrder`` states, exactly like the user
 channel: OPEN on acceptance, then after each fill (filled_size, filled_value, total_fees), then
@@ -65,6 +84,7 @@ from core.model import (
     Trade,
     quantize_to_step,
 )
+from core.order_rules import OrderProblem, ProblemReason, order_problems
 from core.venue import (
     CancelResult,
     CreateOrderOutcome,
@@ -82,6 +102,13 @@ ZERO: Final = Decimal(0)
 # How deep a taking order may walk. Far beyond any paper order's size; bounded so a walk
 # never copies a whole 10k-level book.
 WALK_DEPTH: Final = 1000
+# Coinbase sends a trade on two channels: the level2 change and the market_trades print, in
+# either order. A fall of the level at our price that reached us this long before a print at
+# that price is taken as that print's trade (so the queue is not reduced twice); older falls
+# were cancels.
+PRINT_AFTER_BOOK_S: Final = 2.0
+SELF_TRADE_REASON: Final = "Self-trade prevention: met our own order on the other side"
+PROTECTION_REASON: Final = "Market order protection: no fills further from the touch"
 _OPEN = ExchangeOrderStatus.OPEN
 _FILLED = ExchangeOrderStatus.FILLED
 _CANCELLED = ExchangeOrderStatus.CANCELLED
@@ -132,19 +159,74 @@ class _Wallet:
 
 @dataclass(slots=True)
 class _Consumption:
-    """What our taking orders removed from one book level, and the level's size back then."""
+    """What our taking orders removed from one book level that the public book still shows.
 
-    book_size: float
+    ``book_size`` is the level's size as the book last showed it and ``taken`` the part of it
+    we consumed (a phantom: real orders the public book still lists because it does not know
+    about paper fills). What is really left for us is ``book_size - taken``. See
+    ``_Consumption.follow`` for how a new size from the exchange changes that.
+    """
+
+    book_size: Decimal
     taken: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(ZERO, self.book_size - self.taken)
+
+    def follow(self, size: Decimal) -> bool:
+        """The book now shows ``size`` at this level: False when our note is done with.
+
+        The public book lists the orders we took (the phantom, ``taken``) as if they were
+        still there, in front of the queue. When the level's size changes we cannot tell
+        which orders moved, so:
+
+        * At or below what remained after our take: the orders we took have left the public
+          book too (traded by others or cancelled); the book is the whole truth again and
+          the consumed amount is cleared.
+        * A rise over the last size shown: replenishment, new orders at the back of the
+          queue; it is available to us. ``taken`` stays.
+        * A fall that stays above what remained: it comes out of what remained first (the
+          pessimistic reading); only the part beyond that must have been the phantom
+          leaving. A flickering level (1.10, 1.05, 1.10, ...) therefore never hands out the
+          same liquidity twice.
+        """
+        if size == self.book_size:
+            return True
+        remaining = self.remaining
+        if size <= remaining:
+            return False
+        if size < self.book_size:
+            fall = self.book_size - size
+            self.taken -= max(ZERO, fall - remaining)
+        self.book_size = size
+        return self.taken > 0
+
+
+@dataclass(slots=True)
+class _SelfTrade:
+    """Self-trade prevention met one of our own resting orders: ``amount`` (base) comes off
+    both orders without a trade; ``cancel_own`` when that leaves nothing of ours."""
+
+    own: _PaperOrder
+    amount: Decimal
+    cancel_own: bool
 
 
 @dataclass(slots=True)
 class _Walk:
-    """The fills a taking order would get now. ``complete``: it stopped because its size or
-    budget was used up, not because the book (or its limit price) ran out."""
+    """What a taking order would get now. ``complete``: it stopped because its size or budget
+    was used up, not because the book (or its limit price) ran out. ``limit_reached``: it
+    stopped at its limit (market-order protection for a market order). ``self_trades``: our
+    own resting orders it met, and ``taker_decrement`` the base that came off the taker for
+    them; ``ended_by_self_trade`` when that used up the taker."""
 
     fills: list[tuple[Decimal, Decimal]] = field(default_factory=list)
     complete: bool = False
+    limit_reached: bool = False
+    self_trades: list[_SelfTrade] = field(default_factory=list)
+    taker_decrement: Decimal = ZERO
+    ended_by_self_trade: bool = False
 
     @property
     def size(self) -> Decimal:
@@ -170,7 +252,13 @@ class _PaperOrder:
     filled_value: Decimal = ZERO
     total_fees: Decimal = ZERO
     number_of_fills: int = 0
+    # Base taken off this order by self-trade prevention (it never trades).
+    self_trade_decrement: Decimal = ZERO
     queue_ahead: Decimal = ZERO
+    # What a fall of the level at our price took off ``queue_ahead`` that no print has
+    # explained yet, and when: the print of that same trade must not take it off again.
+    unprinted_shrink: Decimal = ZERO
+    shrunk_at: float = 0.0
     stop_pending: bool = False
     resting: bool = False
     cancel_reason: str | None = None
@@ -184,7 +272,7 @@ class _PaperOrder:
     def leaves(self) -> Decimal:
         """Base size still to fill (limit and stop-limit orders are always sized in base)."""
         assert self.spec.base_size is not None
-        return self.spec.base_size - self.filled_size
+        return self.spec.base_size - self.filled_size - self.self_trade_decrement
 
     def fillable_by(self, price: Decimal) -> bool:
         """A print at ``price`` reaches our limit (at it, or through it)."""
@@ -193,7 +281,11 @@ class _PaperOrder:
     def to_exchange(self) -> ExchangeOrder:
         spec = self.spec
         average = self.filled_value / self.filled_size if self.filled_size else ZERO
-        leaves = None if spec.base_size is None else spec.base_size - self.filled_size
+        leaves = (
+            None
+            if spec.base_size is None
+            else spec.base_size - self.filled_size - self.self_trade_decrement
+        )
         time_in_force = (
             TimeInForce.IOC if spec.order_type is OrderType.MARKET else spec.time_in_force
         )
@@ -352,7 +444,7 @@ class PaperVenue:
     async def get_order(self, order_id: str) -> ExchangeOrder:
         order = self._orders.get(order_id)
         if order is None:
-            # The same error the Coinbase venue raises, so callers handle one shape.
+            # The venue-neutral not-found of the Venue port, as every venue raises it.
             raise OrderNotFound(f"order {order_id} not found")
         return order.to_exchange()
 
@@ -401,8 +493,12 @@ class PaperVenue:
             return
         consumed = self._consumed.get(product_id)
         if consumed:
-            stale = [key for key, note in consumed.items() if book.size_at(*key) != note.book_size]
-            for key in stale:
+            done = [
+                key
+                for key, note in consumed.items()
+                if not note.follow(to_decimal(book.size_at(*key)))
+            ]
+            for key in done:
                 del consumed[key]
         waiting = self._waiting.get(product_id)
         if not waiting:
@@ -414,7 +510,10 @@ class PaperVenue:
                 if order.resting and order.queue_ahead > 0:
                     side = BookSide.BID if order.spec.side is Side.BUY else BookSide.ASK
                     level = to_decimal(book.size_at(side, float(order.limit)))
-                    order.queue_ahead = min(order.queue_ahead, level)
+                    if level < order.queue_ahead:
+                        order.unprinted_shrink = self._unprinted(order) + order.queue_ahead - level
+                        order.shrunk_at = self._clock.time()
+                        order.queue_ahead = level
         self._expire_due()
         self._flush()
 
@@ -427,8 +526,8 @@ class PaperVenue:
         rates = self._fees.rates_for(self._volume.total(self._clock.time()))
         walk: _Walk | None = None
         if spec.order_type is OrderType.MARKET:
-            walk = self._walk(spec, product, rates, limit=None)
-            if not walk.fills:
+            walk = self._walk(spec, product, rates, limit=self._protection_limit(spec))
+            if not walk.fills and not walk.self_trades:
                 if spec.quote_size is not None and walk.complete:
                     raise _Rejection(
                         "UNKNOWN_FAILURE_REASON",
@@ -469,7 +568,14 @@ class PaperVenue:
         if spec.order_type is OrderType.MARKET:
             assert walk is not None
             self._execute_walk(order, walk)
-            self._finish(order, _FILLED if walk.complete else _CANCELLED, None)
+            if walk.ended_by_self_trade:
+                self._finish(order, _CANCELLED, SELF_TRADE_REASON)
+            elif walk.complete:
+                self._finish(order, _FILLED, None)
+            elif walk.limit_reached:
+                self._finish(order, _CANCELLED, PROTECTION_REASON)
+            else:
+                self._finish(order, _CANCELLED, None)
         elif spec.order_type is OrderType.LIMIT:
             self._work_limit(order)
         else:
@@ -485,7 +591,9 @@ class PaperVenue:
             self._finish(order, _CANCELLED, "Fill-or-kill order could not fill completely")
             return
         self._execute_walk(order, walk)
-        if order.leaves <= 0:
+        if walk.ended_by_self_trade:
+            self._finish(order, _CANCELLED, SELF_TRADE_REASON)
+        elif order.leaves <= 0:
             self._finish(order, _FILLED, None)
         elif spec.time_in_force is TimeInForce.IOC:
             self._finish(order, _CANCELLED, "Immediate-or-cancel remainder cancelled")
@@ -519,22 +627,9 @@ class PaperVenue:
                 "PREVIEW_UNTRADABLE_PRODUCT",
                 f"{spec.product_id} is not tradable now",
             )
-        _check_configuration(spec)
-        _check_precision(spec, product)
-        if spec.time_in_force is TimeInForce.GTD and spec.order_type is not OrderType.MARKET:
-            if spec.end_time is None:
-                raise _Rejection(
-                    "GTD_ORDERS_MUST_HAVE_END_TIME",
-                    "PREVIEW_GTD_ORDERS_MUST_HAVE_END_TIME",
-                    "a GTD order needs end_time",
-                )
-            if spec.end_time.timestamp() <= self._clock.time():
-                raise _Rejection(
-                    "END_TIME_IS_IN_THE_PAST",
-                    "PREVIEW_END_TIME_IS_IN_THE_PAST",
-                    "end_time is not in the future",
-                )
-        _check_bounds(spec, product)
+        problems = order_problems(spec, product, now=self._clock.time())
+        if problems:
+            raise _rule_rejection(problems)
         self._check_stop(spec)
         if spec.post_only and self._would_cross(spec):
             raise _Rejection(
@@ -565,7 +660,8 @@ class PaperVenue:
             )
 
     def _would_cross(self, spec: OrderSpec) -> bool:
-        best_level = next(self._effective_levels(spec.product_id, spec.side), None)
+        """Would a post-only order take liquidity, our own resting orders included?"""
+        best_level = next(self._opposite_liquidity(spec.product_id, spec.side), None)
         if best_level is None or spec.limit_price is None:
             return False
         best = best_level[0]
@@ -605,12 +701,51 @@ class PaperVenue:
             available = to_decimal(size)
             note = consumed.get((book_side, price))
             if note is not None:
-                if note.book_size == size:
-                    available -= note.taken
-                else:  # the exchange replaced this level since: its size is the truth now
+                # The book may have changed without a callback yet: follow it here too.
+                if note.follow(available):
+                    available = note.remaining
+                else:
                     del consumed[(book_side, price)]
             if available > 0:
                 yield to_decimal(price), available
+
+    def _protection_limit(self, spec: OrderSpec) -> Decimal | None:
+        """The worst price a market order may fill at: ``market_protection_pct`` from the
+        touch (the best price it could take now), as Coinbase's market-order protection."""
+        touch = next(self._opposite_liquidity(spec.product_id, spec.side), None)
+        if touch is None:
+            return None
+        share = self._settings.market_protection_pct / 100
+        return touch[0] * (1 + share) if spec.side is Side.BUY else touch[0] * (1 - share)
+
+    def _own_opposite(self, product_id: str, taker_side: Side) -> list[_PaperOrder]:
+        """Our resting orders a taker of ``taker_side`` would meet, best price then oldest."""
+        own = [
+            o
+            for o in self._waiting.get(product_id, ())
+            if o.resting and o.status.is_open and o.spec.side is not taker_side
+        ]
+        own.sort(key=lambda o: (o.limit if taker_side is Side.BUY else -o.limit, o.sequence))
+        return own
+
+    def _opposite_liquidity(
+        self, product_id: str, taker_side: Side
+    ) -> Iterator[tuple[Decimal, Decimal | _PaperOrder]]:
+        """What a taker meets, best price first: the book's levels (price, size left after our
+        consumption) and our own resting orders (price, order). At one price our own order
+        comes first: we may not know our place in that queue, and meeting it can only cost
+        the taker liquidity (self-trade prevention), never give it any."""
+        own = self._own_opposite(product_id, taker_side)
+        index = 0
+        for price, available in self._effective_levels(product_id, taker_side):
+            while index < len(own) and (
+                own[index].limit <= price if taker_side is Side.BUY else own[index].limit >= price
+            ):
+                yield own[index].limit, own[index]
+                index += 1
+            yield price, available
+        for order in own[index:]:
+            yield order.limit, order
 
     def _walk(
         self,
@@ -621,22 +756,50 @@ class PaperVenue:
         limit: Decimal | None,
         size: Decimal | None = None,
     ) -> _Walk:
-        """What taking liquidity now would fill (nothing changes). ``size`` overrides the
-        spec's base size (the leaves of a partly filled order)."""
+        """What taking liquidity now would do (nothing changes). ``size`` overrides the
+        spec's base size (the leaves of a partly filled order).
+
+        Our own resting orders on the other side take part: meeting one is a self-trade,
+        which Coinbase prevents, by default with "decrement and cancel": the smaller of the
+        two is cancelled and the larger decremented by its size (both when equal). Nothing
+        trades, so no fill and no fee; a quote-sized taker loses the value instead.
+        """
         step = product.base_increment
         base_left = size if size is not None else spec.base_size
         quote_left = spec.quote_size if base_left is None else None
         walk = _Walk()
-        for price, available in self._effective_levels(spec.product_id, spec.side):
+        for price, met in self._opposite_liquidity(spec.product_id, spec.side):
             if limit is not None and (price > limit if spec.side is Side.BUY else price < limit):
+                walk.limit_reached = True
                 return walk
+            unit = price * (1 + rates.taker) if spec.side is Side.BUY else price
+            if isinstance(met, _PaperOrder):
+                own_left = met.leaves
+                if base_left is not None:
+                    amount = min(own_left, base_left)
+                    base_left -= amount
+                    walk.taker_decrement += amount
+                else:
+                    assert quote_left is not None
+                    amount = min(own_left, _floor(quote_left / unit, step))
+                    if amount <= 0:  # not one increment of budget left to meet it with
+                        walk.complete = True
+                        return walk
+                    quote_left = ZERO if amount < own_left else quote_left - amount * unit
+                walk.self_trades.append(_SelfTrade(met, amount, amount >= own_left))
+                if (base_left is not None and base_left <= 0) or (
+                    quote_left is not None and quote_left <= 0
+                ):
+                    walk.complete = walk.ended_by_self_trade = True
+                    return walk
+                continue
+            available = met
             if base_left is not None:
                 take = _floor(min(available, base_left), step)
             else:
                 assert quote_left is not None
                 # A buy by quote spends at most quote_size INCLUDING the taker fee; a sell by
                 # quote sells until its gross proceeds would pass quote_size (as Coinbase).
-                unit = price * (1 + rates.taker) if spec.side is Side.BUY else price
                 affordable = _floor(quote_left / unit, step)
                 if affordable <= 0:
                     # Not one more increment fits the budget here, nor deeper (worse prices).
@@ -661,46 +824,81 @@ class PaperVenue:
         book = self._book(product_id)
         book_side = BookSide.ASK if order.spec.side is Side.BUY else BookSide.BID
         consumed = self._consumed.setdefault(product_id, {})
+        for met in walk.self_trades:
+            if met.cancel_own:
+                self._finish(met.own, _CANCELLED, SELF_TRADE_REASON)
+            else:
+                met.own.self_trade_decrement += met.amount
+                self._release(met.own, met.amount)
+                self._emit(met.own)
+        if walk.taker_decrement > 0:
+            order.self_trade_decrement += walk.taker_decrement
+            self._release(order, walk.taker_decrement)
         for price, size in walk.fills:
             key = (book_side, float(price))
-            book_size = book.size_at(book_side, float(price)) if book is not None else 0.0
+            book_size = to_decimal(book.size_at(*key)) if book is not None else ZERO
             note = consumed.get(key)
-            if note is None or note.book_size != book_size:
+            if note is None or not note.follow(book_size):
                 consumed[key] = _Consumption(book_size, size)
             else:
                 note.taken += size
             self._fill(order, price, size, LiquidityIndicator.TAKER)
 
+    def _release(self, order: _PaperOrder, base: Decimal) -> None:
+        """Give back the hold that covered ``base`` of a limit order, or of any sell (a
+        market buy holds only what its fills cost; ending it releases the rest)."""
+        if order.spec.side is Side.SELL:
+            amount = base
+        elif order.spec.limit_price is not None:
+            amount = order.limit * base * (1 + order.rates.worst)
+        else:
+            return
+        amount = min(amount, order.hold)
+        order.hold -= amount
+        wallet = self._wallet(order.hold_currency)
+        wallet.hold -= amount
+        wallet.available += amount
+
     # ------------------------------------------------------------------ the tape
 
     def _fill_resting(self, waiting: list[_PaperOrder], price: Decimal, printed: Decimal) -> None:
-        """Share one print among our resting orders it reaches, best price then oldest."""
+        """Share one print among our resting orders it reaches, best price then oldest.
+
+        A print AT our price first trades what is ahead of us. If the level2 change for the
+        same trade came first, ``on_book`` already took it off our queue: that part of the
+        print (``unprinted_shrink``) is not taken off again and does not reach us either.
+        """
         reached = [o for o in waiting if o.resting and o.status.is_open and o.fillable_by(price)]
         if not reached:
             return
         reached.sort(key=lambda o: (-o.limit if o.spec.side is Side.BUY else o.limit, o.sequence))
-        left = printed
-        queue_traded = ZERO  # of this print, size that went to the queue ahead at our price
+        given = ZERO  # of this print, what our earlier (better or older) orders received
         for order in reached:
-            if left <= 0:
-                break
             if price == order.limit:
-                # Those ahead of us at our price trade first; what already traded of this
-                # print at this price was ahead of every later order too.
-                order.queue_ahead = max(ZERO, order.queue_ahead - queue_traded)
-                eaten = min(order.queue_ahead, left)
+                explained = min(self._unprinted(order), printed)
+                order.unprinted_shrink = self._unprinted(order) - explained
+                past_queue = printed - explained
+                eaten = min(order.queue_ahead, past_queue)
                 order.queue_ahead -= eaten
-                queue_traded += eaten
-                left -= eaten
+                reaching = past_queue - eaten
             else:
-                order.queue_ahead = ZERO  # traded through our price: no one is left ahead
-            size = _floor(min(left, order.leaves), order.product.base_increment)
+                # Traded through our price: no one is left ahead of us.
+                order.queue_ahead = ZERO
+                order.unprinted_shrink = ZERO
+                reaching = printed
+            size = _floor(min(reaching - given, order.leaves), order.product.base_increment)
             if size <= 0:
                 continue
-            left -= size
+            given += size
             self._fill(order, order.limit, size, LiquidityIndicator.MAKER)
             if order.leaves <= 0:
                 self._finish(order, _FILLED, None)
+
+    def _unprinted(self, order: _PaperOrder) -> Decimal:
+        """The order's shrink still waiting for its print (none once the window passed)."""
+        if self._clock.time() - order.shrunk_at > PRINT_AFTER_BOOK_S:
+            return ZERO
+        return order.unprinted_shrink
 
     def _trigger_stops(self, product_id: str, price: Decimal) -> None:
         for order in list(self._waiting.get(product_id, ())):
@@ -852,107 +1050,64 @@ def _unsupported(message: str) -> _Rejection:
     return _Rejection("UNSUPPORTED_ORDER_CONFIGURATION", "PREVIEW_INVALID_ORDER_CONFIG", message)
 
 
-def _check_configuration(spec: OrderSpec) -> None:
-    has_stop = spec.stop_price is not None or spec.stop_direction is not None
-    gtd = spec.time_in_force is TimeInForce.GTD
-    if spec.order_type is OrderType.MARKET:
-        if (spec.base_size is None) == (spec.quote_size is None):
-            raise _unsupported("a market order needs exactly one of base_size or quote_size")
-        if spec.limit_price is not None or has_stop or spec.post_only or spec.end_time:
-            raise _unsupported("a market order takes no price, stop, post_only or end_time")
-        return
-    if spec.base_size is None or spec.quote_size is not None:
-        raise _unsupported(f"a {spec.order_type.value} order is sized by base_size only")
-    if spec.end_time is not None and not gtd:
-        raise _unsupported("end_time is only for GTD orders")
-    if spec.order_type is OrderType.LIMIT:
-        if has_stop:
-            raise _unsupported("stop fields need a stop-limit order")
-        if spec.post_only and spec.time_in_force is TimeInForce.FOK:
-            raise _Rejection(
-                "POST_ONLY_NOT_ALLOWED_WITH_FOK",
-                "PREVIEW_POST_ONLY_NOT_ALLOWED_WITH_FOK",
-                "post_only cannot be fill-or-kill",
-            )
-        if spec.post_only and spec.time_in_force not in (TimeInForce.GTC, TimeInForce.GTD):
-            raise _unsupported("post_only is only for GTC or GTD limit orders")
-        return
-    if spec.post_only or spec.time_in_force not in (TimeInForce.GTC, TimeInForce.GTD):
-        raise _unsupported("a stop-limit order is GTC or GTD and never post-only")
+# Coinbase's (error, preview_failure_reason) for each shared order rule, as the simulated
+# exchange answers them (core/sim/exchange.py), so both venues reject alike.
+_UNSUPPORTED = ("UNSUPPORTED_ORDER_CONFIGURATION", "PREVIEW_INVALID_ORDER_CONFIG")
+# In the simulated exchange's order of checks: the first problem in this order answers.
+_RULE_CODES: Final[dict[ProblemReason, tuple[str, str]]] = {
+    ProblemReason.SIZE_MISSING: _UNSUPPORTED,
+    ProblemReason.QUOTE_SIZE_NOT_MARKET: _UNSUPPORTED,
+    ProblemReason.PRICE_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.STOP_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.END_TIME_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.TIME_IN_FORCE_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_NOT_ALLOWED: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_REQUIRED: _UNSUPPORTED,
+    ProblemReason.LIMIT_ONLY_PRODUCT: _UNSUPPORTED,
+    ProblemReason.POST_ONLY_WITH_FOK: (
+        "POST_ONLY_NOT_ALLOWED_WITH_FOK",
+        "PREVIEW_POST_ONLY_NOT_ALLOWED_WITH_FOK",
+    ),
+    ProblemReason.SIZE_PRECISION: ("INVALID_SIZE_PRECISION", "PREVIEW_INVALID_SIZE_PRECISION"),
+    ProblemReason.QUOTE_SIZE_PRECISION: (
+        "INVALID_SIZE_PRECISION",
+        "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
+    ),
+    ProblemReason.PRICE_MISSING: ("INVALID_LIMIT_PRICE", "PREVIEW_INVALID_LIMIT_PRICE"),
+    ProblemReason.PRICE_PRECISION: ("INVALID_PRICE_PRECISION", "PREVIEW_INVALID_PRICE_PRECISION"),
+    ProblemReason.STOP_MISSING: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_STOP_PRICE"),
+    ProblemReason.STOP_PRECISION: (
+        "INVALID_PRICE_PRECISION",
+        "PREVIEW_INVALID_STOP_PRICE_PRECISION",
+    ),
+    ProblemReason.END_TIME_MISSING: (
+        "GTD_ORDERS_MUST_HAVE_END_TIME",
+        "PREVIEW_GTD_ORDERS_MUST_HAVE_END_TIME",
+    ),
+    ProblemReason.END_TIME_IN_PAST: ("END_TIME_IS_IN_THE_PAST", "PREVIEW_END_TIME_IS_IN_THE_PAST"),
+    ProblemReason.SIZE_NOT_POSITIVE: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
+    ),
+    ProblemReason.SIZE_TOO_SMALL: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL"),
+    ProblemReason.SIZE_TOO_LARGE: ("UNKNOWN_FAILURE_REASON", "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE"),
+    ProblemReason.QUOTE_SIZE_TOO_SMALL: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+    ),
+    ProblemReason.QUOTE_SIZE_TOO_LARGE: (
+        "UNKNOWN_FAILURE_REASON",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
+    ),
+}
+_RULE_RANK: Final = {reason: rank for rank, reason in enumerate(_RULE_CODES)}
 
 
-def _check_precision(spec: OrderSpec, product: Product) -> None:
-    if spec.base_size is not None and not product.is_size_on_increment(spec.base_size):
-        raise _Rejection(
-            "INVALID_SIZE_PRECISION",
-            "PREVIEW_INVALID_SIZE_PRECISION",
-            f"base_size {spec.base_size} is not a multiple of {product.base_increment}",
-        )
-    if spec.quote_size is not None and spec.quote_size % product.quote_increment != 0:
-        raise _Rejection(
-            "INVALID_SIZE_PRECISION",
-            "PREVIEW_INVALID_QUOTE_SIZE_PRECISION",
-            f"quote_size {spec.quote_size} is not a multiple of {product.quote_increment}",
-        )
-    if spec.order_type is OrderType.MARKET:
-        return
-    if spec.limit_price is None or spec.limit_price <= 0:
-        raise _Rejection(
-            "INVALID_LIMIT_PRICE", "PREVIEW_INVALID_LIMIT_PRICE", "limit_price must be positive"
-        )
-    if not product.is_price_on_tick(spec.limit_price):
-        raise _Rejection(
-            "INVALID_PRICE_PRECISION",
-            "PREVIEW_INVALID_PRICE_PRECISION",
-            f"limit_price {spec.limit_price} is not a multiple of {product.price_increment}",
-        )
-    if spec.order_type is not OrderType.STOP_LIMIT:
-        return
-    if spec.stop_price is None or spec.stop_price <= 0 or spec.stop_direction is None:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_STOP_PRICE",
-            "a stop-limit order needs a positive stop_price and a stop_direction",
-        )
-    if not product.is_price_on_tick(spec.stop_price):
-        raise _Rejection(
-            "INVALID_PRICE_PRECISION",
-            "PREVIEW_INVALID_STOP_PRICE_PRECISION",
-            f"stop_price {spec.stop_price} is not a multiple of {product.price_increment}",
-        )
-
-
-def _check_bounds(spec: OrderSpec, product: Product) -> None:
-    if spec.base_size is not None:
-        if spec.base_size < product.base_min_size or spec.base_size <= 0:
-            raise _Rejection(
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
-                f"base_size {spec.base_size} is below the minimum {product.base_min_size}",
-            )
-        if spec.base_size > product.base_max_size:
-            raise _Rejection(
-                "UNKNOWN_FAILURE_REASON",
-                "PREVIEW_INVALID_BASE_SIZE_TOO_LARGE",
-                f"base_size {spec.base_size} is above the maximum {product.base_max_size}",
-            )
-    notional = spec.quote_size
-    if notional is None and spec.limit_price is not None and spec.base_size is not None:
-        notional = spec.limit_price * spec.base_size
-    if notional is None:
-        return
-    if notional < product.quote_min_size or notional <= 0:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
-            f"order value {notional} is below the minimum {product.quote_min_size}",
-        )
-    if notional > product.quote_max_size:
-        raise _Rejection(
-            "UNKNOWN_FAILURE_REASON",
-            "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
-            f"order value {notional} is above the maximum {product.quote_max_size}",
-        )
+def _rule_rejection(problems: list[OrderProblem]) -> _Rejection:
+    """The rejection Coinbase would give: the problem it checks first."""
+    problem = min(problems, key=lambda problem: _RULE_RANK[problem.reason])
+    code, preview = _RULE_CODES[problem.reason]
+    return _Rejection(code, preview, str(problem))
 
 
 def _floor(value: Decimal, step: Decimal) -> Decimal:

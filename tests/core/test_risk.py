@@ -437,7 +437,7 @@ INVALID: list[tuple[OrderSpec, str]] = [
             time_in_force=TimeInForce.IOC,
             post_only=True,
         ),
-        "post-only order cannot be",
+        "post-only: cannot be",
     ),
     (
         OrderSpec(
@@ -472,7 +472,7 @@ INVALID: list[tuple[OrderSpec, str]] = [
             stop_direction=StopDirection.UP,
             time_in_force=TimeInForce.FOK,
         ),
-        "stop-limit order cannot be",
+        "stop-limit order is GOOD_UNTIL_CANCELLED or GOOD_UNTIL_DATE_TIME, not",
     ),
     (
         OrderSpec(
@@ -484,6 +484,19 @@ INVALID: list[tuple[OrderSpec, str]] = [
             stop_price=D(49900),
         ),
         "no stop price",
+    ),
+    (  # allowed here once, then the encoder raised after the journal write (issue 12)
+        OrderSpec(
+            "BTC-USD",
+            SELL,
+            OrderType.STOP_LIMIT,
+            base_size=D("0.1"),
+            limit_price=D(49000),
+            stop_price=D(49900),
+            stop_direction=StopDirection.DOWN,
+            post_only=True,
+        ),
+        "stop-limit order cannot be post-only",
     ),
 ]
 

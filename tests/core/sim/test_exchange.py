@@ -319,6 +319,36 @@ def test_market_order_that_empties_the_book_is_cancelled_with_its_fills(
     assert_conserved(exchange)
 
 
+def test_market_order_protection_cancels_what_lies_beyond_ten_percent(
+    exchange: SimExchange,
+) -> None:
+    """Coinbase's market-order protection: no fill further than 10% from the touch."""
+    place(exchange, "alice", limit(Side.SELL, "0.2", "60000.00"))
+    place(exchange, "alice", limit(Side.SELL, "0.3", "66000.00"))  # exactly 10%: allowed
+    place(exchange, "alice", limit(Side.SELL, "1", "66000.01"))  # beyond it
+    order = place(exchange, "bob", market(Side.BUY, base="1"))
+    assert order.status is CANCELLED
+    assert order.filled_size == D("0.5")
+    assert "protection" in (order.cancel_reason or "")
+    assert order.outstanding_hold_amount == 0
+    assert exchange.best_bid_ask(BTC)[1] == D("66000.01")  # the far ask was not touched
+    place(exchange, "carol", limit(Side.BUY, "0.1", "50000.00"))
+    place(exchange, "carol", limit(Side.BUY, "1", "44999.99"))  # beyond 10% below 50000
+    sell = place(exchange, "bob", market(Side.SELL, quote="20000.00"))
+    assert sell.status is CANCELLED and sell.filled_size == D("0.1")
+    assert_conserved(exchange)
+
+
+def test_market_protection_is_configurable(clock: ManualClock) -> None:
+    exchange = SimExchange(clock=clock, seed=1, market_protection=D("0.5"))
+    exchange.open_account("alice", {"USD": START_USD, "BTC": START_BTC})
+    exchange.open_account("bob", {"USD": START_USD, "BTC": START_BTC})
+    place(exchange, "alice", limit(Side.SELL, "0.2", "60000.00"))
+    place(exchange, "alice", limit(Side.SELL, "1", "80000.00"))
+    order = place(exchange, "bob", market(Side.BUY, base="1"))
+    assert order.status is FILLED
+
+
 def test_market_buy_by_quote_too_small_for_one_increment_is_cancelled(
     exchange: SimExchange,
 ) -> None:

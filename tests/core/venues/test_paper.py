@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,13 +31,14 @@ from core.model import (
     Trade,
 )
 from core.venue import OrderAccepted, OrderNotFound, OrderRejected, Venue
-from core.venues.paper import PaperVenue
+from core.venues.paper import PRINT_AFTER_BOOK_S, PaperVenue
 from tests.doubles.venue_listener import VenueRecorder
 
 D = Decimal
 PRODUCT = "BTC-USD"
 MAKER = D("0.004")
 TAKER = D("0.006")
+TEN_PERCENT = D(10)
 OPEN = ExchangeOrderStatus.OPEN
 FILLED = ExchangeOrderStatus.FILLED
 CANCELLED = ExchangeOrderStatus.CANCELLED
@@ -141,6 +142,7 @@ def make_rig(
     products: list[Product] | None = None,
     on_sleep: Callable[[], None] | None = None,
     listen: bool = True,
+    market_protection_pct: Decimal = TEN_PERCENT,
 ) -> Rig:
     clock = ManualClock()
     market = ScriptedMarket()
@@ -150,6 +152,7 @@ def make_rig(
         taker_fee_rate=TAKER,
         latency_ms=latency_ms,
         queue_position=queue_position,
+        market_protection_pct=market_protection_pct,
     )
     sleeps: list[float] = []
 
@@ -293,6 +296,65 @@ async def test_book_update_replaces_what_we_consumed(rig: Rig) -> None:
     assert [(f.price, f.size) for f in fills] == [(D("101"), D("2"))]
 
 
+async def test_a_flickering_level_does_not_hand_out_the_same_liquidity_twice(rig: Rig) -> None:
+    """Issue 10: ten 1 BTC market buys all filled at a level that never held over 1.10."""
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.10), (105.0, 50.0)])
+    orders = []
+    for _ in range(10):
+        orders.append(await rig.place(market(Side.BUY, base="1")))
+        # Someone adds 0.05 at 100 and cancels it again: the level moves, nothing is new.
+        rig.market.set_ask(100.0, 1.15)
+        rig.market.set_ask(100.0, 1.10)
+    fills = await rig.venue.list_fills(order_ids=orders)
+    assert sum((f.size for f in fills if f.price == D(100)), D(0)) == D("1.10")
+    assert sum((f.size for f in fills), D(0)) == D(10)
+
+
+async def test_a_level_only_refills_by_what_the_book_shows_added(rig: Rig) -> None:
+    """The other flicker: 0.05 of the orders we took leaves, then 0.05 of new orders join.
+    Only those new orders are ours to take again, never the whole level."""
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.10), (105.0, 50.0)])
+    orders = []
+    for _ in range(10):
+        orders.append(await rig.place(market(Side.BUY, base="1")))
+        rig.market.set_ask(100.0, 1.05)
+        rig.market.set_ask(100.0, 1.10)
+    fills = await rig.venue.list_fills(order_ids=orders)
+    at_100 = sum((f.size for f in fills if f.price == D(100)), D(0))
+    assert at_100 == D("1.10") + 8 * D("0.05")  # the level, then 0.05 per later refill
+
+
+async def test_consumption_clears_when_the_level_falls_to_what_we_left(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.5), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # 0.5 left at 100 as far as we know
+    rig.market.set_ask(100.0, 0.4)  # at or below what we left: the book is the truth again
+    second = await rig.place(market(Side.BUY, base="0.4"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(100), D("0.4"))
+    ]
+
+
+async def test_a_level_that_falls_less_keeps_what_we_took(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.5), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # 0.5 left at 100 as far as we know
+    rig.market.set_ask(100.0, 0.8)  # above 0.5: the orders we took may still be listed
+    second = await rig.place(market(Side.BUY, base="0.2"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(105), D("0.2"))  # the fall of 0.7 ate the 0.5 we left first: none left at 100
+    ]
+
+
+async def test_replenishment_beyond_the_shown_size_is_available(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (105.0, 50.0)])
+    await rig.place(market(Side.BUY, base="1"))  # all of 100
+    rig.market.set_ask(100.0, 1.3)  # 0.3 more than it showed: new orders behind ours
+    second = await rig.place(market(Side.BUY, base="1"))
+    assert [(f.price, f.size) for f in await rig.venue.list_fills(order_ids=[second])] == [
+        (D(100), D("0.3")),
+        (D(105), D("0.7")),
+    ]
+
+
 async def test_market_buy_by_quote_spends_at_most_quote_including_fee(rig: Rig) -> None:
     order_id = await rig.place(market(Side.BUY, quote="200"))
 
@@ -387,9 +449,34 @@ async def test_print_at_our_price_eats_the_queue_ahead_first(rig: Rig) -> None:
 async def test_queue_shrinks_when_orders_ahead_are_cancelled(rig: Rig) -> None:
     order_id = await rig.place(limit(Side.BUY, "1", "98"))
     rig.market.set_bid(98.0, 0.25)  # 1.75 of the 2 ahead went away
+    rig.clock.advance(PRINT_AFTER_BOOK_S + 1)  # and no print followed: they were cancels
 
     rig.market.print_trade(98.0, 1.0)
     assert rig.listener.last(order_id).filled_size == D("0.75")
+
+
+async def test_a_trade_seen_in_the_book_first_does_not_shorten_the_queue_twice(rig: Rig) -> None:
+    """Issue 10: the level2 change came before the print and both were taken off the queue,
+    so a later print filled us 1.0 while 2.0 was still ahead."""
+    rig.market.snapshot(bids=[(99.0, 1.0), (98.0, 3.0)], asks=[(100.0, 1.0)])
+    order_id = await rig.place(limit(Side.BUY, "1", "98"))  # 3 ahead of us
+    rig.market.set_bid(98.0, 2.0)  # a trade of 1.0 at 98, seen in the book first ...
+    rig.market.print_trade(98.0, 1.0)  # ... then printed: 2 are still ahead
+    rig.market.print_trade(98.0, 2.0)  # this print is theirs
+    assert rig.listener.last(order_id).filled_size == 0
+    rig.market.print_trade(98.0, 0.5)
+    assert rig.listener.last(order_id).filled_size == D("0.5")
+
+
+async def test_a_print_first_then_its_book_change_shortens_the_queue_once(rig: Rig) -> None:
+    rig.market.snapshot(bids=[(99.0, 1.0), (98.0, 3.0)], asks=[(100.0, 1.0)])
+    order_id = await rig.place(limit(Side.BUY, "1", "98"))
+    rig.market.print_trade(98.0, 1.0)
+    rig.market.set_bid(98.0, 2.0)
+    rig.market.print_trade(98.0, 2.0)
+    assert rig.listener.last(order_id).filled_size == 0
+    rig.market.print_trade(98.0, 1.0)
+    assert rig.listener.last(order_id).status is FILLED
 
 
 async def test_without_queue_position_a_print_at_our_price_fills_us() -> None:
@@ -756,6 +843,11 @@ END = datetime(2026, 1, 1, 1, tzinfo=UTC)  # an hour after the manual clock's st
             "UNKNOWN_FAILURE_REASON",
             "PREVIEW_INVALID_QUOTE_SIZE_TOO_LARGE",
         ),
+        (  # the shared order rules' case (issue 12): stop-limits have no post_only on Coinbase
+            replace(stop_limit(Side.SELL, "1", "96", "95", StopDirection.DOWN), post_only=True),
+            "UNSUPPORTED_ORDER_CONFIGURATION",
+            "PREVIEW_INVALID_ORDER_CONFIG",
+        ),
     ],
 )
 async def test_invalid_orders_are_rejected_with_coinbase_codes(
@@ -984,7 +1076,8 @@ async def test_fills_on_the_real_market_data_service_book() -> None:
     taken = listener.last(taking.placed.order_id)
     assert taken.filled_value == D("0.5") * 68010 + D("0.1") * 68020
 
-    market.level2("update", ("offer", "68010.00", "0.2"))  # the exchange's new size wins
+    # The level we emptied shows 0.7: 0.2 more than the 0.5 it showed, new orders behind it.
+    market.level2("update", ("offer", "68010.00", "0.7"))
     again = await venue.place(market_order_base("0.2"), "again")
     assert isinstance(again, OrderAccepted)
     await settle()
@@ -1007,3 +1100,83 @@ async def test_a_dropped_book_keeps_our_place_in_the_queue(rig: Rig) -> None:
     assert rig.listener.last(order_id).filled_size == 0  # still 2 ahead when the feed dropped
     rig.market.print_trade(98.0, 1.0)
     assert rig.listener.last(order_id).filled_size == D("1")
+
+
+# ---------------------------------------------------------------------- self-trade prevention
+
+
+async def test_a_market_buy_does_not_trade_through_our_own_ask(rig: Rig) -> None:
+    """Issue 10: our own resting ask inside the spread was ignored and the buy paid 100."""
+    ask = await rig.place(limit(Side.SELL, "0.4", "99.50"))
+    buy = await rig.place(market(Side.BUY, base="1"))
+
+    # Decrement and cancel: our 0.4 ask is cancelled, the buy loses 0.4 without a trade
+    # and takes the other 0.6 from the book.
+    assert rig.listener.last(ask).status is CANCELLED
+    assert rig.listener.last(ask).filled_size == 0
+    assert "Self-trade" in (rig.listener.last(ask).cancel_reason or "")
+    final = rig.listener.last(buy)
+    assert final.status is FILLED and final.filled_size == D("0.6")
+    fills = await rig.venue.list_fills(order_ids=[buy, ask])
+    assert [(f.order_id, f.price, f.size) for f in fills] == [(buy, D(100), D("0.6"))]
+    assert await rig.balance("BTC") == Balance("BTC", D("10.6"), D(0))
+
+
+async def test_a_larger_own_order_is_decremented_and_the_taker_cancelled(rig: Rig) -> None:
+    ask = await rig.place(limit(Side.SELL, "2", "99.50"))
+    buy = await rig.place(limit(Side.BUY, "0.5", "101", TimeInForce.IOC))
+
+    assert rig.listener.last(buy).status is CANCELLED
+    assert rig.listener.last(buy).filled_size == 0
+    resting = rig.listener.last(ask)
+    assert resting.status is OPEN and resting.leaves_quantity == D("1.5")
+    assert await rig.venue.list_fills() == []
+    # The decremented part's hold is back: only 1.5 BTC is still held.
+    assert await rig.balance("BTC") == Balance("BTC", D("8.5"), D("1.5"))
+    rig.market.print_trade(100.0, 5.0)  # a print through our ask fills what is left, no more
+    assert rig.listener.last(ask).status is FILLED
+    assert rig.listener.last(ask).filled_size == D("1.5")
+
+
+async def test_equal_sizes_cancel_both(rig: Rig) -> None:
+    bid = await rig.place(limit(Side.BUY, "1", "99.50"))
+    sell = await rig.place(market(Side.SELL, base="1"))
+    assert rig.listener.last(bid).status is CANCELLED
+    assert rig.listener.last(sell).status is CANCELLED
+    assert await rig.venue.list_fills() == []
+    assert await rig.balance("USD") == Balance("USD", D("100000"), D(0))
+    assert await rig.balance("BTC") == Balance("BTC", D("10"), D(0))
+
+
+async def test_post_only_that_would_cross_our_own_order_is_rejected(rig: Rig) -> None:
+    await rig.place(limit(Side.SELL, "1", "99.50"))
+    rejected = await rig.reject(limit(Side.BUY, "1", "99.50", post_only=True))
+    assert rejected.code == "INVALID_LIMIT_PRICE_POST_ONLY"
+
+
+# ---------------------------------------------------------------------- market protection
+
+
+async def test_a_market_order_stops_at_the_protection_limit(rig: Rig) -> None:
+    rig.market.snapshot(
+        bids=[(99.0, 1.0), (80.0, 50.0)], asks=[(100.0, 1.0), (110.0, 1.0), (110.01, 50.0)]
+    )
+    buy = await rig.place(market(Side.BUY, base="5"))  # 10% from 100 is 110
+
+    final = rig.listener.last(buy)
+    assert final.status is CANCELLED
+    assert final.filled_size == D(2)
+    assert "protection" in (final.cancel_reason or "")
+    assert await rig.balance("USD") == Balance("USD", D("100000") - D(210) * (1 + TAKER), D(0))
+
+    sell = await rig.place(market(Side.SELL, base="5"))  # 10% below 99 is 89.1: not 80
+    assert rig.listener.last(sell).filled_size == D(1)
+    assert rig.listener.last(sell).status is CANCELLED
+
+
+async def test_market_protection_is_a_setting() -> None:
+    rig = make_rig(latency_ms=0, market_protection_pct=D(50))
+    await rig.venue.start()
+    rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (140.0, 5.0)])
+    buy = await rig.place(market(Side.BUY, base="2"))
+    assert rig.listener.last(buy).status is FILLED
