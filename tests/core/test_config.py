@@ -51,13 +51,21 @@ def test_example_file_is_valid_and_equals_the_defaults() -> None:
 
 
 def test_example_file_mentions_every_setting() -> None:
+    """Every key, in its own table: nested tables ([strategy.market_maker]) have their header."""
     text = EXAMPLE.read_text()
     defaults = load_settings(None, environ={"HOME": "/nonexistent-home"}).model_dump()
+
+    def check(table: str, values: dict[str, object]) -> None:
+        assert f"[{table}]" in text, f"[{table}] is missing"
+        for key, value in values.items():
+            if isinstance(value, dict) and key not in {"starting_balances"}:
+                check(f"{table}.{key}", value)
+            else:
+                assert f"{key} =" in text, f"{table}.{key} is not documented"
+
     for section, values in defaults.items():
         if isinstance(values, dict):
-            assert f"[{section}]" in text
-            for key in values:
-                assert f"{key} =" in text, f"{section}.{key} is not documented"
+            check(section, values)
         else:
             assert f"{section} =" in text
 
