@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_origin
 
 import orjson
 import platformdirs
@@ -51,7 +51,9 @@ APP_NAME = "cryptoj"
 ENV_PREFIX = "CRYPTOJ_"
 ENV_NESTED_DELIMITER = "__"
 # CRYPTOJ_* variables that are not settings: test and benchmark switches read elsewhere.
-NON_SETTING_VARIABLES = frozenset({"CRYPTOJ_BENCH_STRICT", "CRYPTOJ_FUZZ_EXAMPLES", "CRYPTOJ_TEST_SIM"})
+NON_SETTING_VARIABLES = frozenset(
+    {"CRYPTOJ_BENCH_STRICT", "CRYPTOJ_FUZZ_EXAMPLES", "CRYPTOJ_TEST_SIM"}
+)
 
 # Ceilings for amounts: far above any real account, low enough that a typo (an exponent, a
 # pasted number) is refused instead of becoming an order or a balance.
@@ -177,8 +179,12 @@ class RiskSettings(_Section):
     """Pre-trade limits and automatic triggers. Money in the quote currency (USD)."""
 
     max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0, le=MAX_MONEY)
-    max_position_notional: Decimal = Field(default=Decimal("50000"), gt=0, le=MAX_MONEY)  # per product
-    max_gross_exposure: Decimal = Field(default=Decimal("100000"), gt=0, le=MAX_MONEY)  # all products
+    max_position_notional: Decimal = Field(
+        default=Decimal("50000"), gt=0, le=MAX_MONEY
+    )  # per product
+    max_gross_exposure: Decimal = Field(
+        default=Decimal("100000"), gt=0, le=MAX_MONEY
+    )  # all products
     price_band_bps: Decimal = Field(default=Decimal("200"), gt=0, le=10000)  # around mid
     max_open_orders: int = Field(default=200, ge=1, le=10000)
     max_orders_per_s: float = Field(default=10.0, gt=0, le=1000)  # denied above, never queued
@@ -327,9 +333,7 @@ def check_listen_host(value: str) -> str:
             for label in labels
         )
     ):
-        raise ValueError(
-            f"{value!r} is not a host name or IP address to listen on, e.g. 127.0.0.1"
-        )
+        raise ValueError(f"{value!r} is not a host name or IP address to listen on, e.g. 127.0.0.1")
     return value
 
 
@@ -567,7 +571,9 @@ def _user_dir(
     environment mapping (platformdirs reads only os.environ) the XDG rule applied to it."""
     if environ is None or not sys.platform.startswith(("linux", "freebsd", "openbsd")):
         return Path(platform_dir(APP_NAME))
-    base = environ.get(xdg) or (str(Path(environ["HOME"]) / under_home) if environ.get("HOME") else None)
+    base = environ.get(xdg) or (
+        str(Path(environ["HOME"]) / under_home) if environ.get("HOME") else None
+    )
     return Path(base) / APP_NAME if base else None
 
 
@@ -663,6 +669,9 @@ def _describe(exc: ValidationError, path: Path | None, *, prefix: str = "", wher
         message = error["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if message.startswith(f"'{key}."):  # the message names the key itself (a moved key)
+            lines.append(f"config key {message}{where}")
+            continue
         lines.append(f"config key '{key}' = {shown}: {message}{where}")
     return "\n".join(lines)
 

@@ -40,6 +40,7 @@ from core.journal_records import (
     OrderStateRecord,
     RiskEvent,
 )
+from core.local_resources import create_private_file, ensure_private_dir, is_disk_full
 from core.model import (
     Fill,
     IntentSource,
@@ -52,7 +53,6 @@ from core.model import (
     TimeInForce,
     decimal_str,
 )
-from core.local_resources import create_private_file, ensure_private_dir, is_disk_full
 from core.order_state import ManagedOrder, OrderState
 from core.trading_state import TradingState, TradingStateChange
 

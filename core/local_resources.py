@@ -53,9 +53,7 @@ def ensure_private_dir(path: Path, key: str) -> Path:
 def ensure_private_file(path: Path, key: str) -> Path:
     """``path`` as a file this process can append to, created 0600 (its directory 0700)."""
     if path.is_dir():
-        raise ConfigError(
-            f"config key '{key}' = '{path}': it is a directory; give a file name"
-        )
+        raise ConfigError(f"config key '{key}' = '{path}': it is a directory; give a file name")
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise ConfigError(f"config key '{key}' = '{path}': '{parent}' is a file, not a directory")

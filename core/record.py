@@ -170,7 +170,9 @@ class RecordingSummary:
 
     def describe(self) -> str:
         megabytes = self.bytes_written / 1_000_000
-        text = f"recorded {self.messages} messages ({megabytes:.2f} MB) in {self.duration_s:.1f} s; "
+        text = (
+            f"recorded {self.messages} messages ({megabytes:.2f} MB) in {self.duration_s:.1f} s; "
+        )
         if not self.connected:
             text += f"never connected ({_tries(self.failed_tries)} failed)"
         else:

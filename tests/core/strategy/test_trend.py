@@ -7,7 +7,6 @@ at the ask + 10 bps, sells at the bid - 10 bps.
 from __future__ import annotations
 
 import re
-
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -344,7 +343,10 @@ def test_registry_builds_each_strategy_by_name() -> None:
     ("settings", "keys"),
     [
         (StrategySettings(name="trend", trend={"fast_window_s": 120.0}), "[strategy.trend]"),  # type: ignore[arg-type]
-        (StrategySettings(name="market_maker", market_maker={"order_size": D(1)}), "[strategy.market_maker]"),  # type: ignore[arg-type]
+        (
+            StrategySettings(name="market_maker", market_maker={"order_size": D(1)}),
+            "[strategy.market_maker]",
+        ),  # type: ignore[arg-type]
     ],
 )
 def test_registry_names_the_keys_of_settings_that_do_not_fit(
