@@ -316,10 +316,13 @@ class Journal:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite rolls back by itself after some errors (a full disk): a second
+                    # ROLLBACK would raise "no transaction is active" and hide the real error.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
             finally:
                 if durable:
                     self._restore_normal_sync()
@@ -345,8 +348,9 @@ class Journal:
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK TO journal_write")
-                self._db.execute("RELEASE journal_write")
+                if self._db.in_transaction:  # not when SQLite already rolled back (disk full)
+                    self._db.execute("ROLLBACK TO journal_write")
+                    self._db.execute("RELEASE journal_write")
                 raise
             self._db.execute("RELEASE journal_write")
 
