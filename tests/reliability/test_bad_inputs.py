@@ -637,3 +637,115 @@ def test_what_cryptoj_creates_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+
+
+# --------------------------------------------------------------------------- permissions
+# Root may write anything, so these cases run the command as an unprivileged user (nobody,
+# through setpriv) when the suite runs as root; as themselves otherwise.
+
+NOBODY = 65534
+
+
+def _unprivileged_prefix() -> list[str] | None:
+    """The command prefix that drops root, [] when not root, None when it cannot be done."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the unprivileged user can reach (pytest's tmp dirs are 0700 to root)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="cryptoj-perm-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_unprivileged(args: tuple[str, ...], home: Path, env: Mapping[str, str]) -> CliRun:
+    prefix = _unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: cannot drop privileges")
+    base = {key: value for key, value in os.environ.items() if not key.startswith("CRYPTOJ_")}
+    base.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), **env)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "cryptoj_tui", *args],
+        env=base,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=home,
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+def _writable_home(shared_dir: Path) -> Path:
+    home = shared_dir / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    return home
+
+
+def test_a_read_only_journal_is_one_line(shared_dir: Path) -> None:
+    import sqlite3
+
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o777)  # the directory is writable: only the journal file is not
+    journal = data / "journal-paper.sqlite3"
+    with sqlite3.connect(journal) as db:
+        db.execute("CREATE TABLE t (x)")
+    journal.chmod(0o444)
+    run = _run_unprivileged(
+        ("--paper", "--headless"),
+        _writable_home(shared_dir),
+        {"CRYPTOJ_STORAGE__DATA_DIR": str(data)},
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert len(lines) == 1, lines
+    assert f"journal {journal} cannot be written (read-only); run: chmod u+w" in lines[0]
+
+
+def test_an_unwritable_data_dir_is_one_line(shared_dir: Path) -> None:
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o555)
+    run = _run_unprivileged(
+        ("--headless",), _writable_home(shared_dir), {"CRYPTOJ_STORAGE__DATA_DIR": str(data)}
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert lines == [
+        f"cryptoj: config key 'storage.data_dir' = '{data}': the directory is not writable; "
+        f"run: chmod u+rwx {data}, or point it at a directory you can write"
+    ]
+
+
+def test_an_unwritable_log_file_is_one_line(shared_dir: Path) -> None:
+    log = shared_dir / "cryptoj.log"
+    log.write_text("")
+    log.chmod(0o444)
+    run = _run_unprivileged(
+        ("bench-book", str(shared_dir / "none.jsonl")),
+        _writable_home(shared_dir),
+        {"CRYPTOJ_LOG__FILE": str(log)},
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert lines == [
+        f"cryptoj: config key 'log.file' = '{log}': cannot write it (Permission denied); "
+        "point it at a file you can write"
+    ]
