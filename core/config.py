@@ -7,17 +7,27 @@ Precedence (highest first): explicit overrides from the command line, environmen
 A bad value raises ``ConfigError`` whose message is one line naming the key, the value and
 what is allowed; the CLI prints it and exits with code 2. Secrets are ``SecretStr`` so they
 never show up in a repr, a log line or an error message.
+
+``load_settings`` builds the two sources per call (the TOML file it was given, the environment
+mapping it was given) and passes their merged values to ``Settings``; nothing is kept on the
+class and ``os.environ`` is only read, never swapped. A ``CRYPTOJ_*`` variable that names no
+setting is reported on stderr with the closest valid name (a typo must not pass silently).
+Every number is bounded: finite, positive where zero or less makes no sense, and below a
+ceiling no real account reaches (a size of ``1e400`` is a typo, not an order).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import stat
 import sys
+import tomllib
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import orjson
 import platformdirs
@@ -28,16 +38,27 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 APP_NAME = "cryptoj"
 ENV_PREFIX = "CRYPTOJ_"
+ENV_NESTED_DELIMITER = "__"
+# CRYPTOJ_* variables that are not settings: test and benchmark switches read elsewhere.
+NON_SETTING_VARIABLES = frozenset(
+    {"CRYPTOJ_BENCH_STRICT", "CRYPTOJ_FUZZ_EXAMPLES", "CRYPTOJ_TEST_SIM"}
+)
+
+# Ceilings for amounts: far above any real account, low enough that a typo (an exponent, a
+# pasted number) is refused instead of becoming an order or a balance.
+MAX_MONEY = Decimal("1e12")
+MAX_BASE_SIZE = Decimal("1e9")
 
 
 class ConfigError(Exception):
@@ -52,7 +73,8 @@ class Mode(StrEnum):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: "inf" or "nan" is never a sensible timeout, rate or size.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ExchangeSettings(_Section):
@@ -67,7 +89,9 @@ class ExchangeSettings(_Section):
     private_rate_per_s: float = Field(default=25.0, gt=0, le=30)
     public_rate_per_s: float = Field(default=8.0, gt=0, le=10)
     # A BTC-USD level2 snapshot can exceed 4 MiB; the SDK uses 10 MiB, ccxt raised to 100 MiB.
-    ws_max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    ws_max_message_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, le=1024 * 1024 * 1024
+    )
     # No message on a socket for this long (heartbeats arrive every second) => reconnect.
     ws_silence_timeout_s: float = Field(default=5.0, gt=0, le=300)
     reconnect_initial_s: float = Field(default=0.25, gt=0, le=60)
@@ -113,7 +137,10 @@ class CredentialSettings(_Section):
 
 
 class MarketSettings(_Section):
-    products: list[str] = Field(default_factory=lambda: ["BTC-USD", "ETH-USD", "SOL-USD"])
+    # From the environment also a comma-separated list: CRYPTOJ_MARKET__PRODUCTS=BTC-USD,ETH-USD.
+    products: list[str] = Field(
+        default_factory=lambda: ["BTC-USD", "ETH-USD", "SOL-USD"], max_length=100
+    )
     trades_buffer: int = Field(default=1000, ge=10, le=1_000_000)
     candles_buffer: int = Field(default=500, ge=10, le=100_000)
     tickers_buffer: int = Field(default=500, ge=10, le=100_000)
@@ -135,26 +162,35 @@ class MarketSettings(_Section):
 class SimSettings(_Section):
     """The built-in simulated exchange (the demo's market and the tests' counterparty)."""
 
-    seed: int = 7
+    seed: int = Field(default=7, ge=0, le=2**32 - 1)
     # level2 updates per second the market agents aim for (calm ~200, busy ~5000).
     rate: float = Field(default=400.0, gt=0, le=50_000)
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)  # 0 = pick a free port
     tls: bool = False
 
+    @field_validator("host")
+    @classmethod
+    def _host_name_or_address(cls, value: str) -> str:
+        return check_listen_host(value)
+
 
 class RiskSettings(_Section):
     """Pre-trade limits and automatic triggers. Money in the quote currency (USD)."""
 
-    max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0)
-    max_position_notional: Decimal = Field(default=Decimal("50000"), gt=0)  # per product
-    max_gross_exposure: Decimal = Field(default=Decimal("100000"), gt=0)  # all products
+    max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0, le=MAX_MONEY)
+    max_position_notional: Decimal = Field(
+        default=Decimal("50000"), gt=0, le=MAX_MONEY
+    )  # per product
+    max_gross_exposure: Decimal = Field(
+        default=Decimal("100000"), gt=0, le=MAX_MONEY
+    )  # all products
     price_band_bps: Decimal = Field(default=Decimal("200"), gt=0, le=10000)  # around mid
     max_open_orders: int = Field(default=200, ge=1, le=10000)
     max_orders_per_s: float = Field(default=10.0, gt=0, le=1000)  # denied above, never queued
     stale_market_data_s: float = Field(default=5.0, gt=0, le=3600)
-    daily_loss_limit: Decimal = Field(default=Decimal("2000"), gt=0)
-    max_drawdown: Decimal = Field(default=Decimal("5000"), gt=0)  # from peak equity
+    daily_loss_limit: Decimal = Field(default=Decimal("2000"), gt=0, le=MAX_MONEY)
+    max_drawdown: Decimal = Field(default=Decimal("5000"), gt=0, le=MAX_MONEY)  # from peak equity
     # Trigger HALTED when market data stays stale/resyncing longer than this.
     market_data_outage_s: float = Field(default=30.0, gt=0, le=3600)
     # Trigger HALTED when the user stream stays down longer than this.
@@ -173,8 +209,8 @@ class RiskSettings(_Section):
 class PaperSettings(_Section):
     """The paper venue's fill model."""
 
-    starting_balances: dict[str, Decimal] = Field(
-        default_factory=lambda: {"USD": Decimal("100000")}
+    starting_balances: dict[str, Annotated[Decimal, Field(ge=0, le=MAX_MONEY)]] = Field(
+        default_factory=lambda: {"USD": Decimal("100000")}, max_length=100
     )
     maker_fee_rate: Decimal = Field(default=Decimal("0.004"), ge=0, le=Decimal("0.1"))
     taker_fee_rate: Decimal = Field(default=Decimal("0.006"), ge=0, le=Decimal("0.1"))
@@ -185,21 +221,123 @@ class PaperSettings(_Section):
     # percent from the touch (the best opposite price when it arrives); the rest is cancelled.
     market_protection_pct: Decimal = Field(default=Decimal("10"), gt=0, le=100)
 
+    @field_validator("starting_balances")
+    @classmethod
+    def _currency_codes(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency in value:
+            if not currency.isalnum() or currency != currency.upper() or len(currency) > 10:
+                raise ValueError(f"{currency!r} is not a currency code like 'USD'")
+        return value
+
+
+class StrategySection(_Section):
+    """The settings of one strategy: a ``[strategy.NAME]`` table. Every field of
+    ``StrategySettings`` of this type is a strategy ``strategy.name`` may select, and
+    ``core/strategy/registry.py`` maps each to its builder."""
+
+
+class MarketMakerSettings(StrategySection):
+    """``[strategy.market_maker]``: quote size, half spread, inventory cap, requote period."""
+
+    order_size: Decimal = Field(default=Decimal("0.001"), gt=0, le=MAX_BASE_SIZE)
+    half_spread_bps: Decimal = Field(default=Decimal("5"), gt=0, lt=10000)
+    max_inventory: Decimal = Field(default=Decimal("0.01"), gt=0, le=MAX_BASE_SIZE)
+    requote_s: float = Field(default=1.0, gt=0, le=3600)
+
+
+class TrendSettings(StrategySection):
+    """``[strategy.trend]``: moving-average windows and the position it takes."""
+
+    fast_window_s: float = Field(default=30.0, gt=0, le=86400)
+    slow_window_s: float = Field(default=120.0, gt=0, le=86400)
+    order_size: Decimal = Field(default=Decimal("0.001"), gt=0, le=MAX_BASE_SIZE)
+
+
+# The flat keys of earlier versions and where each one lives now.
+MOVED_STRATEGY_KEYS = {
+    "mm_order_size": "market_maker.order_size",
+    "mm_half_spread_bps": "market_maker.half_spread_bps",
+    "mm_max_inventory": "market_maker.max_inventory",
+    "mm_requote_s": "market_maker.requote_s",
+    "trend_fast_window_s": "trend.fast_window_s",
+    "trend_slow_window_s": "trend.slow_window_s",
+    "trend_order_size": "trend.order_size",
+}
+
 
 class StrategySettings(_Section):
     """The automated strategy. ``name`` "none" runs none; the human can always override."""
 
-    name: Literal["none", "market_maker", "trend"] = "none"
+    name: str = "none"
     product_id: str = "BTC-USD"
-    # market_maker
-    mm_order_size: Decimal = Field(default=Decimal("0.001"), gt=0)
-    mm_half_spread_bps: Decimal = Field(default=Decimal("5"), gt=0)
-    mm_max_inventory: Decimal = Field(default=Decimal("0.01"), gt=0)
-    mm_requote_s: float = Field(default=1.0, gt=0)
-    # trend
-    trend_fast_window_s: float = Field(default=30.0, gt=0)
-    trend_slow_window_s: float = Field(default=120.0, gt=0)
-    trend_order_size: Decimal = Field(default=Decimal("0.001"), gt=0)
+    market_maker: MarketMakerSettings = Field(default_factory=MarketMakerSettings)
+    trend: TrendSettings = Field(default_factory=TrendSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_flat_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for old, new in MOVED_STRATEGY_KEYS.items():
+                if old in data:
+                    section, key = new.split(".")
+                    raise ValueError(
+                        f"'strategy.{old}' moved to 'strategy.{new}' "
+                        f"(in TOML: {key} under [strategy.{section}])"
+                    )
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        names = ("none", *strategy_names())
+        if value not in names:
+            raise ValueError(f"expected one of {', '.join(repr(n) for n in names)}")
+        return value
+
+    @field_validator("product_id")
+    @classmethod
+    def _product_id(cls, value: str) -> str:
+        base, _, quote = value.partition("-")
+        if not base or not quote or value != value.upper():
+            raise ValueError(f"{value!r} is not a product id like 'BTC-USD'")
+        return value
+
+    def section(self, name: str) -> StrategySection:
+        """The ``[strategy.NAME]`` table of strategy ``name``."""
+        section = getattr(self, name)
+        assert isinstance(section, StrategySection), name
+        return section
+
+
+def strategy_names() -> tuple[str, ...]:
+    """The strategies ``strategy.name`` may select: the ``[strategy.NAME]`` tables."""
+    return tuple(
+        name
+        for name, field in StrategySettings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, StrategySection)
+    )
+
+
+def check_listen_host(value: str) -> str:
+    """A host name or IP address to listen on: no scheme, port, path or spaces."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.split(".")
+    if (
+        not value
+        or len(value) > 253
+        or not all(
+            label and len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+            for label in labels
+        )
+    ):
+        raise ValueError(f"{value!r} is not a host name or IP address to listen on, e.g. 127.0.0.1")
+    return value
 
 
 class HeadlessSettings(_Section):
@@ -230,18 +368,35 @@ def _expand(path: Path | None) -> Path | None:
     return path.expanduser() if path is not None else None
 
 
+# Settings holding a path, where ``~`` means the home of the environment load_settings reads.
+_PATH_KEYS = (("credentials", "key_file"), ("storage", "data_dir"), ("log", "file"))
+
+
+def _expand_home(values: dict[str, Any], home: str | None) -> dict[str, Any]:
+    if not home:
+        return values
+    for section, key in _PATH_KEYS:
+        table = values.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if isinstance(value, str) and (value == "~" or value.startswith("~/")):
+            values = _deep_merge(values, {section: {key: home + value[1:]}})
+    return values
+
+
 class Settings(BaseSettings):
-    """Every setting CryptoJ reads. ``config.example.toml`` documents each one."""
+    """Every setting CryptoJ reads. ``config.example.toml`` documents each one.
+
+    ``Settings(**values)`` takes only the values given (and the defaults); ``load_settings``
+    reads the TOML file and the environment and passes them in.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
         extra="forbid",
         frozen=True,
         case_sensitive=False,
     )
-    # Set by ``load_settings``; pydantic-settings reads the TOML file from here.
-    _toml_path: ClassVar[Path | None] = None
 
     mode: Mode = Mode.DEMO
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
@@ -264,65 +419,233 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
-        return tuple(sources)
+        # Only the values passed in: load_settings builds the file and environment sources per
+        # call (a path and an environment are arguments, not state on the class).
+        return (init_settings,)
 
 
-def default_config_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+class TomlFileSource(PydanticBaseSettingsSource):
+    """The values of one TOML config file (read once, for this call only)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        self.values = _read_toml(path)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """The ``CRYPTOJ_*`` variables of one environment mapping, as nested values.
+
+    ``CRYPTOJ_SECTION__KEY=value``; a list also as ``a,b,c`` (or a JSON array); a table or a
+    whole section as a JSON object. A value that cannot be read raises ``ConfigError`` naming
+    the variable; a variable that names no setting is collected in ``unknown`` (with the
+    closest valid name), not applied.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.values: dict[str, Any] = {}
+        self.unknown: list[str] = []
+        for variable, raw in sorted(environ.items()):
+            if variable.upper().startswith(ENV_PREFIX):
+                self._add(variable, raw)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+    def _add(self, variable: str, raw: str) -> None:
+        if variable.upper() in NON_SETTING_VARIABLES:
+            return
+        parts = variable[len(ENV_PREFIX) :].split(ENV_NESTED_DELIMITER)
+        model: type[BaseModel] = Settings
+        target = self.values
+        for index, part in enumerate(parts):
+            key = part.lower()
+            field = model.model_fields.get(key)
+            last = index == len(parts) - 1
+            if field is None:
+                if model is StrategySettings and key in MOVED_STRATEGY_KEYS and last:
+                    target[key] = raw  # the model names the new key in its error
+                else:
+                    self.unknown.append(_unknown_variable_warning(variable))
+                return
+            annotation = field.annotation
+            if last:
+                target[key] = _env_value(variable, raw, annotation)
+                return
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                section = target.setdefault(key, {})
+                if not isinstance(section, dict):  # the whole section was also given as JSON
+                    return
+                target = section
+                continue
+            if get_origin(annotation) is dict and index == len(parts) - 2:
+                # CRYPTOJ_PAPER__STARTING_BALANCES__USD=500: the table key keeps its case.
+                table = target.setdefault(key, {})
+                if isinstance(table, dict):
+                    table[parts[-1]] = raw
+                return
+            self.unknown.append(_unknown_variable_warning(variable))
+            return
+
+
+def _env_value(variable: str, raw: str, annotation: Any) -> Any:
+    """A variable's text as the field's type needs it; scalars stay text for pydantic."""
+    origin = get_origin(annotation)
+    is_section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    if origin is list:
+        text = raw.strip()
+        if text.startswith("["):
+            value = _env_json(variable, raw, "a JSON array or a comma-separated list")
+            if not isinstance(value, list):
+                raise ConfigError(f"environment variable {variable} = {raw!r}: expected a list")
+            return value
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if origin is dict or is_section:
+        example = (
+            f"{variable}__<KEY>=value for one key"
+            if is_section
+            else f"{variable}__USD=100000 for one entry"
+        )
+        value = _env_json(variable, raw, f'a JSON object like {{"key": value}}, or {example}')
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"environment variable {variable} = {_show_env(variable, raw)}: expected a JSON "
+                f"object, or {example}"
+            )
+        return value
+    return raw
+
+
+def _env_json(variable: str, raw: str, expected: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ConfigError(
+            f"environment variable {variable} = {_show_env(variable, raw)}: not valid JSON; "
+            f"expected {expected}"
+        ) from None
+
+
+def _show_env(variable: str, raw: str) -> str:
+    return "<hidden>" if "CREDENTIALS" in variable.upper() else repr(raw)
+
+
+def setting_variable_names() -> list[str]:
+    """Every ``CRYPTOJ_*`` variable that names a setting (sections as a whole included)."""
+
+    def walk(model: type[BaseModel], prefix: str) -> Iterator[str]:
+        for name, field in model.model_fields.items():
+            variable = f"{prefix}{name.upper()}"
+            yield variable
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                yield from walk(annotation, variable + ENV_NESTED_DELIMITER)
+
+    return list(walk(Settings, ENV_PREFIX))
+
+
+def _unknown_variable_warning(variable: str) -> str:
+    closest = difflib.get_close_matches(variable.upper(), setting_variable_names(), n=1)
+    hint = f"; did you mean {closest[0]}?" if closest else "; see config.example.toml"
+    return f"warning: environment variable {variable} is not a setting and is ignored{hint}"
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``config.toml`` in the user's config directory (for ``environ``, or this process)."""
+    directory = _user_dir(environ, "XDG_CONFIG_HOME", ".config", platformdirs.user_config_dir)
+    return directory / "config.toml" if directory is not None else None
+
+
+def _user_dir(
+    environ: Mapping[str, str] | None, xdg: str, under_home: str, platform_dir: Any
+) -> Path | None:
+    """CryptoJ's directory of one kind: platformdirs for this process; for another
+    environment mapping (platformdirs reads only os.environ) the XDG rule applied to it."""
+    if environ is None or not sys.platform.startswith(("linux", "freebsd", "openbsd")):
+        return Path(platform_dir(APP_NAME))
+    base = environ.get(xdg) or (
+        str(Path(environ["HOME"]) / under_home) if environ.get("HOME") else None
+    )
+    return Path(base) / APP_NAME if base else None
 
 
 def load_settings(
     path: Path | None = None,
     *,
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    warn: Any = None,
 ) -> Settings:
     """Read settings; raise ``ConfigError`` with a one-line message per problem.
 
     ``path`` None means the default location, used only if it exists. An explicit path
-    that does not exist is an error.
+    that does not exist is an error. ``environ`` replaces the process environment for this
+    call (the default config location follows its HOME / XDG_CONFIG_HOME). Warnings (unknown
+    ``CRYPTOJ_*`` variables) go to ``warn`` (default: one line each on stderr).
     """
-    saved_env = None
-    if environ is not None:
-        saved_env = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(environ)
-    try:
-        return _load(path, overrides or {})
-    finally:
-        if saved_env is not None:
-            os.environ.clear()
-            os.environ.update(saved_env)
-
-
-def _load(path: Path | None, overrides: dict[str, Any]) -> Settings:
-    toml_path = path if path is not None else default_config_path()
-    found: Path | None = None
-    if toml_path.exists():
-        _warn_once_if_readable(toml_path, _check_toml_syntax(toml_path))
-        found = toml_path
+    env = os.environ if environ is None else environ
+    toml_path = path if path is not None else default_config_path(environ)
+    toml: TomlFileSource | None = None
+    if toml_path is not None and toml_path.exists():
+        toml = TomlFileSource(Settings, toml_path)
+        _warn_once_if_readable(toml_path, toml.values)
     elif path is not None:
-        raise ConfigError(f"config file {toml_path} does not exist (check --config)")
-    Settings._toml_path = found
+        raise ConfigError(f"config file {path} does not exist (check --config)")
+    environment = EnvironmentSource(Settings, env)
+    for line in environment.unknown:
+        if warn is None:
+            print(f"cryptoj: {line}", file=sys.stderr)
+        else:
+            warn(line)
+    values = _deep_merge(toml() if toml is not None else {}, environment())
+    values = _deep_merge(values, overrides or {})
+    if environ is not None and "data_dir" not in values.get("storage", {}):
+        data_dir = _user_dir(environ, "XDG_DATA_HOME", ".local/share", platformdirs.user_data_dir)
+        if data_dir is not None:
+            values = _deep_merge(values, {"storage": {"data_dir": str(data_dir)}})
+    values = _expand_home(values, env.get("HOME") if environ is not None else None)
     try:
-        return Settings(**overrides)
+        return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, found)) from None
-    finally:
-        Settings._toml_path = None
+        raise ConfigError(_describe(exc, toml.path if toml else None)) from None
 
 
-def _check_toml_syntax(path: Path) -> dict[str, Any]:
-    import tomllib
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``; tables merged key by key (an env var changes one key)."""
+    merged = dict(base)
+    for key, value in update.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
 
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} cannot be read: it is a directory") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
 
@@ -349,6 +672,9 @@ def _describe(exc: ValidationError, path: Path | None, *, prefix: str = "", wher
         message = error["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if message.startswith(f"'{key}."):  # the message names the key itself (a moved key)
+            lines.append(f"config key {message}{where}")
+            continue
         lines.append(f"config key '{key}' = {shown}: {message}{where}")
     return "\n".join(lines)
 

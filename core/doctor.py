@@ -218,7 +218,7 @@ def check_config_file(settings: Settings, config_path: Path | None) -> CheckResu
     """Which file was read, and whether it holds secrets that other users can read."""
     path = config_path if config_path is not None else default_config_path()
     mode = f"mode {settings.mode.value}"
-    if not path.exists():
+    if path is None or not path.exists():
         return CheckResult(CONFIG, Status.OK, f"no config file, defaults and environment ({mode})")
     credentials = settings.credentials
     holds_secret = credentials.private_key is not None or credentials.key_name is not None

@@ -41,6 +41,7 @@ from core.config import Credentials, Mode, Settings, resolve_credentials
 from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
 from core.journal import Journal, journal_path
+from core.journal_records import JournalError
 from core.market import BookState, MarketDataService
 from core.model import (
     ExchangeOrder,
@@ -82,6 +83,9 @@ MID_HISTORY_LENGTH = 240
 MAINTENANCE_PERIOD_S = 0.25
 BALANCE_REFRESH_S = 5.0
 REJECT_HISTORY = 200
+# A journal failure with the same message is shown again after this long (a full disk fails
+# every write; one line is enough until it changes).
+JOURNAL_FAILURE_REPEAT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +218,9 @@ class Engine:
         self.venue = self._build_venue()
 
         path = journal_file or journal_path(settings.storage.data_dir, mode)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.journal = Journal.open(path, clock=clock)
+        self.journal.on_write_failure = self._journal_write_failed
+        self._journal_failure_shown: tuple[str, float] | None = None
         self.trading_state = TradingStateMachine(self.journal, clock=clock)
         self.portfolio = Portfolio(
             clock=clock,
@@ -503,6 +508,17 @@ class Engine:
                 self.add_event("warning", f"{product_id} book STALE: {health.reason}; resyncing")
             elif health.state is BookState.LIVE and previous is BookState.STALE:
                 self.add_event("info", f"{product_id} book rebuilt from a fresh snapshot")
+
+    def _journal_write_failed(self, failure: JournalError) -> None:
+        """Say why trading is blocked ("disk full: ...") where the trader looks, at most once
+        every ``JOURNAL_FAILURE_REPEAT_S`` for the same message (a full disk fails every write)."""
+        text = str(failure)
+        now = self._clock.monotonic()
+        shown = self._journal_failure_shown
+        if shown is not None and shown[0] == text and now - shown[1] < JOURNAL_FAILURE_REPEAT_S:
+            return
+        self._journal_failure_shown = (text, now)
+        self.add_event("error", text)
 
     def add_event(self, level: str, text: str) -> None:
         self._events.append(EventView(self._clock.time(), level, text))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import Clock
+from core.config import ConfigError
 from core.denials import Denial, DenialReason
 from core.journal_records import (
     DenialRecord,
@@ -39,6 +40,7 @@ from core.journal_records import (
     OrderStateRecord,
     RiskEvent,
 )
+from core.local_resources import create_private_file, ensure_private_dir, is_disk_full
 from core.model import (
     Fill,
     IntentSource,
@@ -169,6 +171,15 @@ _MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 KEY_LAST_FILL_TIME = "last_fill_time"
 
 
+class JournalOpenError(JournalError, ConfigError):
+    """The journal file cannot be used (not a database, corrupt, read-only, disk full); the
+    message is one line naming the file and the fix, and the command line exits with 2."""
+
+
+class JournalDiskFull(JournalError):
+    """A journal write failed because the disk is full; the message starts "disk full"."""
+
+
 def journal_path(data_dir: Path, mode: str) -> Path:
     """One file per mode, so paper, demo and live histories never mix."""
     return data_dir / f"journal-{mode}.sqlite3"
@@ -185,6 +196,9 @@ class Journal:
         self.path = path
         self._clock = clock
         self._batching = False  # inside ``batch()``: writes join its transaction
+        # Told of every failed write (not duplicates) so the trader sees it, e.g. "disk full",
+        # instead of only the trading block that follows. Set by the engine.
+        self.on_write_failure: Callable[[JournalError], None] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -192,7 +206,13 @@ class Journal:
     def open(cls, path: Path, *, clock: Clock) -> Journal:
         """Open (creating it and its schema if needed) the journal at ``path``."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(path.parent, "storage.data_dir")
+        except ConfigError as exc:
+            raise JournalOpenError(str(exc)) from None
+        try:
+            # Private: the journal shows every order and fill (0600; SQLite gives its -wal and
+            # -shm files the same mode). An existing file keeps its mode.
+            create_private_file(path)
             # Autocommit (isolation_level=None): we issue BEGIN/COMMIT ourselves so every write is
             # exactly one short transaction.
             connection = sqlite3.connect(path, isolation_level=None)
@@ -207,13 +227,15 @@ class Journal:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=2000")
         except (sqlite3.Error, OSError) as exc:
-            raise JournalError(f"cannot open journal {path}: {exc}") from exc
+            raise JournalOpenError(_open_problem(path, exc)) from exc
         journal = cls(connection, path, clock=clock)
         try:
             journal._migrate()
-        except JournalError:
+        except JournalError as exc:
             connection.close()
-            raise
+            if isinstance(exc, JournalOpenError) or exc.__cause__ is None:
+                raise
+            raise JournalOpenError(_open_problem(path, exc.__cause__)) from exc
         return journal
 
     def close(self) -> None:
@@ -294,10 +316,13 @@ class Journal:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite rolls back by itself after some errors (a full disk): a second
+                    # ROLLBACK would raise "no transaction is active" and hide the real error.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
             finally:
                 if durable:
                     self._restore_normal_sync()
@@ -323,22 +348,38 @@ class Journal:
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK TO journal_write")
-                self._db.execute("RELEASE journal_write")
+                if self._db.in_transaction:  # not when SQLite already rolled back (disk full)
+                    self._db.execute("ROLLBACK TO journal_write")
+                    self._db.execute("RELEASE journal_write")
                 raise
             self._db.execute("RELEASE journal_write")
 
-    @staticmethod
     @contextmanager
-    def _errors_as_journal_errors() -> Iterator[None]:
+    def _errors_as_journal_errors(self) -> Iterator[None]:
+        failure: JournalError
         try:
             yield
+            return
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise DuplicateRecord(str(exc)) from exc
-            raise JournalError(f"journal write rejected: {exc}") from exc
+            failure = JournalError(f"journal write rejected: {exc}")
+            cause: sqlite3.Error = exc
         except sqlite3.Error as exc:
-            raise JournalError(f"journal write failed: {exc}") from exc
+            if is_disk_full(exc):
+                failure = JournalDiskFull(
+                    f"disk full: the journal {self.path} cannot be written; free some space "
+                    "(trading is blocked until a write succeeds)"
+                )
+            else:
+                failure = JournalError(f"journal write failed: {exc}")
+            cause = exc
+        if self.on_write_failure is not None:
+            try:
+                self.on_write_failure(failure)
+            except Exception:  # a listener's bug must not hide the write failure
+                log.exception("journal: the write-failure listener raised")
+        raise failure from cause
 
     def _restore_normal_sync(self) -> None:
         try:
@@ -797,3 +838,31 @@ def _flatten_from_row(row: sqlite3.Row) -> FlattenMarker:
         finished_at=row["finished_at"],
         outcome=row["outcome"],
     )
+
+
+def _open_problem(path: Path, exc: BaseException) -> str:
+    """One line: what is wrong with the journal file at ``path`` and what to do."""
+    text = str(exc)
+    if is_disk_full(exc):
+        return f"disk full: cannot write the journal {path}; free some space and start again"
+    if "not a database" in text:
+        return (
+            f"journal {path} is not a database (another file has its name); move it away "
+            "and start again (a new journal is created)"
+        )
+    if "malformed" in text or "corrupt" in text:
+        return (
+            f"journal {path} is corrupt ({text}); move it away (keep it to inspect) and start "
+            "again: a new journal is created and open orders are reconciled from the exchange"
+        )
+    if "readonly" in text or "read-only" in text or isinstance(exc, PermissionError):
+        return (
+            f"journal {path} cannot be written (read-only); run: chmod u+w {path} "
+            f"{path.parent}, or set storage.data_dir to a writable directory"
+        )
+    if "unable to open" in text:
+        return (
+            f"journal {path} cannot be opened ({text}); check that {path.parent} is a "
+            "writable directory (storage.data_dir)"
+        )
+    return f"journal {path} cannot be opened ({text}); move it away or set storage.data_dir"

@@ -163,13 +163,22 @@ class RecordingSummary:
     duration_s: float
     last_error: str | None  # why the last socket ended (None if it never did)
     write_error: str | None  # set when the file could not be written
+    # Connection tries that failed since the last one that worked (all of them when none did):
+    # offline, "reconnects: 0" alone would hide seven refused tries.
+    failed_tries: int = 0
+    connected: bool = True  # False when no try ever reached the server
 
     def describe(self) -> str:
         megabytes = self.bytes_written / 1_000_000
         text = (
             f"recorded {self.messages} messages ({megabytes:.2f} MB) in {self.duration_s:.1f} s; "
-            f"reconnects: {self.reconnects}"
         )
+        if not self.connected:
+            text += f"never connected ({_tries(self.failed_tries)} failed)"
+        else:
+            text += f"reconnects: {self.reconnects}"
+            if self.failed_tries:
+                text += f"; {_tries(self.failed_tries)} failed since the last connection"
         if self.last_error is not None:
             text += f"; last connection error: {self.last_error}"
         if self.write_error is not None:
@@ -245,4 +254,10 @@ async def record_feed(
         duration_s=clock.monotonic() - started_at,
         last_error=status.last_error,
         write_error=str(sink.write_error) if sink.write_error is not None else None,
+        failed_tries=status.attempt,
+        connected=not (sink.messages == 0 and status.reconnects == 0 and status.attempt > 0),
     )
+
+
+def _tries(count: int) -> str:
+    return f"{count} connection {'try' if count == 1 else 'tries'}"

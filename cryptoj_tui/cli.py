@@ -7,6 +7,8 @@ and sets ``handler`` to a function ``(args, settings) -> exit code``. Command mo
 heavy imports inside the handler so ``cryptoj --help`` stays fast.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage (argparse's convention).
+Every bad local input (a flag, a setting, a file or directory the settings point at, the sim's
+address) is one line on stderr naming it, exit code 2, no traceback.
 """
 
 from __future__ import annotations
@@ -32,8 +34,18 @@ COMMAND_MODULES = (
 Handler = Callable[[argparse.Namespace, Any], int]
 
 
+class CliParser(argparse.ArgumentParser):
+    """argparse without abbreviations: ``--liv`` must not mean ``--live``. Subcommand parsers
+    are made by the same class (``add_subparsers`` uses the parent's class), so the rule holds
+    for every command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="cryptoj",
         description=(
             "CryptoJ: a terminal trading console for Coinbase Advanced Trade. With no "
@@ -87,9 +99,55 @@ def default_console_log_path() -> Path:
     return Path(platformdirs.user_log_dir("cryptoj")) / "cryptoj.log"
 
 
+def parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse; an unknown argument after a command is that command's usage error (argparse
+    would report it with the top-level usage, which does not list the command's flags)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(arguments)
+    if extras:
+        command_parser = _command_parser(parser, getattr(args, "command", None))
+        command_at = arguments.index(args.command) if command_parser is not None else -1
+        first_extra = next((i for i, a in enumerate(arguments) if a in extras), len(arguments))
+        target = command_parser if command_parser and first_extra > command_at else parser
+        target.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _command_parser(
+    parser: argparse.ArgumentParser, command: str | None
+) -> argparse.ArgumentParser | None:
+    if command is None:
+        return None
+    for action in parser._actions:  # argparse keeps its subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            found = action.choices.get(command)
+            return found if isinstance(found, argparse.ArgumentParser) else None
+    return None
+
+
+def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | None) -> None:
+    """Before anything starts: the log file can be written and the data directory used (both
+    created private), and the demo's simulated exchange can listen where it is told. Raises
+    ``ConfigError`` (one line) otherwise."""
+    from core.config import Mode
+    from core.local_resources import check_listen_address, ensure_private_dir, ensure_private_file
+
+    if log_file is not None:
+        ensure_private_file(log_file, "log.file")
+    console = getattr(args, "handler", None) is None
+    if console or getattr(args, "uses_data_dir", False):
+        ensure_private_dir(settings.storage.data_dir, "storage.data_dir")
+    modes = (getattr(args, "paper", False), getattr(args, "live", False), args.replay)
+    if console and not any(modes) and settings.mode is Mode.DEMO and settings.sim.port:
+        # Port 0 picks a free port, nothing to check; a fixed one may be taken.
+        check_listen_address(settings.sim.host, settings.sim.port)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
 
     from core.config import ConfigError, load_settings
 
@@ -110,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = run_console
         # The console owns the terminal: its logs must go to a file, never to the screen.
         log_file = log_file or default_console_log_path()
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        check_local_paths(args, settings, log_file)
+    except ConfigError as exc:
+        print(f"cryptoj: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log.level,
         filename=str(log_file) if log_file else None,

@@ -157,6 +157,15 @@ def _run_live(settings: Settings) -> int:
             "--live needs a Coinbase API key: set CRYPTOJ_CREDENTIALS__KEY_NAME and "
             "CRYPTOJ_CREDENTIALS__PRIVATE_KEY, or credentials.key_file in the config"
         )
+    # A key Coinbase would refuse is found now, before the trader is asked to type LIVE.
+    from core.coinbase.auth import KeyFormatError, load_signing_key
+
+    try:
+        load_signing_key(credentials.private_key)
+    except KeyFormatError as exc:
+        raise ConsoleRefused(f"credentials: {exc}") from None
+    if not credentials.key_name.strip():
+        raise ConsoleRefused("credentials: the API key name is empty")
     if not confirm_live():
         raise ConsoleRefused("LIVE was not confirmed; nothing was started", exit_code=1)
     exchange = settings.exchange

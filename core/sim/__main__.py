@@ -22,7 +22,7 @@ import orjson
 
 from core.config import SimSettings
 from core.sim.faults import FaultPlan
-from core.sim.runner import run_sim
+from core.sim.runner import SimListenError, run_sim
 from core.sim.server import SimEndpoints
 
 
@@ -72,9 +72,15 @@ async def _main(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     _watch_stdin(loop, stop)
-    await run_sim(
-        settings, stop, on_ready=_announce, faults=faults, key_algorithm=args.key_algorithm
-    )
+    try:
+        await run_sim(
+            settings, stop, on_ready=_announce, faults=faults, key_algorithm=args.key_algorithm
+        )
+    except SimListenError as error:
+        # One line the launcher shows as is, instead of a traceback in the child's log.
+        line = orjson.dumps({"event": "error", "message": str(error)})
+        sys.stdout.buffer.write(line + b"\n")
+        sys.stdout.buffer.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -169,6 +169,9 @@ def start_sim_process(
     line = _read_handshake(process, timeout_s)
     try:
         data = orjson.loads(line) if line else None
+        if isinstance(data, dict) and data.get("event") == "error":
+            _kill(process)
+            raise SimLaunchError(f"simulated exchange did not start: {data.get('message')}")
         if not isinstance(data, dict) or data.get("event") != "ready":
             raise ValueError("no handshake")
         endpoints = SimEndpoints.from_handshake(data)

@@ -13,6 +13,7 @@ from typing import Final
 
 from core.clock import Clock, SystemClock
 from core.config import SimSettings
+from core.local_resources import listen_error_message
 from core.sim.exchange import SimExchange
 from core.sim.faults import FaultPlan
 from core.sim.jwt_verify import KeyAlgorithm
@@ -66,6 +67,10 @@ def build_server(
     )
 
 
+class SimListenError(RuntimeError):
+    """The simulated exchange cannot listen where it was told; the message is one line."""
+
+
 async def run_sim(
     settings: SimSettings,
     stop: asyncio.Event,
@@ -76,7 +81,11 @@ async def run_sim(
 ) -> None:
     """Serve until ``stop`` is set; ``on_ready`` gets the endpoints once listening."""
     server = build_server(settings, faults=faults, key_algorithm=key_algorithm)
-    endpoints = await server.start()
+    try:
+        endpoints = await server.start()
+    except OSError as exc:  # the port is taken, the address is not this machine's, ...
+        await server.stop()
+        raise SimListenError(listen_error_message(settings.host, settings.port, exc)) from exc
     try:
         on_ready(endpoints)
         await stop.wait()

@@ -1,16 +1,16 @@
 """An inventory-aware market maker: one post-only bid and one post-only ask around mid.
 
-Pricing (``quote_plan``): half spread ``h = mid * mm_half_spread_bps / 10_000``; inventory ratio
-``q = inventory / mm_max_inventory`` clamped to [-1, 1]; both quotes shift by
+Pricing (``quote_plan``): half spread ``h = mid * half_spread_bps / 10_000``; inventory ratio
+``q = inventory / max_inventory`` clamped to [-1, 1]; both quotes shift by
 ``-q * inventory_skew * h``. Long inventory therefore lowers both prices: the bid moves away from
 mid (buy less eagerly) and the ask moves toward it (sell more eagerly), and short inventory does
 the opposite. With the default skew of 1 a full inventory puts the ask on mid and the bid a whole
 spread below it. Prices are snapped to the tick passively (bids down, asks up) and kept off the
 far touch, so a post-only quote is never rejected for crossing. A side whose fill would take the
-inventory beyond ``mm_max_inventory`` is not quoted (its working quote is cancelled at once).
+inventory beyond ``max_inventory`` is not quoted (its working quote is cancelled at once).
 
 Requoting: a working quote whose price is no longer the desired one is replaced when it is
-``mm_requote_s`` old, or at once when the mid has moved more than ``requote_mid_fraction`` (0.5)
+``requote_s`` old, or at once when the mid has moved more than ``requote_mid_fraction`` (0.5)
 of the half spread since it was priced (the quote is being run over). A quote at the desired
 price is left alone, which keeps its place in the queue. Replacement is cancel first, place only
 once the old quote has left the open orders, so there is never more than one working quote per
@@ -23,7 +23,7 @@ on spot, an ask with negative inventory sells base the account already holds, an
 balance check denies it if there is none.
 
 In the demo (BTC-USD around 68,000, tick 0.01, size increment 1e-8, defaults from
-``StrategySettings``): the half spread is about 34 USD, so the bid rests near 67,966 and the ask
+``MarketMakerSettings``): the half spread is about 34 USD, so the bid rests near 67,966 and the ask
 near 68,034, 0.001 BTC each (about 68 USD notional, well inside the default risk limits). The
 simulated market's spread is far tighter, so quotes fill when the price swings about 34 USD; each
 fill moves both quotes 3.4 USD against the inventory, and after ten net fills on one side
@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.config import StrategySettings
+from core.config import MarketMakerSettings
 from core.model import IntentSource, OrderIntent, OrderSpec, OrderType, Product, Side, TimeInForce
 from core.strategy.base import (
     BookTop,
@@ -78,13 +78,13 @@ class MarketMakerParams:
             raise ValueError("requote interval and fraction must be positive, skew not negative")
 
     @classmethod
-    def from_settings(cls, settings: StrategySettings) -> MarketMakerParams:
+    def from_settings(cls, product_id: str, settings: MarketMakerSettings) -> MarketMakerParams:
         return cls(
-            product_id=settings.product_id,
-            order_size=settings.mm_order_size,
-            half_spread_bps=settings.mm_half_spread_bps,
-            max_inventory=settings.mm_max_inventory,
-            requote_s=settings.mm_requote_s,
+            product_id=product_id,
+            order_size=settings.order_size,
+            half_spread_bps=settings.half_spread_bps,
+            max_inventory=settings.max_inventory,
+            requote_s=settings.requote_s,
         )
 
 

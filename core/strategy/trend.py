@@ -1,12 +1,12 @@
 """A moving-average trend follower: long on a fast-over-slow cross, flat on the reverse cross.
 
 Signal: the mid is sampled on each timer tick; the fast and slow averages are plain means of the
-samples of the last ``trend_fast_window_s`` / ``trend_slow_window_s`` seconds. Nothing is
-decided until the slow window is full, i.e. sampling has run for ``trend_slow_window_s`` without
+samples of the last ``fast_window_s`` / ``slow_window_s`` seconds. Nothing is
+decided until the slow window is full, i.e. sampling has run for ``slow_window_s`` without
 a gap longer than the fast window (a gap restarts the warm-up, since averages across a hole in
 the data describe no market). The trend is UP when fast > slow and DOWN when fast < slow (with an
 optional band to ignore tiny differences); the first trend seen after warm-up is not a cross.
-An UP cross sets the target to ``trend_order_size`` of base held by this strategy, a DOWN cross
+An UP cross sets the target to ``order_size`` of base held by this strategy, a DOWN cross
 sets it to zero.
 
 Execution: while the strategy's own inventory differs from the target, it sends one marketable
@@ -20,7 +20,7 @@ Pause cancels the order in flight (if any) and sends nothing until resume; sampl
 and a cross while paused still moves the target, so resume acts on the trend as it is now rather
 than on a stale one. Neither pause nor stop sells what the strategy holds.
 
-In the demo (BTC-USD around 68,000, defaults from ``StrategySettings``): the first decision comes
+In the demo (BTC-USD around 68,000, defaults from ``TrendSettings``): the first decision comes
 two minutes after start (the 120 s slow window), then each cross of the 30 s average over the 120 s
 average buys 0.001 BTC (about 68 USD) with a cap near 68 USD above the ask, and the reverse cross
 sells it with a cap near 68 USD below the bid. Each round trip pays the taker fee twice (0.6 % a
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from core.config import StrategySettings
+from core.config import TrendSettings
 from core.model import IntentSource, OrderIntent, OrderSpec, OrderType, Product, Side, TimeInForce
 from core.strategy.base import (
     BookTop,
@@ -76,12 +76,12 @@ class TrendParams:
             raise ValueError("the minimum order interval must not be negative")
 
     @classmethod
-    def from_settings(cls, settings: StrategySettings) -> TrendParams:
+    def from_settings(cls, product_id: str, settings: TrendSettings) -> TrendParams:
         return cls(
-            product_id=settings.product_id,
-            fast_window_s=settings.trend_fast_window_s,
-            slow_window_s=settings.trend_slow_window_s,
-            order_size=settings.trend_order_size,
+            product_id=product_id,
+            fast_window_s=settings.fast_window_s,
+            slow_window_s=settings.slow_window_s,
+            order_size=settings.order_size,
         )
 
 

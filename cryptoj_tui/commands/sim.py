@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
         default="ES256",
         help="the demo key's type (ECDSA PEM or Ed25519 base64)",
     )
-    parser.set_defaults(handler=run_sim_command)
+    # uses_data_dir: the demo key file goes under storage.data_dir (checked before starting).
+    parser.set_defaults(handler=run_sim_command, uses_data_dir=True)
 
 
 def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
@@ -49,8 +50,9 @@ def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
     from pydantic import ValidationError
 
     from core.config import ConfigError, describe_validation_error
+    from core.local_resources import check_listen_address
     from core.sim.faults import FaultPlan
-    from core.sim.runner import run_sim
+    from core.sim.runner import SimListenError, run_sim
 
     try:
         plan = FaultPlan.parse(args.faults) if args.faults else None
@@ -72,6 +74,7 @@ def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
     except ValidationError as error:
         message = describe_validation_error(error, prefix="sim.", where=" (from the command line)")
         raise ConfigError(message) from None
+    check_listen_address(sim_settings.host, sim_settings.port)
     key_dir = settings.storage.data_dir / "sim"
 
     def announce(endpoints: Any) -> None:
@@ -87,7 +90,10 @@ def run_sim_command(args: argparse.Namespace, settings: Any) -> int:
             sim_settings, stop, on_ready=announce, faults=plan, key_algorithm=args.key_algorithm
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except SimListenError as error:  # lost the port between the check and the start
+        raise ConfigError(str(error)) from None
     print("simulated exchange stopped", file=sys.stderr)
     return 0
 
@@ -98,7 +104,9 @@ def write_key_file(path: Any, endpoints: Any) -> Any:
 
     import orjson
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from core.local_resources import ensure_private_dir
+
+    ensure_private_dir(path.parent, "storage.data_dir")
     body = orjson.dumps(
         {"name": endpoints.credentials.key_name, "privateKey": endpoints.credentials.private_key},
         option=orjson.OPT_INDENT_2,

@@ -51,13 +51,21 @@ def test_example_file_is_valid_and_equals_the_defaults() -> None:
 
 
 def test_example_file_mentions_every_setting() -> None:
+    """Every key, in its own table: nested tables ([strategy.market_maker]) have their header."""
     text = EXAMPLE.read_text()
     defaults = load_settings(None, environ={"HOME": "/nonexistent-home"}).model_dump()
+
+    def check(table: str, values: dict[str, object]) -> None:
+        assert f"[{table}]" in text, f"[{table}] is missing"
+        for key, value in values.items():
+            if isinstance(value, dict) and key not in {"starting_balances"}:
+                check(f"{table}.{key}", value)
+            else:
+                assert f"{key} =" in text, f"{table}.{key} is not documented"
+
     for section, values in defaults.items():
         if isinstance(values, dict):
-            assert f"[{section}]" in text
-            for key in values:
-                assert f"{key} =" in text, f"{section}.{key} is not documented"
+            check(section, values)
         else:
             assert f"{section} =" in text
 
@@ -266,3 +274,249 @@ def test_world_readable_secret_file_warns(tmp_path: Path) -> None:
     path.chmod(0o600)
     assert world_readable_secret_warning(path) is None
     assert world_readable_secret_warning(tmp_path / "absent") is None
+
+
+# ------------------------------------------------------------------ environment sources
+
+
+def test_products_from_the_environment_may_be_a_comma_separated_list() -> None:
+    for raw in ("BTC-USD", "BTC-USD,ETH-USD", " BTC-USD , ETH-USD ,", '["BTC-USD", "ETH-USD"]'):
+        settings = load_settings(None, environ={"CRYPTOJ_MARKET__PRODUCTS": raw})
+        assert settings.market.products[0] == "BTC-USD", raw
+    settings = load_settings(None, environ={"CRYPTOJ_MARKET__PRODUCTS": "BTC-USD,ETH-USD"})
+    assert settings.market.products == ["BTC-USD", "ETH-USD"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "words"),
+    [
+        ("CRYPTOJ_MARKET__PRODUCTS", "[BTC-USD", "CRYPTOJ_MARKET__PRODUCTS = '[BTC-USD': not valid JSON"),
+        ("CRYPTOJ_MARKET__PRODUCTS", "", "'market.products'"),
+        ("CRYPTOJ_RISK", "garbage", "CRYPTOJ_RISK = 'garbage': not valid JSON"),
+        ("CRYPTOJ_MARKET", "{", "CRYPTOJ_MARKET = '{'"),
+        ("CRYPTOJ_PAPER", "5", "CRYPTOJ_PAPER = '5': expected a JSON object"),
+        ("CRYPTOJ_CREDENTIALS", "-----BEGIN", "CRYPTOJ_CREDENTIALS = <hidden>"),
+        ("CRYPTOJ_MODE", "livee", "'mode'"),
+    ],
+)  # fmt: skip
+def test_an_unreadable_variable_is_one_line_naming_it(variable: str, raw: str, words: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={variable: raw})
+    message = str(raised.value)
+    assert "\n" not in message and words in message, message
+    assert "BEGIN" not in message or "CREDENTIALS" not in variable  # secrets never shown
+
+
+def test_a_whole_section_as_json_and_one_key_combine() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "CRYPTOJ_RISK": '{"max_open_orders": 5}',
+            "CRYPTOJ_RISK__REJECT_STORM_COUNT": "3",
+            "CRYPTOJ_PAPER__STARTING_BALANCES__EUR": "500",
+        },
+    )
+    assert settings.risk.max_open_orders == 5 and settings.risk.reject_storm_count == 3
+    assert settings.paper.starting_balances == {"EUR": 500}
+
+
+def test_unknown_variables_are_warned_with_the_closest_name() -> None:
+    warnings: list[str] = []
+    load_settings(
+        None,
+        environ={
+            "CRYPTOJ_MODEE": "paper",
+            "CRYPTOJ_RISK__MAX_OPEN_ORDER": "5",
+            "CRYPTOJ_NOTHING_LIKE_IT_AT_ALL_XYZ": "1",
+            "CRYPTOJ_MODE": "paper",  # valid: no warning
+            "CRYPTOJ_BENCH_STRICT": "1",  # a known switch that is not a setting: no warning
+            "OTHER_PROGRAM_MODEE": "x",  # not ours
+        },
+        warn=warnings.append,
+    )
+    assert warnings == [
+        "warning: environment variable CRYPTOJ_MODEE is not a setting and is ignored; "
+        "did you mean CRYPTOJ_MODE?",
+        "warning: environment variable CRYPTOJ_NOTHING_LIKE_IT_AT_ALL_XYZ is not a setting and "
+        "is ignored; see config.example.toml",
+        "warning: environment variable CRYPTOJ_RISK__MAX_OPEN_ORDER is not a setting and is "
+        "ignored; did you mean CRYPTOJ_RISK__MAX_OPEN_ORDERS?",
+    ]
+
+
+def test_every_setting_has_a_variable_that_is_not_warned_about() -> None:
+    from core.config import setting_variable_names
+
+    names = setting_variable_names()
+    assert "CRYPTOJ_STRATEGY__MARKET_MAKER__ORDER_SIZE" in names
+    assert "CRYPTOJ_MARKET__PRODUCTS" in names
+    warnings: list[str] = []
+    defaults = load_settings(None, environ={}).model_dump(mode="json")
+    environ = {}
+    for name in names:
+        value: object = defaults
+        for part in name[len("CRYPTOJ_") :].lower().split("__"):
+            value = value[part] if isinstance(value, dict) else None  # type: ignore[index]
+        if value is None or isinstance(value, dict | list):
+            continue
+        environ[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    load_settings(None, environ=environ, warn=warnings.append)
+    assert warnings == []
+
+
+# ------------------------------------------------------------------ no state on the class
+
+
+def test_load_settings_keeps_no_state_and_leaves_the_environment_alone(toml_file) -> None:
+    from core.config import Settings
+
+    before = dict(os.environ)
+    path = toml_file('mode = "paper"\n')
+    assert load_settings(path, environ={"CRYPTOJ_LOG__LEVEL": "DEBUG"}).log.level == "DEBUG"
+    assert dict(os.environ) == before
+    assert not hasattr(Settings, "_toml_path")
+    # Settings() alone reads neither a file nor the environment: only what it is given.
+    assert Settings().mode is Mode.DEMO
+    assert Settings(mode="replay").mode is Mode.REPLAY
+
+
+def test_concurrent_loads_of_different_files_do_not_mix(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    paper = tmp_path / "paper.toml"
+    paper.write_text('mode = "paper"\n[market]\nproducts = ["ETH-USD"]\n')
+    replay = tmp_path / "replay.toml"
+    replay.write_text('mode = "replay"\n[market]\nproducts = ["SOL-USD"]\n')
+
+    def load(path: Path) -> tuple[Mode, str]:
+        settings = load_settings(path, environ={})
+        return settings.mode, settings.market.products[0]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(load, [paper, replay] * 20))
+    assert results == [(Mode.PAPER, "ETH-USD"), (Mode.REPLAY, "SOL-USD")] * 20
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes('mode = "d\xe9mo"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9 at offset 9\)"):
+        load_settings(path, environ={})
+
+
+# ------------------------------------------------------------------ bounds
+
+
+def _numeric_keys() -> list[tuple[str, ...]]:
+    """Every int, float and Decimal setting, as a path of keys."""
+    from decimal import Decimal
+
+    from pydantic import BaseModel
+
+    from core.config import Settings
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(model: type[BaseModel], prefix: tuple[str, ...]) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, (*prefix, name))
+            elif annotation in (int, float, Decimal):
+                found.append((*prefix, name))
+
+    walk(Settings, ())
+    return found
+
+
+def _nested(path: tuple[str, ...], value: object) -> dict[str, object]:
+    result: dict[str, object] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        result = {part: result}
+    return result
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+@pytest.mark.parametrize("path", NUMERIC_KEYS, ids=[".".join(p) for p in NUMERIC_KEYS])
+@pytest.mark.parametrize("value", ["1e400", "-1e400", "inf", "nan", "-1", "1e300"])
+def test_every_number_is_bounded(path: tuple[str, ...], value: str) -> None:
+    """A typo (an exponent, a sign, a pasted number) is refused with the key named, never
+    taken as a size, a balance or a timeout."""
+    key = ".".join(path)
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        load_settings(None, overrides=_nested(path, value), environ={})
+
+
+def test_the_bounds_leave_the_defaults_and_sensible_values_alone() -> None:
+    assert len(NUMERIC_KEYS) > 40
+    settings = load_settings(
+        None,
+        overrides={
+            "paper": {"starting_balances": {"USD": "1000000000", "BTC": "0"}},
+            "strategy": {"market_maker": {"order_size": "0.5", "max_inventory": "10"}},
+            "risk": {"max_order_notional": "1e9"},
+        },
+        environ={},
+    )
+    assert settings.paper.starting_balances["BTC"] == 0
+
+
+# ------------------------------------------------------------------ strategy tables
+
+
+def test_strategy_tables_are_read_from_toml_and_the_environment(toml_file) -> None:
+    from decimal import Decimal
+
+    path = toml_file(
+        '[strategy]\nname = "market_maker"\nproduct_id = "ETH-USD"\n'
+        "[strategy.market_maker]\norder_size = 0.01\nmax_inventory = 0.5\n"
+        "[strategy.trend]\nfast_window_s = 10\n"
+    )
+    settings = load_settings(path, environ={"CRYPTOJ_STRATEGY__TREND__SLOW_WINDOW_S": "60"})
+    assert settings.strategy.name == "market_maker"
+    assert settings.strategy.market_maker.order_size == Decimal("0.01")
+    assert settings.strategy.market_maker.max_inventory == Decimal("0.5")
+    assert settings.strategy.market_maker.half_spread_bps == Decimal("5")  # default kept
+    assert (settings.strategy.trend.fast_window_s, settings.strategy.trend.slow_window_s) == (
+        10.0,
+        60.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("mm_order_size", "strategy.market_maker.order_size"),
+        ("mm_half_spread_bps", "strategy.market_maker.half_spread_bps"),
+        ("mm_max_inventory", "strategy.market_maker.max_inventory"),
+        ("mm_requote_s", "strategy.market_maker.requote_s"),
+        ("trend_fast_window_s", "strategy.trend.fast_window_s"),
+        ("trend_slow_window_s", "strategy.trend.slow_window_s"),
+        ("trend_order_size", "strategy.trend.order_size"),
+    ],
+)
+def test_an_old_flat_strategy_key_names_its_new_place(toml_file, old: str, new: str) -> None:
+    path = toml_file(f"[strategy]\n{old} = 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ={})
+    message = str(raised.value)
+    assert message.startswith(f"config key 'strategy.{old}' moved to '{new}'"), message
+    assert "\n" not in message
+    with pytest.raises(ConfigError, match=f"moved to '{new}'"):
+        load_settings(None, environ={f"CRYPTOJ_STRATEGY__{old.upper()}": "1"})
+
+
+def test_one_registry_names_the_strategies() -> None:
+    from core.config import strategy_names
+    from core.strategy.registry import STRATEGIES, STRATEGY_NAMES
+
+    assert set(STRATEGIES) == set(strategy_names()) == {"market_maker", "trend"}
+    assert ("none", *STRATEGIES) == STRATEGY_NAMES
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={"CRYPTOJ_STRATEGY__NAME": "scalper"})
+    assert "'none', 'market_maker', 'trend'" in str(raised.value)
+    for name, entry in STRATEGIES.items():
+        settings = load_settings(None, environ={"CRYPTOJ_STRATEGY__NAME": name})
+        assert isinstance(settings.strategy.section(name), entry.settings_type)

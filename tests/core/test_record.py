@@ -190,6 +190,13 @@ def test_summary_describes_itself_and_tells_failure() -> None:
     assert not reconnected.failed  # it recorded, the error was survived
     never_connected = RecordingSummary(0, 0, 0, 1.0, "ConnectionRefusedError: refused", None)
     assert never_connected.failed
+    assert never_connected.describe().startswith("recorded 0 messages")
+    offline = RecordingSummary(0, 0, 0, 9.0, "refused", None, failed_tries=7, connected=False)
+    assert "never connected (7 connection tries failed)" in offline.describe()
+    assert "reconnects: 0" not in offline.describe()
+    assert offline.failed
+    dropped = RecordingSummary(5, 50, 1, 9.0, "refused", None, failed_tries=1)
+    assert "reconnects: 1; 1 connection try failed since the last connection" in dropped.describe()
     disk_full = RecordingSummary(3, 30, 0, 0.5, None, "disk full")
     assert disk_full.describe().endswith("; write error: disk full")
     assert disk_full.failed
@@ -437,3 +444,37 @@ def test_cli_exits_1_when_it_never_connected(
     args.duration = 0.2
     assert args.handler(args, Settings()) == 1
     assert "last connection error: ConnectionRefusedError" in capsys.readouterr().out
+
+
+async def test_offline_the_summary_counts_every_failed_try() -> None:
+    """A server that accepts and hangs up at once: each try fails; the summary says how many
+    (``reconnects: 0`` alone after seven refused tries hid that it never connected)."""
+    accepted = 0
+    stop = asyncio.Event()
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+        if accepted >= 5:
+            stop.set()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        async with asyncio.timeout(WAIT_S):
+            summary = await record_feed(
+                io.BytesIO(),
+                url=f"ws://127.0.0.1:{port}",
+                subscriptions=[Subscription("level2", ("BTC-USD",))],
+                clock=ManualClock(),
+                exchange=FAST_RECONNECT,
+                stop=stop,
+            )
+    # The try under way when stop was set may end as "stopped" rather than failed.
+    assert accepted - 1 <= summary.failed_tries <= accepted
+    assert not summary.connected and summary.failed
+    assert f"never connected ({summary.failed_tries} connection tries failed)" in (
+        summary.describe()
+    )
+    assert "reconnects: 0" not in summary.describe()

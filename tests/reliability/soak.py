@@ -246,8 +246,10 @@ def soak_settings(config: SoakConfig, data_dir: Path) -> Settings:
         "strategy": {
             "name": "market_maker",
             "product_id": config.strategy_product,
-            "mm_half_spread_bps": str(config.half_spread_bps),
-            "mm_requote_s": config.requote_s,
+            "market_maker": {
+                "half_spread_bps": str(config.half_spread_bps),
+                "requote_s": config.requote_s,
+            },
         },
     }
     settings = load_settings(None, overrides=overrides, environ={"HOME": "/nonexistent-home"})

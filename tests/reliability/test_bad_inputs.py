@@ -12,7 +12,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -54,7 +54,20 @@ CONFIG_MISTAKES: tuple[tuple[str, str, str], ...] = (
     ("fee of 50%", "[paper]\nmaker_fee_rate = 0.5\n", "'paper.maker_fee_rate'"),
     ("balance in words", '[paper]\nstarting_balances = { USD = "lots" }\n', "'paper.starting_balances.USD'"),
     ("unknown strategy", '[strategy]\nname = "scalper"\n', "'strategy.name'"),
-    ("zero quote size", "[strategy]\nmm_order_size = 0\n", "'strategy.mm_order_size'"),
+    ("zero quote size", "[strategy.market_maker]\norder_size = 0\n", "'strategy.market_maker.order_size'"),
+    ("quote size 1e400", '[strategy.market_maker]\norder_size = "1e400"\n', "'strategy.market_maker.order_size' = '1e400'"),
+    ("infinite requote", '[strategy.market_maker]\nrequote_s = "inf"\n', "'strategy.market_maker.requote_s'"),
+    ("huge trend window", "[strategy.trend]\nslow_window_s = 1e300\n", "'strategy.trend.slow_window_s'"),
+    ("old flat strategy key", "[strategy]\nmm_order_size = 0.1\n", "'strategy.mm_order_size' moved to 'strategy.market_maker.order_size'"),
+    ("strategy product lower-case", '[strategy]\nproduct_id = "btc-usd"\n', "'strategy.product_id'"),
+    ("negative paper balance", "[paper]\nstarting_balances = { USD = -5 }\n", "'paper.starting_balances.USD'"),
+    ("paper balance 1e400", '[paper]\nstarting_balances = { USD = "1e400" }\n', "'paper.starting_balances.USD'"),
+    ("paper balance not a currency", "[paper]\nstarting_balances = { usd = 5 }\n", "'paper.starting_balances'"),
+    ("notional NaN", '[risk]\nmax_order_notional = "NaN"\n', "'risk.max_order_notional'"),
+    ("notional 1e400", '[risk]\nmax_drawdown = "1e400"\n', "'risk.max_drawdown'"),
+    ("timeout infinite", "[exchange]\nrequest_timeout_s = inf\n", "'exchange.request_timeout_s'"),
+    ("sim seed negative", "[sim]\nseed = -1\n", "'sim.seed'"),
+    ("sim host with a scheme", '[sim]\nhost = "http://localhost"\n', "'sim.host'"),
     ("yes/no as a word", '[headless]\ncancel_open_orders_on_exit = "maybe"\n', "'headless.cancel_open_orders_on_exit'"),
     ("data dir as a list", "[storage]\ndata_dir = [1]\n", "'storage.data_dir'"),
     ("log level typo", '[log]\nlevel = "VERBOSE"\n', "'log.level'"),
@@ -63,6 +76,13 @@ CONFIG_MISTAKES: tuple[tuple[str, str, str], ...] = (
 # (case id, arguments, words the error must contain, whether argparse reports it with usage)
 FLAG_MISTAKES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("unknown flag", ("--bogus",), "unrecognized arguments: --bogus"),
+    ("abbreviated --live", ("--liv",), "unrecognized arguments: --liv"),
+    ("abbreviated --paper", ("--pap", "--headless"), "unrecognized arguments: --pap"),
+    ("abbreviated doctor flag", ("doctor", "--js"), "unrecognized arguments: --js"),
+    ("abbreviated sim flag", ("sim", "--por", "5"), "unrecognized arguments: --por 5"),
+    ("doctor typo", ("doctor", "--jsn"), "unrecognized arguments: --jsn"),
+    ("sim bad host", ("sim", "--host", "bad host"), "'sim.host' = 'bad host'"),
+    ("sim foreign address", ("sim", "--host", "192.0.2.1"), "not an address of this machine"),
     ("bad log level", ("--log-level", "LOUD"), "argument --log-level: invalid choice: 'LOUD'"),
     ("two modes", ("--paper", "--live"), "argument --live: not allowed with argument --paper"),
     ("unknown command", ("tradez",), "invalid choice: 'tradez'"),
@@ -363,3 +383,369 @@ def test_whatever_is_typed_in_the_number_fields_gets_a_message_or_a_spec(
         else:
             assert check.problems and all(p.message for p in check.problems)
             assert len({p.field for p in check.problems}) == len(check.problems)
+
+
+# --------------------------------------------------------------------------- local resources
+
+# A well-formed key for the cases that need one; a malformed one for --live.
+MALFORMED_KEY = (
+    "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI-not-base64\n-----END EC PRIVATE KEY-----\n"
+)
+
+
+@dataclass(frozen=True)
+class LocalCase:
+    """One bad local input through the real command: environment, arguments, and the words
+    the single stderr line must contain."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    words: str
+
+
+def _local_cases(home: Path, taken_port: int) -> dict[str, LocalCase]:
+    """The files each case needs are made here, under ``home``."""
+    a_file = home / "a-file"
+    a_file.write_text("not a directory\n")
+    latin1 = home / "latin1.toml"
+    latin1.write_bytes('mode = "d\xe9mo"\n'.encode("latin-1"))
+    not_db = home / "not-db"
+    not_db.mkdir()
+    (not_db / "journal-paper.sqlite3").write_text("my notes\n" * 50)
+    corrupt = home / "corrupt"
+    corrupt.mkdir()
+    _corrupt_journal(corrupt / "journal-paper.sqlite3")
+    return {
+        "products as one word": LocalCase(
+            ("doctor",), {"CRYPTOJ_MARKET__PRODUCTS": "btc-usd"}, "'market.products'"
+        ),
+        "section as garbage": LocalCase(
+            ("doctor",), {"CRYPTOJ_RISK": "garbage"}, "CRYPTOJ_RISK = 'garbage': not valid JSON"
+        ),
+        "section as broken json": LocalCase(
+            ("doctor",), {"CRYPTOJ_MARKET": "{"}, "CRYPTOJ_MARKET = '{': not valid JSON"
+        ),
+        "section as a json list": LocalCase(
+            ("doctor",), {"CRYPTOJ_RISK": "[1]"}, "CRYPTOJ_RISK = '[1]': expected a JSON object"
+        ),
+        "balances as garbage": LocalCase(
+            ("doctor",),
+            {"CRYPTOJ_PAPER__STARTING_BALANCES": "lots"},
+            "CRYPTOJ_PAPER__STARTING_BALANCES = 'lots'",
+        ),
+        "negative balance from env": LocalCase(
+            ("doctor",),
+            {"CRYPTOJ_PAPER__STARTING_BALANCES__USD": "-5"},
+            "'paper.starting_balances.USD' = '-5'",
+        ),
+        "quote size 1e400 from env": LocalCase(
+            ("doctor",),
+            {"CRYPTOJ_STRATEGY__MARKET_MAKER__ORDER_SIZE": "1e400"},
+            "'strategy.market_maker.order_size' = '1e400'",
+        ),
+        "old flat strategy variable": LocalCase(
+            ("doctor",),
+            {"CRYPTOJ_STRATEGY__MM_ORDER_SIZE": "0.1"},
+            "moved to 'strategy.market_maker.order_size'",
+        ),
+        "config not utf-8": LocalCase(
+            ("--config", str(latin1), "doctor"), {}, "latin1.toml is not UTF-8 text"
+        ),
+        "data dir is a file": LocalCase(
+            ("--headless",),
+            {"CRYPTOJ_STORAGE__DATA_DIR": str(a_file)},
+            "'storage.data_dir' = '" + str(a_file) + "': it is a file",
+        ),
+        "data dir under a file": LocalCase(
+            ("--headless",),
+            {"CRYPTOJ_STORAGE__DATA_DIR": str(a_file / "data")},
+            "'storage.data_dir'",
+        ),
+        "log file under a file": LocalCase(
+            ("bench-book", str(home / "none.jsonl")),
+            {"CRYPTOJ_LOG__FILE": str(a_file / "cryptoj.log")},
+            "'log.file'",
+        ),
+        "log file is a directory": LocalCase(
+            ("bench-book", str(home / "none.jsonl")),
+            {"CRYPTOJ_LOG__FILE": str(home)},
+            "'log.file' = '" + str(home) + "': it is a directory",
+        ),
+        "sim port in use": LocalCase(
+            ("sim", "--port", str(taken_port)),
+            {},
+            f"127.0.0.1:{taken_port} (Address already in use)",
+        ),
+        "demo sim port in use": LocalCase(
+            ("--headless",),
+            {"CRYPTOJ_SIM__PORT": str(taken_port)},
+            f"127.0.0.1:{taken_port} (Address already in use)",
+        ),
+        "sim host unknown": LocalCase(
+            ("sim", "--host", "no-such-host.invalid"), {}, "'sim.host' = 'no-such-host.invalid'"
+        ),
+        "malformed key with --live": LocalCase(
+            ("--live",),
+            {
+                "CRYPTOJ_CREDENTIALS__KEY_NAME": "organizations/o/apiKeys/k",
+                "CRYPTOJ_CREDENTIALS__PRIVATE_KEY": MALFORMED_KEY,
+            },
+            "credentials: the private key",
+        ),
+        "journal not a database": LocalCase(
+            ("--paper", "--headless"),
+            {"CRYPTOJ_STORAGE__DATA_DIR": str(not_db)},
+            "journal-paper.sqlite3 is not a database",
+        ),
+        "journal corrupt": LocalCase(
+            ("--paper", "--headless"),
+            {"CRYPTOJ_STORAGE__DATA_DIR": str(corrupt)},
+            "journal-paper.sqlite3 is corrupt",
+        ),
+    }
+
+
+def _corrupt_journal(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.executemany("INSERT INTO t VALUES (?)", [("x" * 1000,)] * 100)
+    data = bytearray(path.read_bytes())
+    data[100:4000] = b"\xff" * 3900
+    path.write_bytes(bytes(data))
+
+
+def _run_with_env(args: tuple[str, ...], home: Path, env: Mapping[str, str]) -> CliRun:
+    base = {key: value for key, value in os.environ.items() if not key.startswith("CRYPTOJ_")}
+    base.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"))
+    base.update(XDG_DATA_HOME=str(home / "data"), XDG_STATE_HOME=str(home / "state"))
+    base.update(env)
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptoj_tui", *args],
+        env=base,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def local_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[dict[str, LocalCase], dict[str, CliRun]]]:
+    """Every local-resource case through the real ``cryptoj``, concurrently, with one port
+    held by a listening socket for the port-in-use cases."""
+    import socket
+
+    home = tmp_path_factory.mktemp("local-home")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cases = _local_cases(home, taken.getsockname()[1])
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = {
+                case: pool.submit(_run_with_env, spec.args, home, spec.env)
+                for case, spec in cases.items()
+            }
+            runs = {case: future.result() for case, future in futures.items()}
+    yield cases, runs
+
+
+LOCAL_CASE_IDS = (
+    "products as one word",
+    "section as garbage",
+    "section as broken json",
+    "section as a json list",
+    "balances as garbage",
+    "negative balance from env",
+    "quote size 1e400 from env",
+    "old flat strategy variable",
+    "config not utf-8",
+    "data dir is a file",
+    "data dir under a file",
+    "log file under a file",
+    "log file is a directory",
+    "sim port in use",
+    "demo sim port in use",
+    "sim host unknown",
+    "malformed key with --live",
+    "journal not a database",
+    "journal corrupt",
+)
+
+
+@pytest.mark.parametrize("case", LOCAL_CASE_IDS)
+def test_a_bad_local_input_is_one_line_and_exit_2(
+    local_runs: tuple[dict[str, LocalCase], dict[str, CliRun]], case: str
+) -> None:
+    cases, runs = local_runs
+    run = runs[case]
+    lines = _error_lines(run)
+    assert run.returncode == 2, run
+    assert "Traceback" not in run.stderr + run.stdout
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("cryptoj: "), lines
+    assert cases[case].words in lines[0], lines[0]
+
+
+def test_the_local_cases_are_all_run(
+    local_runs: tuple[dict[str, LocalCase], dict[str, CliRun]],
+) -> None:
+    assert set(local_runs[0]) == set(LOCAL_CASE_IDS)
+
+
+def test_live_with_a_malformed_key_never_asks_for_live(
+    local_runs: tuple[dict[str, LocalCase], dict[str, CliRun]],
+) -> None:
+    run = local_runs[1]["malformed key with --live"]
+    assert "Type LIVE" not in run.stderr and "not-base64" not in run.stderr
+
+
+def test_an_unknown_variable_is_a_warning_naming_the_closest(tmp_path: Path) -> None:
+    """``CRYPTOJ_MODEE=paper`` must not pass silently (an unknown TOML key is an error; an
+    unknown variable is a warning, since the environment is shared with other programs)."""
+    run = _run_with_env(
+        ("--live",), tmp_path, {"CRYPTOJ_MODEE": "paper", "CRYPTOJ_EXCHANGE__TIMEOUT_S": "5"}
+    )
+    lines = _error_lines(run)
+    assert lines[:2] == [
+        "cryptoj: warning: environment variable CRYPTOJ_EXCHANGE__TIMEOUT_S is not a setting "
+        "and is ignored; did you mean CRYPTOJ_EXCHANGE__REQUEST_TIMEOUT_S?",
+        "cryptoj: warning: environment variable CRYPTOJ_MODEE is not a setting and is ignored; "
+        "did you mean CRYPTOJ_MODE?",
+    ], lines
+    assert run.returncode == 2 and "--live needs a Coinbase API key" in lines[2]
+
+
+def test_what_cryptoj_creates_is_private(tmp_path: Path) -> None:
+    """The data dir (0700) and a new log file (0600) are created before anything runs; here
+    --live stops right after for want of a key."""
+    import stat
+
+    data_dir = tmp_path / "fresh" / "data"
+    log = tmp_path / "fresh" / "logs" / "cryptoj.log"
+    run = _run_with_env(
+        ("--live",),
+        tmp_path,
+        {"CRYPTOJ_STORAGE__DATA_DIR": str(data_dir), "CRYPTOJ_LOG__FILE": str(log)},
+    )
+    assert run.returncode == 2, run
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+
+
+# --------------------------------------------------------------------------- permissions
+# Root may write anything, so these cases run the command as an unprivileged user (nobody,
+# through setpriv) when the suite runs as root; as themselves otherwise.
+
+NOBODY = 65534
+
+
+def _unprivileged_prefix() -> list[str] | None:
+    """The command prefix that drops root, [] when not root, None when it cannot be done."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the unprivileged user can reach (pytest's tmp dirs are 0700 to root)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="cryptoj-perm-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_unprivileged(args: tuple[str, ...], home: Path, env: Mapping[str, str]) -> CliRun:
+    prefix = _unprivileged_prefix()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: cannot drop privileges")
+    base = {key: value for key, value in os.environ.items() if not key.startswith("CRYPTOJ_")}
+    base.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), **env)
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "cryptoj_tui", *args],
+        env=base,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=home,
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+def _writable_home(shared_dir: Path) -> Path:
+    home = shared_dir / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    return home
+
+
+def test_a_read_only_journal_is_one_line(shared_dir: Path) -> None:
+    import sqlite3
+
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o777)  # the directory is writable: only the journal file is not
+    journal = data / "journal-paper.sqlite3"
+    with sqlite3.connect(journal) as db:
+        db.execute("CREATE TABLE t (x)")
+    journal.chmod(0o444)
+    run = _run_unprivileged(
+        ("--paper", "--headless"),
+        _writable_home(shared_dir),
+        {"CRYPTOJ_STORAGE__DATA_DIR": str(data)},
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert len(lines) == 1, lines
+    assert f"journal {journal} cannot be written (read-only); run: chmod u+w" in lines[0]
+
+
+def test_an_unwritable_data_dir_is_one_line(shared_dir: Path) -> None:
+    data = shared_dir / "data"
+    data.mkdir()
+    data.chmod(0o555)
+    run = _run_unprivileged(
+        ("--headless",), _writable_home(shared_dir), {"CRYPTOJ_STORAGE__DATA_DIR": str(data)}
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert lines == [
+        f"cryptoj: config key 'storage.data_dir' = '{data}': the directory is not writable; "
+        f"run: chmod u+rwx {data}, or point it at a directory you can write"
+    ]
+
+
+def test_an_unwritable_log_file_is_one_line(shared_dir: Path) -> None:
+    log = shared_dir / "cryptoj.log"
+    log.write_text("")
+    log.chmod(0o444)
+    run = _run_unprivileged(
+        ("bench-book", str(shared_dir / "none.jsonl")),
+        _writable_home(shared_dir),
+        {"CRYPTOJ_LOG__FILE": str(log)},
+    )
+    lines = _error_lines(run)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run
+    assert lines == [
+        f"cryptoj: config key 'log.file' = '{log}': cannot write it (Permission denied); "
+        "point it at a file you can write"
+    ]

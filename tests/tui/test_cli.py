@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +106,65 @@ def test_headless_demo_runs_then_stops_cleanly_on_sigint(tmp_path: Path) -> None
     assert kinds[0] == "start" and kinds[-1] == "stop"
     assert {"stopping", "exit_cancel", "connection", "book"} <= set(kinds)
     assert all("ts" in line for line in lines)
+
+
+def _clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRYPTOJ_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), **extra)
+    return env
+
+
+def test_a_subcommand_typo_gets_that_commands_usage(tmp_path: Path) -> None:
+    """``doctor --jsn`` must show doctor's flags (--json), not the top-level usage."""
+    result = run_cli("doctor", "--jsn", env=_clean_env(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("usage: cryptoj doctor "), lines
+    assert "--json" in lines[0]
+    assert lines[-1] == "cryptoj doctor: error: unrecognized arguments: --jsn"
+
+
+def test_a_top_level_typo_before_a_command_gets_the_top_level_usage(tmp_path: Path) -> None:
+    result = run_cli("--bogus", "doctor", env=_clean_env(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "cryptoj: error: unrecognized arguments: --bogus"
+
+
+def test_no_flag_may_be_abbreviated() -> None:
+    """``--liv`` must not mean ``--live``: every parser, subcommands included."""
+    from cryptoj_tui.cli import build_parser
+
+    parser = build_parser()
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    assert len(parsers) > 4
+    assert all(not each.allow_abbrev for each in parsers), [p.prog for p in parsers]
+
+
+def test_record_offline_says_how_many_tries_failed(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: every try is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = _clean_env(
+        tmp_path,
+        CRYPTOJ_EXCHANGE__RECONNECT_INITIAL_S="0.01",
+        CRYPTOJ_EXCHANGE__RECONNECT_MAX_S="0.02",
+    )
+    result = run_cli(
+        "record",
+        "--url",
+        f"ws://127.0.0.1:{port}",
+        "--duration",
+        "1",
+        "--out",
+        str(tmp_path / "feed.jsonl"),
+        env=env,
+    )
+    assert result.returncode == 1, result
+    summary = result.stdout.strip().splitlines()[-1]
+    match = re.search(r"never connected \((\d+) connection tr(?:y|ies) failed\)", summary)
+    assert match is not None, summary
+    assert int(match.group(1)) >= 1
+    assert "reconnects: 0" not in summary

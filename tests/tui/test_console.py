@@ -12,11 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from core.coinbase.auth import generate_demo_key
 from core.config import Mode, Settings, load_settings
 from core.engine import ExchangeEndpoints
 from cryptoj_tui import console
 from cryptoj_tui.cli import build_parser
 from cryptoj_tui.console import ConsoleRefused, confirm_live, console_mode, run_console
+
+# A well-formed key (the sim's demo kind): --live checks the key's format before asking.
+DEMO_PRIVATE_KEY = generate_demo_key()[1]
 
 
 def args(*argv: str) -> argparse.Namespace:
@@ -85,12 +89,29 @@ def test_live_not_confirmed_starts_nothing(
     keyed = settings(
         tmp_path,
         CRYPTOJ_CREDENTIALS__KEY_NAME="organizations/x/apiKeys/y",
-        CRYPTOJ_CREDENTIALS__PRIVATE_KEY="not-a-real-key",
+        CRYPTOJ_CREDENTIALS__PRIVATE_KEY=DEMO_PRIVATE_KEY,
     )
     monkeypatch.setattr(console, "confirm_live", lambda: False)
     monkeypatch.setattr(console, "_run_app", lambda *a, **k: pytest.fail("must not start"))
     assert run_console(args("--live"), keyed) == 1
     assert "LIVE was not confirmed; nothing was started" in capsys.readouterr().err
+
+
+def test_a_malformed_key_is_refused_before_live_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trader must not type LIVE and then learn the key is broken."""
+    keyed = settings(
+        tmp_path,
+        CRYPTOJ_CREDENTIALS__KEY_NAME="organizations/x/apiKeys/y",
+        CRYPTOJ_CREDENTIALS__PRIVATE_KEY="-----BEGIN EC PRIVATE KEY-----\ngarbage\n",
+    )
+    monkeypatch.setattr(console, "confirm_live", lambda: pytest.fail("asked for LIVE"))
+    monkeypatch.setattr(console, "_run_app", lambda *a, **k: pytest.fail("must not start"))
+    assert run_console(args("--live"), keyed) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cryptoj: credentials: "), lines
+    assert "garbage" not in lines[0]  # the key itself is never shown
 
 
 def test_each_mode_builds_its_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +128,7 @@ def test_each_mode_builds_its_engine(tmp_path: Path, monkeypatch: pytest.MonkeyP
     keyed = settings(
         tmp_path,
         CRYPTOJ_CREDENTIALS__KEY_NAME="organizations/x/apiKeys/y",
-        CRYPTOJ_CREDENTIALS__PRIVATE_KEY="not-a-real-key",
+        CRYPTOJ_CREDENTIALS__PRIVATE_KEY=DEMO_PRIVATE_KEY,
     )
     recording = tmp_path / "session.jsonl"
     recording.write_text("")

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from core.clock import ManualClock
-from core.config import StrategySettings
+from core.config import MarketMakerSettings
 from core.model import (
     Fill,
     IntentSource,
@@ -436,7 +436,7 @@ def test_other_products_books_are_ignored(ctx: FakeContext) -> None:
 
 
 def test_parameters_come_from_settings_and_are_shown() -> None:
-    params = MarketMakerParams.from_settings(StrategySettings(name="market_maker"))
+    params = MarketMakerParams.from_settings("BTC-USD", MarketMakerSettings())
     assert params == replace(PARAMS, requote_s=1.0)
     shown = MarketMaker(params).parameters()
     assert shown["half_spread_bps"] == "5"
