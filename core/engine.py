@@ -47,13 +47,14 @@ from core.model import (
     ExchangeOrderStatus,
     OrderIntent,
     Product,
+    Side,
     Trade,
     decimal_str,
 )
 from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.portfolio import Portfolio, Position
-from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
+from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine, working_orders_of
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -81,6 +82,8 @@ MID_HISTORY_LENGTH = 240
 MAINTENANCE_PERIOD_S = 0.25
 BALANCE_REFRESH_S = 5.0
 REJECT_HISTORY = 200
+# How deep the gate walks the book to value a market order (past it: INSUFFICIENT_BOOK_DEPTH).
+MARKET_WALK_LEVELS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,13 @@ class MarketPrices:
     def best_ask(self, product_id: str) -> float | None:
         level = self._market.book(product_id).best_ask() if self._live(product_id) else None
         return None if level is None else level[0]
+
+    def levels(self, product_id: str, side: Side) -> Sequence[tuple[float, float]]:
+        """The levels a market order on ``side`` takes, best first (the gate's market walk)."""
+        if not self._live(product_id):
+            return ()
+        bids, asks = self._market.book(product_id).top(MARKET_WALK_LEVELS)
+        return asks if side is Side.BUY else bids
 
     def data_age_s(self, product_id: str) -> float | None:
         health = self._market.health(product_id)
@@ -230,6 +240,7 @@ class Engine:
             open_orders=lambda: len(self.orders.open_orders()),
             reconciling=lambda: self.orders.reconciling or not self.product_info,
             clock=clock,
+            working_orders=lambda: working_orders_of(self.orders.open_orders()),
         )
         self.orders = OrderManager(self.venue, self.journal, self.gate, clock=clock)
         self.venue.set_listener(self.orders)

@@ -232,6 +232,7 @@ class Portfolio:
             self._holding(product_id)
         self._cash: Decimal | None = None
         self._holds: dict[str, Decimal] = {}
+        self._balances_version = 0
         self._other_balances: tuple[Balance, ...] = ()
         self._seen_fills: set[tuple[str, str]] = set()
         self._seen_order: deque[tuple[str, str]] = deque()
@@ -261,6 +262,7 @@ class Portfolio:
         quote = by_currency.get(self._quote)
         self._cash = quote.total if quote is not None else _ZERO
         self._holds = {balance.currency: balance.hold for balance in balances}
+        self._balances_version += 1
         tracked_bases: set[str] = set()
         for holding in self._holdings.values():
             base = holding.product_id.split("-", 1)[0]
@@ -337,6 +339,16 @@ class Portfolio:
     def cash(self) -> Decimal | None:
         """Quote currency total (available + hold) after our fills; None before balances."""
         return self._cash
+
+    @property
+    def balances_version(self) -> int:
+        """Counts ``set_balances`` calls (the gate notes what its orders held at each)."""
+        return self._balances_version
+
+    def mark_price(self, product_id: str) -> Decimal | None:
+        """The product's current mark (mid), None when not known."""
+        holding = self._holdings.get(product_id)
+        return None if holding is None else holding.mark
 
     def hold(self, currency: str) -> Decimal:
         """What the venue held for open orders in ``currency`` at the last balances."""
