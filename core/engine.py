@@ -53,7 +53,7 @@ from core.model import (
 )
 from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
-from core.portfolio import Portfolio, Position
+from core.portfolio import PnlMemory, Portfolio, Position
 from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine, working_orders_of
 from core.snapshot import (
     BalanceView,
@@ -69,7 +69,7 @@ from core.snapshot import (
     TapeView,
     TradingView,
 )
-from core.strategy.base import BookTop, Strategy
+from core.strategy.base import BookTop, Strategy, StrategyBase
 from core.strategy.registry import build_strategy
 from core.venue import Venue
 
@@ -255,9 +255,12 @@ class Engine:
             products=lambda: self.product_info,
             prices=self.prices,
             clock=clock,
+            breached_limits=self.gate.breached_limits,
         )
         self._triggers = AutomaticTriggers(settings.risk)
         self.strategy: Strategy | None = build_strategy(settings.strategy)
+        # Daily P&L, peak and strategy inventory survive restarts (issue 9 §3).
+        self.pnl_memory = PnlMemory(self.portfolio, self.journal, clock=clock)
         self._strategy_runner: StrategyRunner | None = None
 
         self._balances: tuple[BalanceView, ...] | None = None
@@ -329,6 +332,13 @@ class Engine:
     async def run(self) -> None:
         """Run until ``stop()``. Network trouble is reported, never raised."""
         self.add_event("info", f"{self.mode} mode starting")
+        restored_pnl = self.pnl_memory.restore()
+        if restored_pnl is not None:
+            self.add_event("info", restored_pnl)
+        if isinstance(self.strategy, StrategyBase):
+            note = self.strategy.attach_inventory_store(self.journal)
+            if note is not None:
+                self.add_event("info", note)
         restored = self.orders.restore()
         if restored:
             self.add_event("info", f"restored {restored} unfinished order(s) from the journal")
@@ -374,6 +384,7 @@ class Engine:
         await self.orders.aclose()
         if self.rest is not None:
             await self.rest.aclose()
+        self.pnl_memory.save(force=True)
         self.journal.close()
 
     async def _load_products(self) -> None:
@@ -417,6 +428,7 @@ class Engine:
             if mid is not None:
                 self._mid_history[product_id].append(mid)
             self.portfolio.mark(product_id, Decimal(str(mid)) if mid is not None else None)
+        self.pnl_memory.save()
         # Before any REST call below: with the exchange unreachable those calls take seconds
         # (connect retries, timeouts), and the triggers must not wait for them.
         self._check_triggers(now)
@@ -598,6 +610,7 @@ class Engine:
             f"(fee {_plain(fill.commission)}){' external' if event.external else ''}",
         )
         self._balances_due = True
+        self.pnl_memory.save(force=True)
         if self._strategy_runner is not None:
             self._strategy_runner.on_fill(event)
 

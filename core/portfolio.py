@@ -41,6 +41,7 @@ position without any mark at the boundary starts its day at its first mark.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -111,6 +112,7 @@ class _Holding:
         "mark",
         "product_id",
         "realized",
+        "restored_mark",
         "size",
         "unpriced",
     )
@@ -126,6 +128,9 @@ class _Holding:
         self.fees = _ZERO
         self.mark: Decimal | None = None
         self.last_mark: Decimal | None = None  # survives a mark going away (day baseline)
+        # The mark journaled by the previous process: holdings re-adopted from balances before
+        # any mark take it as their cost, so the price move while we were down counts.
+        self.restored_mark: Decimal | None = None
         # Total P&L at the start of the trading day; None until known (see module doc).
         self.day_start_pnl: Decimal | None = _ZERO
 
@@ -192,11 +197,13 @@ class _Holding:
             size = self.size
         added = target - size
         if added:
-            if self.mark is not None:
-                self.cost += added * self.mark
+            price = self.mark if self.mark is not None else self.restored_mark
+            if price is not None:
+                self.cost += added * price
             else:
                 self.unpriced += added
             self.size = target
+        self.restored_mark = None  # only for the first balances after a restart
 
     def _remove_external(self, removed: Decimal) -> None:
         # Unpriced size has no cost and no mark (a mark prices it at once): it goes first.
@@ -237,6 +244,10 @@ class Portfolio:
         self._seen_fills: set[tuple[str, str]] = set()
         self._seen_order: deque[tuple[str, str]] = deque()
         self._day = self._day_index()
+        # P&L from before this process (restored from the journal, see ``PnlMemory``): the
+        # total since trading began and, for the day it was saved on, that day's part.
+        self._carried_total = _ZERO
+        self._carried_daily = _ZERO
         self._peak_pnl = _ZERO
         self._total_pnl: Decimal | None = _ZERO
         self._gross: Decimal | None = _ZERO
@@ -380,7 +391,8 @@ class Portfolio:
 
     @property
     def total_pnl(self) -> Decimal | None:
-        """Realized (net of fees) + unrealized P&L since this portfolio started."""
+        """Realized (net of fees) + unrealized P&L since trading began (restored P&L of
+        earlier processes included)."""
         return self._total_pnl
 
     @property
@@ -436,10 +448,57 @@ class Portfolio:
         return self._gross
 
     @property
+    def day_start_equity(self) -> Decimal | None:
+        """Equity at the start of the trading day, as today's P&L explains it."""
+        equity = self.equity
+        daily = self.daily_pnl
+        return None if equity is None or daily is None else equity - daily
+
+    def checkpoint(self) -> PnlCheckpoint | None:
+        """The P&L figures a restart must continue from; None while P&L is not known."""
+        daily = self.daily_pnl
+        total = self._total_pnl
+        if daily is None or total is None:
+            return None
+        return PnlCheckpoint(
+            day=self._day,
+            daily_pnl=daily,
+            total_pnl=total,
+            peak_pnl=self._peak_pnl,
+            day_start_equity=self.day_start_equity,
+            peak_equity=self.peak_equity,
+            marks=tuple(
+                (product_id, holding.mark)
+                for product_id, holding in sorted(self._holdings.items())
+                if holding.mark is not None and holding.size
+            ),
+        )
+
+    def restore(self, checkpoint: PnlCheckpoint) -> None:
+        """Continue from a checkpoint of an earlier process (call before trading starts).
+
+        Holdings re-adopted from balances after a restart take the mark as their cost, so
+        their P&L counts from then on; the checkpoint carries everything before. A checkpoint
+        of an earlier day carries no daily P&L (the day it measured is over).
+        """
+        self._roll_day()
+        session_total = self._session_total()
+        self._carried_total = checkpoint.total_pnl
+        self._carried_daily = checkpoint.daily_pnl if checkpoint.day == self._day else _ZERO
+        self._peak_pnl = max(checkpoint.peak_pnl, self._peak_pnl)
+        for product_id, mark in checkpoint.marks:
+            holding = self._holdings.get(product_id)
+            if holding is not None and holding.mark is None and not holding.size:
+                holding.restored_mark = mark
+        if session_total is not None:
+            self._peak_pnl = max(self._peak_pnl, checkpoint.total_pnl + session_total)
+        self._changed()
+
+    @property
     def daily_pnl(self) -> Decimal | None:
         """Total P&L change since the last day boundary; None while not known."""
         self._roll_day()
-        daily = _ZERO
+        daily = self._carried_daily
         for holding in self._holdings.values():
             now = holding.total_pnl(holding.mark)
             if now is None or holding.day_start_pnl is None:
@@ -469,25 +528,187 @@ class Portfolio:
         if day == self._day:
             return
         self._day = day
+        self._carried_daily = _ZERO
         for holding in self._holdings.values():
             # With the mark gone at the boundary, the last known mark is the best estimate.
             mark = holding.mark if holding.mark is not None else holding.last_mark
             holding.day_start_pnl = holding.total_pnl(mark)
         self._version += 1
 
-    def _changed(self) -> None:
+    def _session_total(self) -> Decimal | None:
         total: Decimal | None = _ZERO
-        gross: Decimal | None = _ZERO
         for holding in self._holdings.values():
             pnl = holding.total_pnl(holding.mark)
             total = None if pnl is None or total is None else total + pnl
+        return total
+
+    def _changed(self) -> None:
+        total = self._session_total()
+        gross: Decimal | None = _ZERO
+        for holding in self._holdings.values():
             exposure = holding.exposure()
             gross = None if exposure is None or gross is None else gross + exposure
+        if total is not None:
+            total += self._carried_total
         self._total_pnl = total
         self._gross = gross
         if total is not None and total > self._peak_pnl:
             self._peak_pnl = total
         self._version += 1
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+@dataclass(frozen=True, slots=True)
+class PnlCheckpoint:
+    """What the daily-loss and drawdown limits need to survive a restart (issue 9 §3)."""
+
+    day: int  # trading day index (days since the epoch, shifted by the day boundary)
+    daily_pnl: Decimal
+    total_pnl: Decimal
+    peak_pnl: Decimal
+    day_start_equity: Decimal | None  # for the record: equity - daily P&L when saved
+    peak_equity: Decimal | None
+    # The marks of the positions held when saved: what the next process prices them at when
+    # it re-adopts them from balances, so a move while it was down is in today's P&L.
+    marks: tuple[tuple[str, Decimal], ...] = ()
+
+    def encode(self) -> str:
+        def text(value: Decimal | None) -> str | None:
+            return None if value is None else str(value)
+
+        return json.dumps(
+            {
+                "day": self.day,
+                "daily_pnl": str(self.daily_pnl),
+                "total_pnl": str(self.total_pnl),
+                "peak_pnl": str(self.peak_pnl),
+                "day_start_equity": text(self.day_start_equity),
+                "peak_equity": text(self.peak_equity),
+                "marks": {product_id: str(mark) for product_id, mark in self.marks},
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def decode(cls, text: str) -> PnlCheckpoint:
+        """Raises ValueError, with what is wrong, for anything but an encoded checkpoint."""
+        try:
+            raw = json.loads(text)
+
+            def optional(key: str) -> Decimal | None:
+                value = raw.get(key)
+                return None if value is None else Decimal(value)
+
+            checkpoint = cls(
+                day=int(raw["day"]),
+                daily_pnl=Decimal(raw["daily_pnl"]),
+                total_pnl=Decimal(raw["total_pnl"]),
+                peak_pnl=Decimal(raw["peak_pnl"]),
+                day_start_equity=optional("day_start_equity"),
+                peak_equity=optional("peak_equity"),
+                marks=tuple(
+                    (str(product_id), Decimal(mark))
+                    for product_id, mark in sorted(raw.get("marks", {}).items())
+                ),
+            )
+        except (ValueError, TypeError, KeyError, ArithmeticError, AttributeError) as exc:
+            raise ValueError(f"not a P&L checkpoint ({type(exc).__name__}: {exc})") from exc
+        if not all(
+            value.is_finite()
+            for value in (
+                checkpoint.daily_pnl,
+                checkpoint.total_pnl,
+                checkpoint.peak_pnl,
+                *(mark for _, mark in checkpoint.marks),
+            )
+        ):
+            raise ValueError("not a P&L checkpoint (a figure is not finite)")
+        return checkpoint
+
+
+class KeyValueStore(Protocol):
+    """Where the checkpoint lives (``core.journal.Journal``'s key/value table)."""
+
+    def get_value(self, key: str) -> str | None: ...
+
+    def set_value(self, key: str, value: str) -> None: ...
+
+
+KEY_PNL_CHECKPOINT = "risk.pnl_checkpoint"
+
+
+class PnlMemory:
+    """Keeps the portfolio's P&L checkpoint in the journal and restores it at start.
+
+    Saved when the figures change, at most once per ``min_interval_s`` (the marks move many
+    times a second; one second of price move is what a crash can lose), and at once when
+    ``force`` is given (after a fill, at shutdown). A journal that cannot be written is
+    logged, never raised: the limits keep working in memory.
+    """
+
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        store: KeyValueStore,
+        *,
+        clock: Clock,
+        min_interval_s: float = 1.0,
+    ) -> None:
+        self._portfolio = portfolio
+        self._store = store
+        self._clock = clock
+        self._min_interval_s = min_interval_s
+        self._saved: PnlCheckpoint | None = None
+        self._saved_at = float("-inf")
+
+    def restore(self) -> str | None:
+        """Restore the last checkpoint; a line for the event log saying what was restored
+        (None when the journal has none: a first start)."""
+        text = self._store.get_value(KEY_PNL_CHECKPOINT)
+        if text is None:
+            return None
+        try:
+            checkpoint = PnlCheckpoint.decode(text)
+        except ValueError as exc:
+            log.error("P&L checkpoint unreadable: %s", exc)
+            return f"P&L checkpoint unreadable ({exc}): daily P&L and peak start at 0"
+        self._portfolio.restore(checkpoint)
+        self._saved = checkpoint
+        daily = self._portfolio.daily_pnl
+        return (
+            f"restored P&L: today {'unknown' if daily is None else f'{daily:,.2f}'}, total "
+            f"{checkpoint.total_pnl:,.2f}, peak {checkpoint.peak_pnl:,.2f}"
+        )
+
+    def save(self, *, force: bool = False) -> bool:
+        """Journal the checkpoint if it changed (and is due); True if it was written."""
+        now = self._clock.monotonic()
+        if not force and now - self._saved_at < self._min_interval_s:
+            return False
+        checkpoint = self._portfolio.checkpoint()
+        if checkpoint is None or _same_figures(checkpoint, self._saved):
+            return False
+        try:
+            self._store.set_value(KEY_PNL_CHECKPOINT, checkpoint.encode())
+        except Exception:  # a full disk must not stop trading's limits, which live in memory
+            log.exception("could not journal the P&L checkpoint")
+            return False
+        self._saved = checkpoint
+        self._saved_at = now
+        return True
+
+
+def _same_figures(a: PnlCheckpoint, b: PnlCheckpoint | None) -> bool:
+    return (
+        b is not None
+        and a.day == b.day
+        and a.daily_pnl == b.daily_pnl
+        and a.total_pnl == b.total_pnl
+        and a.peak_pnl == b.peak_pnl
+        and a.marks == b.marks
+    )
 
 
 def _position(holding: _Holding) -> Position:

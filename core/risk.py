@@ -817,6 +817,33 @@ class RiskGate:
             )
         return None
 
+    # ------------------------------------------------------------------ limits for resume
+
+    def breached_limits(self) -> list[str]:
+        """The P&L limits past their bound now, one line each with the numbers (empty when
+        none is). RESUME is refused while any is: after a daily-loss or drawdown trigger,
+        trading resumes only once the loss is back within the limit (a new day, or a gain).
+        The drawdown is measured from the all-time P&L peak: a drawdown stop is a hard stop
+        that lifts only when P&L recovers or the trader raises the limit in the settings.
+        An unknown P&L (a position without a mark) is not reported as breached here; the
+        triggers act as soon as it is known again."""
+        portfolio = self._portfolio
+        breached: list[str] = []
+        daily = portfolio.daily_pnl
+        if daily is not None and -daily >= self._daily_loss_limit:
+            breached.append(
+                f"daily loss {_money(-daily)} >= limit {_money(self._daily_loss_limit)} "
+                "(resets at the day boundary)"
+            )
+        drawdown = portfolio.drawdown
+        if drawdown is not None and drawdown >= self._settings.max_drawdown:
+            breached.append(
+                f"drawdown {_money(drawdown)} from peak >= limit "
+                f"{_money(self._settings.max_drawdown)} (lifts when P&L recovers, or with a "
+                "higher risk.max_drawdown)"
+            )
+        return breached
+
     # ------------------------------------------------------------------ gauges
 
     def gauges(self) -> list[LimitGauge]:
