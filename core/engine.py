@@ -462,13 +462,14 @@ class Engine:
     async def _refresh_balances(self) -> None:
         self._last_balance_refresh = self._clock.monotonic()
         self._balances_due = False
+        asked_at = self._clock.time()  # the answer holds every fill executed before this
         try:
             balances = await self.venue.balances()
         except CoinbaseError as exc:
             self.add_event("warning", f"balances not refreshed: {exc}")
             return
         if not self.orders.reconciling:
-            self.portfolio.set_balances(balances)
+            self.portfolio.set_balances(balances, as_of=asked_at)
         views = tuple(
             BalanceView(balance.currency, balance.available, balance.hold)
             for balance in sorted(balances, key=lambda b: (b.currency != "USD", b.currency))

@@ -41,6 +41,7 @@ position without any mark at the boundary starts its day at its first mark.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import deque
@@ -62,6 +63,10 @@ _SECONDS_PER_DAY = 86_400
 # Fills already applied, remembered by (order_id, trade_id) so a replayed fill is ignored
 # even if an upstream dedupe missed it. Bounded: replays come soon after the original.
 _REMEMBERED_FILLS = 10_000
+# How long applied fills are kept to layer over balances asked for before they executed.
+_FILL_MEMORY_S = 300.0
+# External additions remembered per asset (each refresh that found more adds one).
+_EXTERNAL_PARTS = 16
 
 
 class FillEventLike(Protocol):
@@ -107,6 +112,7 @@ class _Holding:
     __slots__ = (
         "cost",
         "day_start_pnl",
+        "external",
         "fees",
         "last_mark",
         "mark",
@@ -131,6 +137,10 @@ class _Holding:
         # The mark journaled by the previous process: holdings re-adopted from balances before
         # any mark take it as their cost, so the price move while we were down counts.
         self.restored_mark: Decimal | None = None
+        # What balances added as external, in parts of (signed size, price; None: unpriced)
+        # all of one sign, newest last: a fill those balances already held replaces its
+        # part when its update arrives late.
+        self.external: list[tuple[Decimal, Decimal | None]] = []
         # Total P&L at the start of the trading day; None until known (see module doc).
         self.day_start_pnl: Decimal | None = _ZERO
 
@@ -186,24 +196,55 @@ class _Holding:
         if not self.size:
             self.cost = _ZERO
 
+    def undo_external(self, signed: Decimal) -> bool:
+        """Take back ``signed`` of what balances added as external, exactly as it was added
+        (a fill the balances already held arrives: it replaces that part). False when the
+        balances added nothing of that sign to take back."""
+        parts = self.external
+        if not signed or sum((size for size, _ in parts), _ZERO) * _sign(signed) < abs(signed):
+            return False
+        left = signed
+        while left:
+            size, price = parts[-1]
+            take = left if abs(left) <= abs(size) else size
+            if price is None:
+                self.unpriced -= take
+            else:
+                self.cost -= take * price
+            self.size -= take
+            left -= take
+            if take == size:
+                parts.pop()
+            else:
+                parts[-1] = (size - take, price)
+        if not self.size:
+            self.cost = _ZERO
+            self.unpriced = _ZERO
+        return True
+
     def adjust_external(self, target: Decimal) -> None:
         """Move the size to ``target`` without trading P&L (see the module doc)."""
+        restored_mark, self.restored_mark = self.restored_mark, None  # first balances only
         size = self.size
         if target == size:
             return
         if size and (_sign(target) != _sign(size) or abs(target) < abs(size)):
             keep = target if _sign(target) == _sign(size) else _ZERO
             self._remove_external(size - keep)
+            self.external.clear()
             size = self.size
         added = target - size
         if added:
-            price = self.mark if self.mark is not None else self.restored_mark
+            price = self.mark if self.mark is not None else restored_mark
             if price is not None:
                 self.cost += added * price
             else:
                 self.unpriced += added
             self.size = target
-        self.restored_mark = None  # only for the first balances after a restart
+            if self.external and _sign(self.external[-1][0]) != _sign(added):
+                self.external.clear()
+            self.external.append((added, price))
+            del self.external[:-_EXTERNAL_PARTS]
 
     def _remove_external(self, removed: Decimal) -> None:
         # Unpriced size has no cost and no mark (a mark prices it at once): it goes first.
@@ -235,7 +276,16 @@ class Portfolio:
         self._quote = quote_currency
         self._quote_suffix = "-" + quote_currency
         self._holdings: dict[str, _Holding] = {}
-        for product_id in product_ids:
+        # One holding per base asset: a second product on the same base (BTC-USDC next to
+        # BTC-USD) is an alias of the first, so the BTC balance is counted once.
+        self._primary_by_base: dict[str, str] = {}
+        self._alias: dict[str, str] = {}
+        # Fills applied recently, (trade time, product, signed size, cash change), to layer
+        # them over balances that were asked for before they happened.
+        self._recent_fills: deque[tuple[float, str, Decimal, Decimal]] = deque()
+        self._balances_as_of: float | None = None
+        # Products quoted in our currency first: they are the primaries.
+        for product_id in sorted(product_ids, key=lambda p: not p.endswith("-" + quote_currency)):
             self._holding(product_id)
         self._cash: Decimal | None = None
         self._holds: dict[str, Decimal] = {}
@@ -258,28 +308,45 @@ class Portfolio:
 
     def track(self, product_id: str) -> None:
         """Follow a product (its base balance becomes its position on ``set_balances``)."""
-        if product_id not in self._holdings:
+        if product_id not in self._holdings and product_id not in self._alias:
             self._holding(product_id)
             self._changed()
 
-    def set_balances(self, balances: Sequence[Balance]) -> None:
+    def set_balances(self, balances: Sequence[Balance], *, as_of: float | None = None) -> None:
         """Take fresh balances from the venue (all of them: a missing currency holds 0).
 
-        Pass balances fetched after every fill the venue reported before them was applied
-        (e.g. right after a reconcile); an older list would undo those fills as "external".
+        ``as_of`` (wall-clock seconds): when the balances were asked for. The venue's answer
+        holds every fill executed before it, so fills applied here with a later trade time
+        are layered on top (the answer does not hold them yet), and a fill executed before it
+        whose update arrives later is not booked a second time (``on_fill``). Fills without
+        a trade time count as executed when they arrive. Without ``as_of``, pass balances
+        fetched after every fill the venue reported before them was applied (e.g. right after
+        a reconcile); an older list would undo those fills as "external".
         """
         self._roll_day()
         by_currency = {balance.currency: balance for balance in balances}
         quote = by_currency.get(self._quote)
-        self._cash = quote.total if quote is not None else _ZERO
+        cash = quote.total if quote is not None else _ZERO
         self._holds = {balance.currency: balance.hold for balance in balances}
         self._balances_version += 1
+        late: dict[str, Decimal] = {}
+        if as_of is not None:
+            recent = self._recent_fills
+            while recent and recent[0][0] < as_of - _FILL_MEMORY_S:
+                recent.popleft()
+            for at, product_id, signed, cash_change in recent:
+                if at > as_of:  # executed after the venue answered: not in these balances
+                    late[product_id] = late.get(product_id, _ZERO) + signed
+                    cash += cash_change
+        self._balances_as_of = as_of
+        self._cash = cash
         tracked_bases: set[str] = set()
         for holding in self._holdings.values():
             base = holding.product_id.split("-", 1)[0]
             tracked_bases.add(base)
             held = by_currency.get(base)
-            holding.adjust_external(held.total if held is not None else _ZERO)
+            total = held.total if held is not None else _ZERO
+            holding.adjust_external(total + late.get(holding.product_id, _ZERO))
         self._other_balances = tuple(
             balance
             for balance in balances
@@ -312,16 +379,39 @@ class Portfolio:
             # one seen since, so the day starts from it (before the fill itself counts).
             holding.price_unpriced(fill.price)
             holding.day_start_pnl = holding.total_pnl(fill.price)
-        holding.apply_fill(signed, fill.price, fill.commission)
-        if self._cash is not None:
-            self._cash -= signed * fill.price + fill.commission
+        cash_change = -(signed * fill.price + fill.commission)
+        executed = (
+            fill.trade_time.timestamp() if fill.trade_time is not None else self._clock.time()
+        )
+        as_of = self._balances_as_of
+        if as_of is not None and executed <= as_of:
+            # The last balances already held this fill (its update came after them), cash
+            # included: they booked it as an external change at the mark; book it as the fill
+            # it is, once. Exactly when that change can be taken back; otherwise (the
+            # balances netted it with other changes) the size stays what they said.
+            size_in_balances = holding.size
+            if holding.undo_external(signed):
+                holding.apply_fill(signed, fill.price, fill.commission)
+            else:
+                holding.apply_fill(signed, fill.price, fill.commission)
+                holding.adjust_external(size_in_balances)
+        else:
+            holding.apply_fill(signed, fill.price, fill.commission)
+            if self._cash is not None:
+                self._cash += cash_change
+            self._recent_fills.append((executed, holding.product_id, signed, cash_change))
         self._changed()
 
     def on_order_event(self, event: object) -> None:
         """Order state changes move no money; only fills do."""
 
     def mark(self, product_id: str, price: Decimal | None) -> None:
-        """Set the mark (mid) of a product; ``None`` when it is not known (no live book)."""
+        """Set the mark (mid) of a product; ``None`` when it is not known (no live book).
+
+        The mark of an alias (a second product on an asset) is not used: the asset is
+        valued once, at its primary product's mark."""
+        if product_id in self._alias:
+            return
         holding = self._holdings.get(product_id)
         if holding is None:
             holding = self._holding(product_id)
@@ -371,23 +461,35 @@ class Portfolio:
         return self._other_balances
 
     def size(self, product_id: str) -> Decimal:
-        """Signed base size (the gate's fast path: no allocation)."""
-        holding = self._holdings.get(product_id)
+        """Signed base size (the gate's fast path: no allocation); an alias's is its
+        asset's."""
+        holding = self._holdings.get(self._alias.get(product_id, product_id))
         return _ZERO if holding is None else holding.size
 
     def exposure(self, product_id: str) -> Decimal | None:
-        """``|size x mark|``: 0 when flat, None when non-flat without a mark."""
+        """``|size x mark|``: 0 when flat, None when non-flat without a mark. An alias has
+        none of its own (its asset's is counted on the primary product)."""
+        if product_id in self._alias:
+            return _ZERO
         holding = self._holdings.get(product_id)
         return _ZERO if holding is None else holding.exposure()
 
     def position(self, product_id: str) -> Position:
-        holding = self._holdings.get(product_id)
+        holding = self._holdings.get(self._alias.get(product_id, product_id))
         if holding is None:
             return Position(product_id, _ZERO, None, _ZERO, _ZERO, None, _ZERO)
-        return _position(holding)
+        position = _position(holding)
+        if holding.product_id != product_id:
+            position = dataclasses.replace(position, product_id=product_id)
+        return position
 
     def positions(self) -> list[Position]:
+        """One position per asset (aliases are not listed: their asset is)."""
         return [_position(self._holdings[key]) for key in sorted(self._holdings)]
+
+    def primary_product(self, product_id: str) -> str:
+        """The product that holds ``product_id``'s asset (itself unless an alias)."""
+        return self._alias.get(product_id, product_id)
 
     @property
     def total_pnl(self) -> Decimal | None:
@@ -509,8 +611,17 @@ class Portfolio:
     # ------------------------------------------------------------------ internals
 
     def _holding(self, product_id: str) -> _Holding:
-        holding = self._holdings.get(product_id)
+        holding = self._holdings.get(self._alias.get(product_id, product_id))
         if holding is None:
+            base = product_id.split("-", 1)[0]
+            primary = self._primary_by_base.get(base)
+            if primary is not None:
+                self._alias[product_id] = primary
+                log.info(
+                    "%s shares its base with %s: one position for %s", product_id, primary, base
+                )
+                return self._holdings[primary]
+            self._primary_by_base[base] = product_id
             holding = self._holdings[product_id] = _Holding(product_id)
         return holding
 
