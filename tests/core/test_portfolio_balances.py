@@ -196,9 +196,9 @@ def test_every_fill_is_booked_once_whatever_arrives_first(
     start_usd, start_btc = D(100000), D(2)
     portfolio.set_balances(balances(str(start_usd), str(start_btc)), as_of=T0)
     portfolio.mark("BTC-USD", D(50000))
-    events: list[tuple[float, int, object]] = []
-    for fill in fills:
-        events.append((fill.executed + fill.delay + 0.5, 1, fill))
+    events: list[tuple[float, int, object]] = [
+        (fill.executed + fill.delay + 0.5, 1, fill) for fill in fills
+    ]
     ask = 0.0
     for at, answer_delay in sorted(snapshots):
         ask = max(ask, float(at))
