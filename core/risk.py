@@ -854,7 +854,9 @@ class RiskGate:
         now = self._clock.monotonic()
         in_window = sum(1 for at in self._recent if now - at < self._rate_window_s)
         daily = portfolio.daily_pnl
-        position_used, position_product = self._largest_position()
+        tally = self._tally(None)
+        position_used, position_product = self._largest_position(tally)
+        gross_used = self._worst_gross(tally)
         age_used, age_product = self._oldest_data()
         return [
             LimitGauge(
@@ -872,7 +874,7 @@ class RiskGate:
             LimitGauge(
                 GaugeName.POSITION, position_used, self._max_position, quote, position_product
             ),
-            LimitGauge(GaugeName.GROSS_EXPOSURE, portfolio.gross_exposure, self._max_gross, quote),
+            LimitGauge(GaugeName.GROSS_EXPOSURE, gross_used, self._max_gross, quote),
             LimitGauge(
                 GaugeName.DAILY_LOSS,
                 None if daily is None else max(_ZERO, -daily),
@@ -889,8 +891,9 @@ class RiskGate:
             ),
         ]
 
-    def _largest_position(self) -> tuple[Decimal | None, str | None]:
-        """The largest position value and its product; (None, product) if one is unknown."""
+    def _largest_position(self, tally: _Tally) -> tuple[Decimal | None, str | None]:
+        """The largest position value, if every working order on its worse side fills, and
+        its product; (None, product) if one is unknown."""
         largest = _ZERO
         which: str | None = None
         for position in self._portfolio.positions():
@@ -899,7 +902,26 @@ class RiskGate:
                 return None, position.product_id
             if abs(notional) > largest:
                 largest, which = abs(notional), position.product_id
+        for product_id, working in tally.products.items():
+            worst = self._worst_value(product_id, working)
+            if worst is None:
+                return None, product_id
+            if worst > largest:
+                largest, which = worst, product_id
         return largest, which
+
+    def _worst_gross(self, tally: _Tally) -> Decimal | None:
+        """Gross exposure if every working order fills on its product's worse side."""
+        gross = self._portfolio.gross_exposure
+        if gross is None or tally.unvalued is not None:
+            return None
+        for product_id, working in tally.products.items():
+            worst = self._worst_value(product_id, working)
+            held = self._portfolio.exposure(product_id)
+            if worst is None or held is None:
+                return None
+            gross += worst - held
+        return gross
 
     def _oldest_data(self) -> tuple[Decimal | None, str | None]:
         """The oldest book among the gate's products; (None, product) if one has none."""

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from core.denials import DenialReason
 from core.model import Balance, OrderIntent, Side
 from core.order_state import ManagedOrder, OrderState
-from core.risk import DEFAULT_FEE_ALLOWANCE_RATE, WorkingOrder, working_orders_of
+from core.risk import DEFAULT_FEE_ALLOWANCE_RATE, GaugeName, WorkingOrder, working_orders_of
 from core.trading_state import TradingState
 from tests.core.test_risk import BUY, SELL, Harness, limit, make_harness, market_order
 
@@ -349,3 +349,15 @@ def test_a_resend_still_counts_the_other_working_orders() -> None:
     h.working.append(working(BUY, "0.48", "50000.00"))  # a third one, say placed by hand
     denial = h.gate.check_resend(buy, h.working[0].client_order_id)
     assert denial is not None and denial.reason is DenialReason.POSITION_LIMIT
+
+
+# ---------------------------------------------------------------------------- gauges
+
+
+def test_the_gauges_show_the_worst_case_with_working_orders() -> None:
+    h = make_harness(use_working=True)  # 0.5 BTC = 25000
+    h.working = [working(BUY, "0.3", "50000.00"), working(BUY, "2", "3000.00", "ETH-USD")]
+    gauges = {gauge.name: gauge for gauge in h.gate.gauges()}
+    assert gauges[GaugeName.POSITION].used == D(40000)  # 0.8 BTC at the 50000 mark
+    assert gauges[GaugeName.POSITION].subject == "BTC-USD"
+    assert gauges[GaugeName.GROSS_EXPOSURE].used == D(46000)  # + 2 ETH at 3000
