@@ -29,6 +29,9 @@ class DenialReason(StrEnum):
     REDUCING_ONLY = "REDUCING_ONLY"  # state REDUCING and the order would not shrink a position
     REDUCE_ONLY_WOULD_INCREASE = "REDUCE_ONLY_WOULD_INCREASE"
     DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    # A market order larger than the visible book on its side: it cannot be valued, and the
+    # venue would walk it into whatever arrives.
+    INSUFFICIENT_BOOK_DEPTH = "INSUFFICIENT_BOOK_DEPTH"
 
 
 @dataclass(frozen=True, slots=True)

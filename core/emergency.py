@@ -122,7 +122,9 @@ class EmergencyManager:
         prices: PriceSource,
         clock: Clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breached_limits: Callable[[], Sequence[str]] = tuple,
     ) -> None:
+        self._breached_limits = breached_limits  # RiskGate.breached_limits: blocks a resume
         self._state = state
         self._orders = orders
         self._venue = venue
@@ -288,6 +290,8 @@ class EmergencyManager:
             raise ResumeRefused(f"type {RESUME_CONFIRMATION} to resume trading")
         if self._kill_task is not None and not self._kill_task.done():
             raise ResumeRefused("the kill switch is still cancelling orders")
+        if breached := self._breached_limits():
+            raise ResumeRefused(f"still past a limit: {'; '.join(breached)}")
         report = await self._orders.reconcile()
         # ``complete`` only says every listing answered; an order whose outcome is still
         # unknown may yet be working at the exchange, so it blocks the resume too.

@@ -48,14 +48,15 @@ from core.model import (
     ExchangeOrderStatus,
     OrderIntent,
     Product,
+    Side,
     Trade,
     decimal_str,
 )
 from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
-from core.portfolio import Portfolio, Position
+from core.portfolio import PnlMemory, Portfolio, Position
 from core.product_catalog import default_products
-from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
+from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine, working_orders_of
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -70,7 +71,7 @@ from core.snapshot import (
     TapeView,
     TradingView,
 )
-from core.strategy.base import BookTop, Strategy
+from core.strategy.base import BookTop, Strategy, StrategyBase
 from core.strategy.registry import build_strategy
 from core.venue import Venue
 
@@ -86,6 +87,8 @@ REJECT_HISTORY = 200
 # A journal failure with the same message is shown again after this long (a full disk fails
 # every write; one line is enough until it changes).
 JOURNAL_FAILURE_REPEAT_S = 30.0
+# How deep the gate walks the book to value a market order (past it: INSUFFICIENT_BOOK_DEPTH).
+MARKET_WALK_LEVELS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,13 @@ class MarketPrices:
     def best_ask(self, product_id: str) -> float | None:
         level = self._market.book(product_id).best_ask() if self._live(product_id) else None
         return None if level is None else level[0]
+
+    def levels(self, product_id: str, side: Side) -> Sequence[tuple[float, float]]:
+        """The levels a market order on ``side`` takes, best first (the gate's market walk)."""
+        if not self._live(product_id):
+            return ()
+        bids, asks = self._market.book(product_id).top(MARKET_WALK_LEVELS)
+        return asks if side is Side.BUY else bids
 
     def data_age_s(self, product_id: str) -> float | None:
         health = self._market.health(product_id)
@@ -236,6 +246,7 @@ class Engine:
             open_orders=lambda: len(self.orders.open_orders()),
             reconciling=lambda: self.orders.reconciling or not self.product_info,
             clock=clock,
+            working_orders=lambda: working_orders_of(self.orders.open_orders()),
         )
         self.orders = OrderManager(self.venue, self.journal, self.gate, clock=clock)
         self.venue.set_listener(self.orders)
@@ -250,9 +261,12 @@ class Engine:
             products=lambda: self.product_info,
             prices=self.prices,
             clock=clock,
+            breached_limits=self.gate.breached_limits,
         )
         self._triggers = AutomaticTriggers(settings.risk)
         self.strategy: Strategy | None = build_strategy(settings.strategy)
+        # Daily P&L, peak and strategy inventory survive restarts (issue 9 §3).
+        self.pnl_memory = PnlMemory(self.portfolio, self.journal, clock=clock)
         self._strategy_runner: StrategyRunner | None = None
 
         self._balances: tuple[BalanceView, ...] | None = None
@@ -324,6 +338,13 @@ class Engine:
     async def run(self) -> None:
         """Run until ``stop()``. Network trouble is reported, never raised."""
         self.add_event("info", f"{self.mode} mode starting")
+        restored_pnl = self.pnl_memory.restore()
+        if restored_pnl is not None:
+            self.add_event("info", restored_pnl)
+        if isinstance(self.strategy, StrategyBase):
+            note = self.strategy.attach_inventory_store(self.journal)
+            if note is not None:
+                self.add_event("info", note)
         restored = self.orders.restore()
         if restored:
             self.add_event("info", f"restored {restored} unfinished order(s) from the journal")
@@ -369,6 +390,7 @@ class Engine:
         await self.orders.aclose()
         if self.rest is not None:
             await self.rest.aclose()
+        self.pnl_memory.save(force=True)
         self.journal.close()
 
     async def _load_products(self) -> None:
@@ -406,6 +428,7 @@ class Engine:
             if mid is not None:
                 self._mid_history[product_id].append(mid)
             self.portfolio.mark(product_id, Decimal(str(mid)) if mid is not None else None)
+        self.pnl_memory.save()
         # Before any REST call below: with the exchange unreachable those calls take seconds
         # (connect retries, timeouts), and the triggers must not wait for them.
         self._check_triggers(now)
@@ -439,13 +462,14 @@ class Engine:
     async def _refresh_balances(self) -> None:
         self._last_balance_refresh = self._clock.monotonic()
         self._balances_due = False
+        asked_at = self._clock.time()  # the answer holds every fill executed before this
         try:
             balances = await self.venue.balances()
         except CoinbaseError as exc:
             self.add_event("warning", f"balances not refreshed: {exc}")
             return
         if not self.orders.reconciling:
-            self.portfolio.set_balances(balances)
+            self.portfolio.set_balances(balances, as_of=asked_at)
         views = tuple(
             BalanceView(balance.currency, balance.available, balance.hold)
             for balance in sorted(balances, key=lambda b: (b.currency != "USD", b.currency))
@@ -598,6 +622,7 @@ class Engine:
             f"(fee {_plain(fill.commission)}){' external' if event.external else ''}",
         )
         self._balances_due = True
+        self.pnl_memory.save(force=True)
         if self._strategy_runner is not None:
             self._strategy_runner.on_fill(event)
 

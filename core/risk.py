@@ -35,15 +35,25 @@ is queued: a denied order is gone and its sender decides what to do.
 
 "Shrinks" means the order is on the other side of a non-zero position and no larger than it
 (an order that crosses zero grows the opposite position). Orders are valued at their limit
-price; market orders at the touch (best ask for buys, best bid for sells); a market order
-sized in quote is turned into base at that touch.
+price. A market order is walked through the visible book (asks for a buy, bids for a sell)
+and valued at the worst level it reaches; its notional is what the walk spends. It is refused
+INSUFFICIENT_BOOK_DEPTH when the visible book cannot fill it, PRICE_BAND when the walk goes
+past the band, NOTIONAL_ABOVE_MAX when the walk costs more than the cap: the gate's own
+market protection, as Coinbase has one.
+
+Working orders count (issue 9 §3; docs/design.md): every order of ours that may still trade
+(working, PENDING_CANCEL, UNKNOWN) is assumed to fill completely, per product and per side.
+An order grows the position if, after every working order on its side and itself, the
+position is larger; the position, gross exposure and free balance limits are checked on that
+worst case. Free balance is what the venue reported (total) minus our working orders' needs,
+plus any part of the venue's hold our orders did not explain at the last refresh.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -178,6 +188,74 @@ class MarketView(Protocol):
         """Seconds since the book last changed; None when there is no LIVE book."""
         ...
 
+    def levels(self, product_id: str, side: Side) -> Sequence[tuple[float, float]]:
+        """The visible levels a market order on ``side`` would take (asks for a buy, bids for
+        a sell), best first, as (price, size); empty when there is no LIVE book."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """One of our orders that may still trade, as the gate counts it: in the worst case it
+    fills completely (working, PENDING_CANCEL and UNKNOWN orders alike).
+
+    Exactly one of ``remaining_size`` (base) and ``remaining_quote`` (a market order sized in
+    quote) is set. ``price`` is the limit price; None for a market order, which the gate values
+    at the edge of the price band (the furthest a market order it allowed could walk).
+    """
+
+    client_order_id: str
+    product_id: str
+    side: Side
+    remaining_size: Decimal | None
+    remaining_quote: Decimal | None
+    price: Decimal | None
+
+
+class OpenOrderLike(Protocol):
+    """What ``working_orders_of`` reads from an open order (``core.order_state.ManagedOrder``)."""
+
+    @property
+    def client_order_id(self) -> str: ...
+
+    @property
+    def intent(self) -> OrderIntent: ...
+
+    @property
+    def filled_size(self) -> Decimal: ...
+
+    @property
+    def filled_value(self) -> Decimal: ...
+
+
+def working_orders_of(open_orders: Iterable[OpenOrderLike]) -> list[WorkingOrder]:
+    """The gate's view of the order manager's open orders (what is left of each)."""
+    working: list[WorkingOrder] = []
+    for order in open_orders:
+        spec = order.intent.spec
+        if spec.base_size is not None:
+            left = spec.base_size - order.filled_size
+            if left > 0:
+                working.append(
+                    WorkingOrder(
+                        order.client_order_id,
+                        spec.product_id,
+                        spec.side,
+                        left,
+                        None,
+                        spec.limit_price,
+                    )
+                )
+        elif spec.quote_size is not None:
+            left = spec.quote_size - order.filled_value
+            if left > 0:
+                working.append(
+                    WorkingOrder(
+                        order.client_order_id, spec.product_id, spec.side, None, left, None
+                    )
+                )
+    return working
+
 
 class GaugeName(StrEnum):
     ORDER_RATE = "order_rate"
@@ -227,8 +305,10 @@ class RiskGate:
     """
 
     __slots__ = (
+        "_balances_seen",
         "_band",
         "_band_bps",
+        "_band_fraction",
         "_clock",
         "_daily_loss_limit",
         "_fee_factor",
@@ -238,6 +318,7 @@ class RiskGate:
         "_max_order_notional",
         "_max_position",
         "_open_orders",
+        "_ours_at_balances",
         "_portfolio",
         "_products",
         "_rate_capacity",
@@ -248,6 +329,7 @@ class RiskGate:
         "_settings",
         "_stale_s",
         "_state",
+        "_working",
     )
 
     def __init__(
@@ -263,6 +345,7 @@ class RiskGate:
         clock: Clock,
         reserved: Callable[[str], Decimal] | None = None,
         fee_allowance_rate: Decimal = DEFAULT_FEE_ALLOWANCE_RATE,
+        working_orders: Callable[[], Iterable[WorkingOrder]] | None = None,
     ) -> None:
         if fee_allowance_rate < 0:
             raise ValueError(f"fee_allowance_rate must be >= 0, got {fee_allowance_rate}")
@@ -275,6 +358,11 @@ class RiskGate:
         self._reconciling = reconciling
         self._clock = clock
         self._reserved = reserved
+        self._working = working_orders
+        # What our working orders reserved when the portfolio last took balances: the part of
+        # the venue's hold they do not explain is held by something else (see _reservations).
+        self._balances_seen = -1
+        self._ours_at_balances: dict[str, Decimal] = {}
         # Constants of the hot path, computed once.
         self._max_order_notional = settings.max_order_notional
         self._max_position = settings.max_position_notional
@@ -283,6 +371,7 @@ class RiskGate:
         self._band_bps = settings.price_band_bps
         # The band is a fat-finger screen: a float comparison is precise enough and 10x cheaper.
         self._band = float(settings.price_band_bps / _BPS)
+        self._band_fraction = settings.price_band_bps / _BPS
         self._max_open = settings.max_open_orders
         self._stale_s = settings.stale_market_data_s
         self._fee_factor = 1 + fee_allowance_rate
@@ -299,6 +388,13 @@ class RiskGate:
         """None if the order may go; otherwise why not. An allowed order counts in the rate."""
         return self._decide(intent, count=True)
 
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> Denial | None:
+        """``check`` for the re-send of our own order ``client_order_id`` (an UNKNOWN order the
+        venue proved absent): the same checks against the state now (it may be REDUCING or
+        HALTED since the first send), without counting the order itself as working twice.
+        An allowed re-send counts in the rate: it is a request to the venue."""
+        return self._decide(intent, count=True, exclude=client_order_id)
+
     def preview(self, intent: OrderIntent) -> Denial | None:
         """What ``check`` would answer now, without counting the order in the rate.
 
@@ -307,7 +403,9 @@ class RiskGate:
         """
         return self._decide(intent, count=False)
 
-    def _decide(self, intent: OrderIntent, *, count: bool) -> Denial | None:
+    def _decide(
+        self, intent: OrderIntent, *, count: bool, exclude: str | None = None
+    ) -> Denial | None:
         state = self._state.state
         # HALTED stops everything but the kill switch's own confirmed flatten, which is
         # reduce-only and still passes every check below (the reduce-only one included).
@@ -348,16 +446,30 @@ class RiskGate:
         if mid is None:
             return Denial(DenialReason.NO_MARKET_PRICE, f"{product_id}: no mid price")
         side = spec.side
+        walked: _Walk | None = None
         if spec.order_type is _MARKET:
-            touch = market.best_ask(product_id) if side is _BUY else market.best_bid(product_id)
-            if touch is None:
+            levels = market.levels(product_id, side)
+            if not levels:
                 return Denial(
                     DenialReason.NO_MARKET_PRICE,
                     f"{product_id}: no best {'ask' if side is _BUY else 'bid'} to value a "
                     f"market {side.value}",
                 )
-            price = Decimal(repr(touch))
-            band_price = touch
+            walked = _walk(levels, spec.base_size, spec.quote_size)
+            if walked is None:
+                asked = (
+                    f"{decimal_str(spec.base_size)} {product.base_currency}"
+                    if spec.base_size is not None
+                    else f"{decimal_str(spec.quote_size)} {product.quote_currency}"  # type: ignore[arg-type]
+                )
+                return Denial(
+                    DenialReason.INSUFFICIENT_BOOK_DEPTH,
+                    f"market {side.value} of {asked}: the visible "
+                    f"{'asks' if side is _BUY else 'bids'} of {product_id} cannot fill it",
+                )
+            # Valued at the worst level the walk reaches: that is where the last part fills.
+            price = walked.worst_price
+            band_price = float(walked.worst_price)
             band_reference = mid
         else:
             price = spec.limit_price  # type: ignore[assignment]  # checked by _invalid
@@ -371,29 +483,44 @@ class RiskGate:
             )
 
         base_size = spec.base_size
-        if base_size is not None:
+        if walked is not None:
+            size = walked.size
+            notional = walked.notional
+        elif base_size is not None:
             size = base_size
             notional = base_size * price
         else:
             notional = spec.quote_size  # type: ignore[assignment]  # checked by _invalid
             size = notional / price
-        delta = size if side is _BUY else -size
 
         portfolio = self._portfolio
         position = portfolio.size(product_id)
-        shrinks = bool(position) and (position > 0) != (delta > 0) and size <= abs(position)
+        tally = self._tally(exclude)
+        working = tally.products.get(product_id, _NO_WORKING)
+        # Worst case: every working order on this side fills before this one does.
+        same_side = working.buys if side is _BUY else working.sells
+        after = position + same_side + size if side is _BUY else position - same_side - size
+        shrinks = (position > 0 and side is not _BUY and after >= 0) or (
+            position < 0 and side is _BUY and after <= 0
+        )
         if not shrinks:
+            pending = (
+                f" and {decimal_str(same_side)} on working {side.value.lower()}s"
+                if same_side
+                else ""
+            )
             if state is _REDUCING:
                 return Denial(
                     DenialReason.REDUCING_ONLY,
                     f"trading is REDUCING ({self._state.last_change.cause}): {side.value} "
-                    f"{decimal_str(size)} with position {decimal_str(position)} does not reduce it",
+                    f"{decimal_str(size)} with position {decimal_str(position)}{pending} "
+                    "does not reduce it",
                 )
             if intent.reduce_only:
                 return Denial(
                     DenialReason.REDUCE_ONLY_WOULD_INCREASE,
                     f"reduce-only {side.value} {decimal_str(size)} with position "
-                    f"{decimal_str(position)} would leave {decimal_str(position + delta)}",
+                    f"{decimal_str(position)}{pending} would leave {decimal_str(after)}",
                 )
 
         if notional < product.quote_min_size:
@@ -422,11 +549,11 @@ class RiskGate:
             )
 
         if not shrinks:
-            denial = self._exposure(product_id, position, delta, price)
+            denial = self._exposure(product_id, position, side, after, price, tally)
             if denial is not None:
                 return denial
 
-        denial = self._balance(product, side, size, notional, position)
+        denial = self._balance(product, side, size, notional, position, tally)
         if denial is not None:
             return denial
 
@@ -456,10 +583,85 @@ class RiskGate:
         problems = shape_problems(spec, product, now=self._clock.time())
         return str(problems[0]) if problems else None
 
+    def _tally(self, exclude: str | None) -> _Tally:
+        """What our working orders add in the worst case (all of them fill), per product and
+        per currency; ``exclude``: an order not to count (the one being re-sent)."""
+        tally = _Tally()
+        if self._working is None:
+            return tally
+        products = self._products
+        for order in self._working():
+            if order.client_order_id == exclude:
+                continue
+            product_id = order.product_id
+            product = products.get(product_id)
+            if product is not None:
+                base, quote = product.base_currency, product.quote_currency
+            else:
+                base, _, quote = product_id.partition("-")
+            price_high = price_low = order.price
+            if price_high is None:
+                # A market order: at most the band's edge away from the mid, the furthest a
+                # market order this gate allowed can walk.
+                reference = self._reference_price(product_id)
+                if reference is None:
+                    tally.unvalued = tally.unvalued or order.client_order_id
+                    continue
+                price_high = reference * (1 + self._band_fraction)
+                price_low = reference * (1 - self._band_fraction)
+            assert price_low is not None
+            if order.remaining_size is not None:
+                size = order.remaining_size
+                spend = size * price_high * self._fee_factor
+            else:
+                spend = order.remaining_quote or _ZERO
+                size = spend / price_low if price_low > 0 else _ZERO
+            totals = tally.products.get(product_id)
+            if totals is None:
+                totals = tally.products[product_id] = _Working()
+            totals.price = max(totals.price, price_high)
+            reserved = tally.reserved
+            if order.side is _BUY:
+                totals.buys += size
+                reserved[quote] = reserved.get(quote, _ZERO) + spend
+            else:
+                totals.sells += size
+                reserved[base] = reserved.get(base, _ZERO) + size
+        return tally
+
+    def _reference_price(self, product_id: str) -> Decimal | None:
+        mid = self._market.mid(product_id)
+        if mid is not None:
+            return Decimal(repr(mid))
+        return self._portfolio.mark_price(product_id)
+
+    def _worst_value(self, product_id: str, working: _Working) -> Decimal | None:
+        """The larger of |position| if every working buy fills and if every working sell
+        fills, valued at the mark (or, flat without a mark, at the working orders' price)."""
+        position = self._portfolio.size(product_id)
+        worst = max(abs(position + working.buys), abs(position - working.sells))
+        if not worst:
+            return _ZERO
+        mark = self._portfolio.mark_price(product_id)
+        if mark is None:
+            if position:
+                return None
+            mark = working.price
+        return worst * mark
+
     def _exposure(
-        self, product_id: str, position: Decimal, delta: Decimal, price: Decimal
+        self,
+        product_id: str,
+        position: Decimal,
+        side: Side,
+        after: Decimal,
+        price: Decimal,
+        tally: _Tally,
     ) -> Denial | None:
-        """Daily loss, position and gross limits for an order that does not shrink a position."""
+        """Daily loss, position and gross limits for an order that does not shrink a position.
+
+        ``after`` is the position if this order and every working order on its side fill.
+        """
         portfolio = self._portfolio
         daily = portfolio.daily_pnl
         # Unknown daily P&L (a position without a mark) does not deny here: the stale-data
@@ -470,12 +672,24 @@ class RiskGate:
                 f"daily P&L {_money(daily)} is past the loss limit "
                 f"{_money(self._daily_loss_limit)}; only reducing orders",
             )
-        value = abs(position + delta) * price
+        working = tally.products.get(product_id, _NO_WORKING)
+        value = abs(after) * price
         if value > self._max_position:
+            on_working = working.buys if side is _BUY else working.sells
+            with_working = (
+                f" and {decimal_str(on_working)} on working {side.value.lower()}s"
+                if on_working
+                else ""
+            )
             return Denial(
                 DenialReason.POSITION_LIMIT,
-                f"{product_id} position after the order {_money(value)} > limit "
+                f"{product_id} position after the order{with_working} {_money(value)} > limit "
                 f"{_money(self._max_position)}",
+            )
+        if tally.unvalued is not None:
+            return Denial(
+                DenialReason.GROSS_EXPOSURE_LIMIT,
+                f"gross exposure unknown: working order {tally.unvalued} has no price",
             )
         gross = portfolio.gross_exposure
         current = portfolio.exposure(product_id)
@@ -484,16 +698,53 @@ class RiskGate:
                 DenialReason.GROSS_EXPOSURE_LIMIT,
                 "gross exposure unknown: a position has no mark price",
             )
-        after = gross - current + value
-        if after > self._max_gross:
+        # This product: the worse of its two sides, this order included.
+        other_side = position - working.sells if side is _BUY else position + working.buys
+        after_gross = gross - current + max(abs(after), abs(other_side)) * price
+        for other_id, other in tally.products.items():
+            if other_id == product_id:
+                continue
+            worst = self._worst_value(other_id, other)
+            held = portfolio.exposure(other_id)
+            if worst is None or held is None:
+                return Denial(
+                    DenialReason.GROSS_EXPOSURE_LIMIT,
+                    f"gross exposure unknown: {other_id} has working orders and no mark price",
+                )
+            after_gross += worst - held
+        if after_gross > self._max_gross:
+            pending = " and every working order" if tally.products else ""
             return Denial(
                 DenialReason.GROSS_EXPOSURE_LIMIT,
-                f"gross exposure after the order {_money(after)} > limit {_money(self._max_gross)}",
+                f"gross exposure after the order{pending} {_money(after_gross)} > limit "
+                f"{_money(self._max_gross)}",
             )
         return None
 
+    def _reservations(self, tally: _Tally, currency: str) -> Decimal:
+        """What is not free in ``currency``: our working orders' worst-case needs, plus the
+        part of the venue's hold at the last balances our orders did not explain (orders
+        placed elsewhere). Our orders are counted once whether or not the venue's hold at
+        the last refresh already included them, and orders sent since are counted at once.
+        """
+        portfolio = self._portfolio
+        ours = tally.reserved.get(currency, _ZERO)
+        if portfolio.balances_version != self._balances_seen:
+            # The first check after new balances: the working orders now are those the
+            # refresh saw (every order placed since passes this check first).
+            self._balances_seen = portfolio.balances_version
+            self._ours_at_balances = dict(tally.reserved)
+        unexplained = portfolio.hold(currency) - self._ours_at_balances.get(currency, _ZERO)
+        return ours + max(_ZERO, unexplained)
+
     def _balance(
-        self, product: Product, side: Side, size: Decimal, notional: Decimal, position: Decimal
+        self,
+        product: Product,
+        side: Side,
+        size: Decimal,
+        notional: Decimal,
+        position: Decimal,
+        tally: _Tally,
     ) -> Denial | None:
         portfolio = self._portfolio
         cash = portfolio.cash
@@ -510,9 +761,17 @@ class RiskGate:
             currency = product.base_currency
             need = size
             held = position if position > 0 else _ZERO
-        reserved = (
-            self._reserved(currency) if self._reserved is not None else portfolio.hold(currency)
-        )
+        if self._reserved is not None:
+            reserved = self._reserved(currency)
+        elif self._working is not None:
+            if side is _BUY and tally.unvalued is not None:
+                return Denial(
+                    DenialReason.INSUFFICIENT_BALANCE,
+                    f"free {currency} unknown: working order {tally.unvalued} has no price",
+                )
+            reserved = self._reservations(tally, currency)
+        else:
+            reserved = portfolio.hold(currency)
         free = held - reserved
         if need > free:
             what = " with fees" if side is _BUY else ""
@@ -524,6 +783,33 @@ class RiskGate:
             )
         return None
 
+    # ------------------------------------------------------------------ limits for resume
+
+    def breached_limits(self) -> list[str]:
+        """The P&L limits past their bound now, one line each with the numbers (empty when
+        none is). RESUME is refused while any is: after a daily-loss or drawdown trigger,
+        trading resumes only once the loss is back within the limit (a new day, or a gain).
+        The drawdown is measured from the all-time P&L peak: a drawdown stop is a hard stop
+        that lifts only when P&L recovers or the trader raises the limit in the settings.
+        An unknown P&L (a position without a mark) is not reported as breached here; the
+        triggers act as soon as it is known again."""
+        portfolio = self._portfolio
+        breached: list[str] = []
+        daily = portfolio.daily_pnl
+        if daily is not None and -daily >= self._daily_loss_limit:
+            breached.append(
+                f"daily loss {_money(-daily)} >= limit {_money(self._daily_loss_limit)} "
+                "(resets at the day boundary)"
+            )
+        drawdown = portfolio.drawdown
+        if drawdown is not None and drawdown >= self._settings.max_drawdown:
+            breached.append(
+                f"drawdown {_money(drawdown)} from peak >= limit "
+                f"{_money(self._settings.max_drawdown)} (lifts when P&L recovers, or with a "
+                "higher risk.max_drawdown)"
+            )
+        return breached
+
     # ------------------------------------------------------------------ gauges
 
     def gauges(self) -> list[LimitGauge]:
@@ -534,7 +820,9 @@ class RiskGate:
         now = self._clock.monotonic()
         in_window = sum(1 for at in self._recent if now - at < self._rate_window_s)
         daily = portfolio.daily_pnl
-        position_used, position_product = self._largest_position()
+        tally = self._tally(None)
+        position_used, position_product = self._largest_position(tally)
+        gross_used = self._worst_gross(tally)
         age_used, age_product = self._oldest_data()
         return [
             LimitGauge(
@@ -552,7 +840,7 @@ class RiskGate:
             LimitGauge(
                 GaugeName.POSITION, position_used, self._max_position, quote, position_product
             ),
-            LimitGauge(GaugeName.GROSS_EXPOSURE, portfolio.gross_exposure, self._max_gross, quote),
+            LimitGauge(GaugeName.GROSS_EXPOSURE, gross_used, self._max_gross, quote),
             LimitGauge(
                 GaugeName.DAILY_LOSS,
                 None if daily is None else max(_ZERO, -daily),
@@ -569,8 +857,9 @@ class RiskGate:
             ),
         ]
 
-    def _largest_position(self) -> tuple[Decimal | None, str | None]:
-        """The largest position value and its product; (None, product) if one is unknown."""
+    def _largest_position(self, tally: _Tally) -> tuple[Decimal | None, str | None]:
+        """The largest position value, if every working order on its worse side fills, and
+        its product; (None, product) if one is unknown."""
         largest = _ZERO
         which: str | None = None
         for position in self._portfolio.positions():
@@ -579,7 +868,26 @@ class RiskGate:
                 return None, position.product_id
             if abs(notional) > largest:
                 largest, which = abs(notional), position.product_id
+        for product_id, working in tally.products.items():
+            worst = self._worst_value(product_id, working)
+            if worst is None:
+                return None, product_id
+            if worst > largest:
+                largest, which = worst, product_id
         return largest, which
+
+    def _worst_gross(self, tally: _Tally) -> Decimal | None:
+        """Gross exposure if every working order fills on its product's worse side."""
+        gross = self._portfolio.gross_exposure
+        if gross is None or tally.unvalued is not None:
+            return None
+        for product_id, working in tally.products.items():
+            worst = self._worst_value(product_id, working)
+            held = self._portfolio.exposure(product_id)
+            if worst is None or held is None:
+                return None
+            gross += worst - held
+        return gross
 
     def _oldest_data(self) -> tuple[Decimal | None, str | None]:
         """The oldest book among the gate's products; (None, product) if one has none."""
@@ -594,6 +902,60 @@ class RiskGate:
         if which is None:
             return None, None
         return Decimal(f"{oldest:.3f}"), which
+
+
+@dataclass(slots=True)
+class _Working:
+    """Worst-case base sizes of one product's working orders, per side."""
+
+    buys: Decimal = _ZERO
+    sells: Decimal = _ZERO
+    price: Decimal = _ZERO  # the highest price they were valued at (for a flat product)
+
+
+_NO_WORKING = _Working()
+
+
+@dataclass(slots=True)
+class _Tally:
+    products: dict[str, _Working] = field(default_factory=dict)
+    reserved: dict[str, Decimal] = field(default_factory=dict)  # per currency, worst case
+    unvalued: str | None = None  # a working market order that could not be valued
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """A market order walked through the visible book."""
+
+    size: Decimal  # base filled
+    notional: Decimal  # quote spent / received
+    worst_price: Decimal  # the last level reached
+
+
+def _walk(
+    levels: Sequence[tuple[float, float]], base_size: Decimal | None, quote_size: Decimal | None
+) -> _Walk | None:
+    """Fill ``base_size`` (or spend ``quote_size``) level by level; None if the visible book
+    runs out first. Like Coinbase's market protection, the gate refuses a market order whose
+    walk goes past the price band, so the walk is valued, never the touch alone."""
+    size = _ZERO
+    notional = _ZERO
+    for raw_price, raw_size in levels:
+        if raw_size <= 0:
+            continue
+        price = Decimal(repr(raw_price))
+        available = Decimal(repr(raw_size))
+        if base_size is not None:
+            if available >= base_size - size:
+                return _Walk(base_size, notional + (base_size - size) * price, price)
+        else:
+            assert quote_size is not None
+            left = quote_size - notional
+            if available * price >= left:
+                return _Walk(size + left / price, quote_size, price)
+        size += available
+        notional += available * price
+    return None
 
 
 def _untradable(product: Product) -> str:

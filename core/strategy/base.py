@@ -364,6 +364,14 @@ class SubmitBackoff:
 # ------------------------------------------------------------------ the shared base class
 
 
+class InventoryStore(Protocol):
+    """Where a strategy's inventory survives restarts (the journal's key/value table)."""
+
+    def get_value(self, key: str) -> str | None: ...
+
+    def set_value(self, key: str, value: str) -> None: ...
+
+
 class StrategyParams(Protocol):
     """A strategy's parameters: a frozen dataclass with at least the product it trades."""
 
@@ -389,6 +397,7 @@ class StrategyBase:
         self._paused = False
         self._orders = OwnOrders(strategy_id)
         self._inventory = Decimal(0)
+        self._inventory_store: InventoryStore | None = None
 
     # -- Strategy protocol
 
@@ -449,6 +458,7 @@ class StrategyBase:
             return  # not this strategy's: the engine should not route it here at all
         # Counted even when paused or stopped: a fill that raced the cancel is still ours.
         self._inventory += fill.size if fill.side is Side.BUY else -fill.size
+        self._save_inventory()
         self._orders.note_fill(event.client_order_id, fill.side)
         if self._ctx is not None:
             self._tick(self._ctx.clock.monotonic())
@@ -476,6 +486,39 @@ class StrategyBase:
     def parameters(self) -> Mapping[str, str]:
         params = self._params
         return {f.name: str(getattr(params, f.name)) for f in fields(params)}
+
+    # -- inventory persistence (issue 9 §3: a restart must not forget what was bought)
+
+    @property
+    def inventory_key(self) -> str:
+        return f"strategy.{self._strategy_id}.inventory"
+
+    def attach_inventory_store(self, store: InventoryStore) -> str | None:
+        """Restore the inventory journaled by an earlier run and journal it on every own
+        fill from now on. Returns a line for the event log when something was restored or
+        could not be."""
+        self._inventory_store = store
+        text = store.get_value(self.inventory_key)
+        if text is None:
+            return None
+        try:
+            restored = Decimal(text)
+        except ArithmeticError:
+            restored = Decimal("NaN")
+        if not restored.is_finite():
+            _log.error("strategy %s: journaled inventory %r unreadable", self._strategy_id, text)
+            return f"strategy {self._strategy_id}: journaled inventory {text!r} unreadable; 0"
+        self._inventory = restored
+        return f"strategy {self._strategy_id}: inventory {restored} restored from the journal"
+
+    def _save_inventory(self) -> None:
+        store = self._inventory_store
+        if store is None:
+            return
+        try:
+            store.set_value(self.inventory_key, str(self._inventory))
+        except Exception:  # the journal failing must not stop the strategy's bookkeeping
+            _log.exception("strategy %s: could not journal the inventory", self._strategy_id)
 
     # -- for subclasses
 

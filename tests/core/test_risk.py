@@ -33,6 +33,7 @@ from core.risk import (
     RiskGate,
     TradingStateMachine,
     TriggerName,
+    WorkingOrder,
 )
 from core.trading_state import TradingState, TradingStateChange
 
@@ -63,6 +64,12 @@ class Quote:
     ask: float | None
     age: float | None = 0.5
     last_price: float | None = None  # a mid from elsewhere when one side is missing
+    # The visible book beyond the touch, best first; None: one deep level at each touch.
+    bids: list[tuple[float, float]] | None = None
+    asks: list[tuple[float, float]] | None = None
+
+
+DEEP = 1_000_000.0  # the size at the touch when a test gives no levels
 
 
 class FakeMarket:
@@ -90,6 +97,18 @@ class FakeMarket:
     def data_age_s(self, product_id: str) -> float | None:
         quote = self.quotes.get(product_id)
         return None if quote is None else quote.age
+
+    def levels(self, product_id: str, side: Side) -> list[tuple[float, float]]:
+        quote = self.quotes.get(product_id)
+        if quote is None:
+            return []
+        if side is Side.BUY:
+            if quote.asks is not None:
+                return quote.asks
+            return [] if quote.ask is None else [(quote.ask, DEEP)]
+        if quote.bids is not None:
+            return quote.bids
+        return [] if quote.bid is None else [(quote.bid, DEEP)]
 
 
 def make_product(product_id: str = "BTC-USD", **changes: Any) -> Product:
@@ -124,6 +143,7 @@ class Harness:
     open_orders: int = 0
     reconciling: bool = False
     reserved: dict[str, Decimal] = field(default_factory=dict)
+    working: list[WorkingOrder] = field(default_factory=list)
 
     def check(self, intent: OrderIntent) -> Denial | None:
         return self.gate.check(intent)
@@ -156,7 +176,9 @@ DEFAULT_RISK = {
 }
 
 
-def make_harness(*, use_reserved: bool = False, **overrides: Any) -> Harness:
+def make_harness(
+    *, use_reserved: bool = False, use_working: bool = False, **overrides: Any
+) -> Harness:
     """BTC-USD at 49990/50010 (mid 50000), ETH-USD at 2999/3001 (mid 3000); we hold
     100000 USD and 0.5 BTC (position 25000 USD) and nothing else; everything fresh."""
     settings = RiskSettings(**{**DEFAULT_RISK, **overrides})
@@ -181,6 +203,7 @@ def make_harness(*, use_reserved: bool = False, **overrides: Any) -> Harness:
         reconciling=lambda: holder["h"].reconciling,
         clock=clock,
         reserved=reserved if use_reserved else None,
+        working_orders=(lambda: holder["h"].working) if use_working else None,
     )
     harness = Harness(gate, portfolio, market, state, store, clock, products, settings)
     holder["h"] = harness
@@ -282,6 +305,11 @@ def _no_price(h: Harness) -> OrderIntent:
     return market_order(BUY, base="0.1")
 
 
+def _thin_book(h: Harness) -> OrderIntent:
+    h.market.quotes["BTC-USD"].asks = [(50010.0, 0.05), (50020.0, 0.04)]
+    return market_order(BUY, base="0.1")
+
+
 def _reducing(h: Harness) -> OrderIntent:
     h.state.set(TradingState.REDUCING, "drawdown", "trigger:drawdown")
     return OK_BUY
@@ -326,6 +354,11 @@ CASES: list[tuple[DenialReason, Callable[[Harness], OrderIntent], str]] = [
     (DenialReason.SIZE_ABOVE_MAX, _above_max, "0.1 > max 0.05"),
     (DenialReason.STALE_MARKET_DATA, _stale, "5.5s old > limit 5s"),
     (DenialReason.NO_MARKET_PRICE, _no_price, "no best ask"),
+    (
+        DenialReason.INSUFFICIENT_BOOK_DEPTH,
+        _thin_book,
+        "market BUY of 0.1 BTC: the visible asks of BTC-USD cannot fill it",
+    ),
     (DenialReason.REDUCING_ONLY, _reducing, "REDUCING (drawdown)"),
     (
         DenialReason.REDUCE_ONLY_WOULD_INCREASE,
