@@ -95,6 +95,11 @@ class DecodeError(CoinbaseError):
     """A 2xx answer whose body is not the shape we expect (names the field at fault)."""
 
 
+class ResponseTooLargeError(DecodeError):
+    """An answer body larger than the client accepts: refused unread, never retried (the
+    same request would get the same answer). Memory stays bounded by the cap."""
+
+
 def error_for_status(
     status: int,
     *,
