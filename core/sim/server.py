@@ -754,12 +754,15 @@ class SimServer:
     def _subscribe(
         self, conn: _Connection, channel: str, product_ids: list[str], token: object
     ) -> None:
-        if channel in AUTH_CHANNELS:
+        # Coinbase checks a JWT on ANY channel that carries one (and requires it on the
+        # authenticated ones): a bad one is refused with this frame, the socket left open.
+        if channel in AUTH_CHANNELS or token is not None:
             user_id = self.verifier.verify_ws(token)
             if user_id is None or (conn.user_id is not None and conn.user_id != user_id):
                 self._send_raw(conn, {"type": "error", "message": "authentication failure"})
                 return
-            conn.user_id = user_id
+            if channel in AUTH_CHANNELS:
+                conn.user_id = user_id
         if channel in PRODUCT_CHANNELS and not product_ids:
             self._send_raw(conn, {"type": "error", "message": f"{channel} requires product_ids"})
             return
