@@ -1268,7 +1268,16 @@ class SimServer:
             fills = [f for f in fills if f.trade_id in trade_ids]
         limit = _int_param(request, "limit", 100, 1, 1000)
         page, _, cursor = _paginate(fills, limit, request.query.get("cursor", ""))
-        return _json({"fills": [wire.encode_fill(f) for f in page], "cursor": cursor})
+        user_id = request[_USER_ID]
+        body = [
+            wire.encode_fill(f, size_in_quote=self._quote_sized(user_id, f.order_id)) for f in page
+        ]
+        return _json({"fills": body, "cursor": cursor})
+
+    def _quote_sized(self, user_id: str, order_id: str) -> bool:
+        """A market order sized in quote currency: its fills are reported in quote too."""
+        order = self.exchange.get_order(user_id, order_id)
+        return order is not None and order.quote_size is not None
 
 
 # ---------------------------------------------------------------------- helpers

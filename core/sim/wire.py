@@ -463,7 +463,10 @@ def encode_user_order(order: SimOrder) -> JsonObject:
     }
 
 
-def encode_fill(fill: SimFill) -> JsonObject:
+def encode_fill(fill: SimFill, *, size_in_quote: bool = False) -> JsonObject:
+    """A ``/fills`` item. Coinbase reports the fills of a quote-sized market order with
+    ``size`` in quote currency and ``size_in_quote: true``; ``size_in_quote`` does the same."""
+    size = fill.price * fill.size if size_in_quote else fill.size
     return {
         "entry_id": fill.entry_id,
         "trade_id": fill.trade_id,
@@ -471,12 +474,12 @@ def encode_fill(fill: SimFill) -> JsonObject:
         "trade_time": rfc3339(fill.trade_time),
         "trade_type": "FILL",
         "price": decimal_str(fill.price),
-        "size": decimal_str(fill.size),
+        "size": decimal_str(size),
         "commission": _dec0(fill.commission),
         "product_id": fill.product_id,
         "sequence_timestamp": rfc3339(fill.sequence_timestamp),
         "liquidity_indicator": fill.liquidity,
-        "size_in_quote": False,
+        "size_in_quote": size_in_quote,
         "user_id": fill.user_id,
         "side": fill.side.value,
         "retail_portfolio_id": PORTFOLIO_UUID,
