@@ -5,9 +5,10 @@ by replay files and by ``bench-book``, so what is measured is what runs live.
 
 Integrity rules (the order book is only worth trading on if it is known to be right):
 
-* ``sequence_num`` is checked per connection (one counter across all channels). A duplicate or
-  stale number: the frame is ignored. A gap: the whole connection is suspect, so every book is
-  marked STALE, dropped, and a reconnect is requested (the new connection sends fresh snapshots).
+* ``sequence_num`` is checked per connection (one counter across all channels). A repeat of the
+  last number: the frame is ignored. A gap, or a number going backwards (a new stream: see
+  ``core.coinbase.sequence``): the whole connection is suspect, so every book is marked STALE,
+  dropped, and a reconnect is requested (the new connection sends fresh snapshots).
 * A crossed book or an invalid update for one product: that product is STALE, its book dropped,
   and level2 is resubscribed for it alone.
 * A disconnect (including the connection's silence watchdog) or a new connection: every book is
@@ -85,6 +86,7 @@ class MarketStats:
     messages: int = 0
     l2_updates: int = 0
     gaps: int = 0
+    restarts: int = 0  # sequence numbers that went backwards (a new stream)
     resyncs: int = 0
     duplicates: int = 0
     crossed: int = 0
@@ -290,12 +292,18 @@ class MarketDataService:
 
     def _on_sequence_fault(self, verdict: SequenceVerdict) -> bool:
         """Handle a non-OK sequence verdict. True if the frame should still be processed."""
-        gap = self._sequence.last_gap
-        if verdict is not SequenceVerdict.GAP or gap is None:
-            self.stats.duplicates += 1
-            return False
-        self.stats.gaps += 1
-        reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
+        if verdict is SequenceVerdict.RESTARTED:
+            self.stats.restarts += 1
+            restart = self._sequence.last_restart
+            last, new = restart if restart is not None else (-1, -1)
+            reason = f"sequence went backwards ({last} -> {new}): a new stream"
+        else:
+            gap = self._sequence.last_gap
+            if verdict is not SequenceVerdict.GAP or gap is None:
+                self.stats.duplicates += 1
+                return False
+            self.stats.gaps += 1
+            reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
         _log.warning("%s; dropping every book", reason)
         for feed in self._feeds.values():
             if feed.state is _LIVE:

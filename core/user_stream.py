@@ -82,9 +82,13 @@ class UserStream:
         verdict = self._sequence.observe(decoded.sequence_num)
         if verdict is SequenceVerdict.DUPLICATE_OR_STALE:
             return
-        if verdict is SequenceVerdict.GAP:
+        if verdict is SequenceVerdict.GAP or verdict is SequenceVerdict.RESTARTED:
             gap = self._sequence.last_gap
-            reason = f"user stream sequence gap ({gap.missing if gap else '?'} missing)"
+            reason = (
+                f"user stream sequence gap ({gap.missing if gap else '?'} missing)"
+                if verdict is SequenceVerdict.GAP
+                else "user stream sequence went backwards (a new stream)"
+            )
             if self._control is not None:
                 self._control.request_reconnect(reason)
             self._listener.on_stream_reset(reason)
