@@ -495,7 +495,7 @@ class SimServer:
         now = datetime.fromtimestamp(self.clock.time(), tz=UTC)
         event = {
             "current_time": now.strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC"),
-            "heartbeat_counter": str(self._heartbeat_counter),
+            "heartbeat_counter": self._heartbeat_counter,  # an integer, as production sends
         }
         self._broadcast(subscribers, wire.encode_envelope("heartbeats", self._timestamp(), [event]))
 
@@ -528,7 +528,7 @@ class SimServer:
             if self._ticker_batch_sent.get(product_id) == ticker.price:
                 continue
             self._ticker_batch_sent[product_id] = ticker.price
-            event = {"type": "update", "tickers": [wire.encode_ticker(ticker)]}
+            event = {"type": "update", "tickers": [wire.encode_ticker(ticker, batch=True)]}
             self._broadcast(subscribers, wire.encode_envelope("ticker_batch", stamp, [event]))
 
     # ------------------------------------------------------------------ delivery
@@ -825,7 +825,9 @@ class SimServer:
                 events.append(("l2_data", event))
         elif channel in ("ticker", "ticker_batch"):
             for product_id in product_ids:
-                ticker = wire.encode_ticker(exchange.ticker(product_id))
+                ticker = wire.encode_ticker(
+                    exchange.ticker(product_id), batch=channel == "ticker_batch"
+                )
                 events.append((channel, {"type": "snapshot", "tickers": [ticker]}))
         elif channel == "market_trades":
             for product_id in product_ids:

@@ -619,9 +619,10 @@ def encode_trade(trade: SimTrade, *, rest: bool = False) -> JsonObject:
     return body
 
 
-def encode_ticker(ticker: SimTicker) -> JsonObject:
-    """One entry of the ``ticker`` / ``ticker_batch`` channels' ``tickers`` list."""
-    return {
+def encode_ticker(ticker: SimTicker, *, batch: bool = False) -> JsonObject:
+    """One entry of the ``ticker`` / ``ticker_batch`` channels' ``tickers`` list. Production's
+    ``ticker_batch`` entries carry no best bid/ask (``batch``), only ``ticker``'s do."""
+    body: JsonObject = {
         "type": "ticker",
         "product_id": ticker.product_id,
         "price": decimal_str(ticker.price),
@@ -631,11 +632,13 @@ def encode_ticker(ticker: SimTicker) -> JsonObject:
         "low_52_w": decimal_str(ticker.low_24h),
         "high_52_w": decimal_str(ticker.high_24h),
         "price_percent_chg_24_h": decimal_str(ticker.price_percent_chg_24h),
-        "best_bid": decimal_str(ticker.best_bid),
-        "best_bid_quantity": decimal_str(ticker.best_bid_quantity),
-        "best_ask": decimal_str(ticker.best_ask),
-        "best_ask_quantity": decimal_str(ticker.best_ask_quantity),
     }
+    if not batch:
+        body["best_bid"] = decimal_str(ticker.best_bid)
+        body["best_bid_quantity"] = decimal_str(ticker.best_bid_quantity)
+        body["best_ask"] = decimal_str(ticker.best_ask)
+        body["best_ask_quantity"] = decimal_str(ticker.best_ask_quantity)
+    return body
 
 
 def l2_side(side: Side) -> str:
