@@ -295,7 +295,7 @@ def test_malformed_frame_is_counted_and_its_lost_number_is_a_gap(
 
 
 def test_unknown_channel_and_product_are_counted(live: MarketDataService, frames: Frames) -> None:
-    live.on_frame(frames.channel("status", [{"type": "snapshot", "products": []}]))
+    live.on_frame(frames.channel("rfq_matches", [{"type": "snapshot", "matches": []}]))
     live.on_frame(frames.update("DOGE-USD", ("bid", "1", "1")))
     live.on_frame(frames.snapshot("DOGE-USD", [("1", "1")], [("2", "1")]))
     assert live.bad_input.count(BadInputKind.UNKNOWN_CHANNEL) == 1
