@@ -9,8 +9,9 @@ default), with the number of occurrences suppressed since the previous line.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from core.clock import Clock
+from core.clock import Clock, SystemClock
 
 
 class BadInputCounter:
@@ -63,3 +64,43 @@ class BadInputCounter:
     def counts(self) -> dict[str, int]:
         """A copy of the counts per kind (kinds never seen are absent)."""
         return dict(self._counts)
+
+
+class RefusedExchangeData:
+    """Exchange data refused for being impossible (a fill past its order's size, a balance of
+    1e400, a product with a zero increment), counted per kind for the whole process.
+
+    One registry, not one per decoder: REST decoding, the user stream and the order manager
+    all refuse data, and the soak and the UI want one table. Listeners (the engine's event
+    list) hear each refusal so the trader sees it where they look.
+    """
+
+    def __init__(self, clock: Clock, logger: logging.Logger) -> None:
+        self._counter = BadInputCounter(clock, logger)
+        self._listeners: list[Callable[[str, str], None]] = []
+
+    def refuse(self, kind: str, detail: str) -> None:
+        self._counter.record(kind, detail)
+        for listener in list(self._listeners):
+            try:
+                listener(kind, detail)
+            except Exception:  # a listener's bug must not turn a refusal into a crash
+                logging.getLogger(__name__).exception("refusal listener failed")
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str, str], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def count(self, kind: str) -> int:
+        return self._counter.count(kind)
+
+    def counts(self) -> dict[str, int]:
+        """Refusals per kind since the process started (kinds never seen are absent)."""
+        return self._counter.counts()
+
+
+# The process's registry of refused exchange data (see RefusedExchangeData).
+REFUSED_EXCHANGE_DATA = RefusedExchangeData(SystemClock(), logging.getLogger("core.refused"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from core.book import Level, levels_checksum
 from core.clock import SystemClock
 from core.coinbase.market_messages import L2Message, decode_market_message
 from core.market import MarketDataService
+from core.model import Product
 
 Timer = Callable[[], float]
 
@@ -72,6 +74,9 @@ def run_bench_lines(
     product_ids = list(products) if products is not None else discover_products(lines)
     service = MarketDataService(product_ids, clock=SystemClock())
     service.on_connected(_BenchControl())
+    # Increments known, as live after the products endpoint answered: the level2 decimals
+    # check runs in the measured path.
+    service.configure_products({p: _bench_product(p) for p in product_ids})
     on_frame = service.on_frame
     start = timer()
     for line in lines:
@@ -87,6 +92,24 @@ def run_bench_lines(
         checksums={p: service.book(p).checksum(CHECKSUM_LEVELS) for p in product_ids},
         gaps=service.stats.gaps,
         bad_input=service.bad_input.counts(),
+    )
+
+
+def _bench_product(product_id: str) -> Product:
+    """BTC-USD's increments (cent prices, satoshi sizes) under ``product_id``."""
+    base, _, quote = product_id.partition("-")
+    cent, satoshi = Decimal("0.01"), Decimal("0.00000001")
+    return Product(
+        product_id,
+        base,
+        quote,
+        satoshi,
+        cent,
+        cent,
+        satoshi,
+        Decimal(3400),
+        Decimal(1),
+        Decimal(150_000_000),
     )
 
 

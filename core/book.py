@@ -46,6 +46,12 @@ from typing import NamedTuple, NoReturn, Protocol
 BID = "bid"
 
 _INF = math.inf
+# (value / increment) must be within this of a whole number. A float carries ~16 significant
+# digits, so this tells an off-increment value from rounding noise while value / increment
+# stays below ~1e12 (a 0.01 tick up to a price of 10 billion, satoshis up to 10,000 BTC).
+_TICK_TOLERANCE = 1e-3
+_TICK_TOLERANCE_HIGH = 1.0 - _TICK_TOLERANCE
+_TICK_RANGE = 1e12
 _NO_FLOOR = -math.inf  # the window holds every live level of the side
 DEFAULT_WINDOW = 64
 
@@ -60,6 +66,11 @@ class BookSide(StrEnum):
 
 class InvalidLevelError(ValueError):
     """A level with an impossible price or size. The book was cleared before this was raised."""
+
+
+class OffIncrementError(InvalidLevelError):
+    """A price or size that is not a multiple of the product's increment (e.g. 40 decimals on
+    a 0.01 tick): the feed sends something the exchange cannot hold."""
 
 
 class LevelChange(Protocol):
@@ -157,6 +168,8 @@ class L2Book:
         "_asks",
         "_bid_sizes",
         "_bids",
+        "_price_inv",
+        "_size_inv",
         "_top_cache",
         "_top_cache_key",
         "_window_max",
@@ -179,6 +192,17 @@ class L2Book:
         self._asks = _Ladder(-1.0)
         self._top_cache: tuple[list[Level], list[Level]] = ([], [])
         self._top_cache_key = (-1, -1)
+        # 1 / increment, or 0.0 while the increments are unknown (then x * 0.0 % 1.0 is 0 and
+        # every value passes: no branch on the hot path for "known or not").
+        self._price_inv = 0.0
+        self._size_inv = 0.0
+
+    def set_increments(self, price_increment: Decimal, size_increment: Decimal) -> None:
+        """From now on, refuse prices and sizes that are not multiples of these."""
+        if price_increment <= 0 or size_increment <= 0:
+            raise ValueError("increments must be positive")
+        self._price_inv = float(1 / price_increment)
+        self._size_inv = float(1 / size_increment)
 
     # ----------------------------------------------------------------------------- writing
 
@@ -186,8 +210,8 @@ class L2Book:
         """Replace the whole book (never merged into what was there). Size 0 levels are skipped."""
         self._reset()
         try:
-            bid_sizes = _validated_levels(bids)
-            ask_sizes = _validated_levels(asks)
+            bid_sizes = _validated_levels(bids, self._price_inv, self._size_inv)
+            ask_sizes = _validated_levels(asks, self._price_inv, self._size_inv)
         except InvalidLevelError:
             self.version += 1
             raise
@@ -212,15 +236,23 @@ class L2Book:
         window_max = self._window_max
         bid = BID
         inf = _INF
+        price_inv = self._price_inv
+        size_inv = self._size_inv
+        low = _TICK_TOLERANCE
+        high = _TICK_TOLERANCE_HIGH
         for update in updates:
             price = update.price
             size = update.size
+            if low < size * size_inv % 1.0 < high:
+                self._off_increment("size", size, size_inv)
             if update.side == bid:
                 if 0.0 < size < inf:
                     if price not in bid_sizes:
                         # Prices of existing levels were checked when they were added.
                         if not 0.0 < price < inf:
                             self._reject(f"bid price {price!r}")
+                        if low < price * price_inv % 1.0 < high:
+                            self._off_increment("bid price", price, price_inv)
                         if price >= bid_floor:
                             insort(bid_window, price)
                             if len(bid_window) > window_max:
@@ -245,6 +277,8 @@ class L2Book:
                 if price not in ask_sizes:
                     if not 0.0 < price < inf:
                         self._reject(f"ask price {price!r}")
+                    if low < price * price_inv % 1.0 < high:
+                        self._off_increment("ask price", price, price_inv)
                     if -price >= ask_floor:
                         insort(ask_window, -price)
                         if len(ask_window) > window_max:
@@ -289,6 +323,14 @@ class L2Book:
     def _reject(self, what: str) -> NoReturn:
         self.clear()
         raise InvalidLevelError(f"{self.product_id}: invalid {what}")
+
+    def _off_increment(self, what: str, value: float, inverse: float) -> None:
+        """Refuse ``value`` unless it is too large for a float to tell (see _TICK_RANGE)."""
+        if value * inverse < _TICK_RANGE:
+            self.clear()
+            raise OffIncrementError(
+                f"{self.product_id}: {what} {value!r} is not a multiple of {1 / inverse:g}"
+            )
 
     # ----------------------------------------------------------------------------- reading
 
@@ -381,11 +423,19 @@ class _Change(NamedTuple):
     size: float
 
 
-def _validated_levels(levels: Iterable[Level]) -> dict[float, float]:
+def _validated_levels(
+    levels: Iterable[Level], price_inv: float, size_inv: float
+) -> dict[float, float]:
     sizes: dict[float, float] = {}
     for price, size in levels:
         if not 0.0 < price < _INF or not 0.0 <= size < _INF:
             raise InvalidLevelError(f"invalid snapshot level {price!r} x {size!r}")
+        for value, inverse in ((price, price_inv), (size, size_inv)):
+            scaled = value * inverse
+            if _TICK_TOLERANCE < scaled % 1.0 < _TICK_TOLERANCE_HIGH and scaled < _TICK_RANGE:
+                raise OffIncrementError(
+                    f"snapshot level {price!r} x {size!r} is not on the increments"
+                )
         if size:
             sizes[price] = size
     return sizes

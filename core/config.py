@@ -84,6 +84,11 @@ class ExchangeSettings(_Section):
     ws_market_url: str = "wss://advanced-trade-ws.coinbase.com"
     ws_user_url: str = "wss://advanced-trade-ws-user.coinbase.com"
     request_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # The whole REST call (every retry, the answer read to its last byte) ends by this: a
+    # server trickling bytes resets a per-read timeout forever, never this deadline.
+    request_deadline_s: float = Field(default=20.0, gt=0, le=600)
+    # Largest REST answer body read; the largest real answer (the products list) is ~2 MB.
+    max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
     # Coinbase publishes 30 private / 10 public requests per second as ceilings; budget lower.
     private_rate_per_s: float = Field(default=25.0, gt=0, le=30)

@@ -199,6 +199,8 @@ class Engine:
                 clock=clock,
                 timeout_s=exchange.request_timeout_s,
                 connect_timeout_s=exchange.connect_timeout_s,
+                deadline_s=exchange.request_deadline_s,
+                max_response_bytes=exchange.max_response_bytes,
                 private_rate_per_s=exchange.private_rate_per_s,
                 public_rate_per_s=exchange.public_rate_per_s,
                 verify=self._ssl_context if self._ssl_context is not None else True,

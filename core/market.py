@@ -5,9 +5,10 @@ by replay files and by ``bench-book``, so what is measured is what runs live.
 
 Integrity rules (the order book is only worth trading on if it is known to be right):
 
-* ``sequence_num`` is checked per connection (one counter across all channels). A duplicate or
-  stale number: the frame is ignored. A gap: the whole connection is suspect, so every book is
-  marked STALE, dropped, and a reconnect is requested (the new connection sends fresh snapshots).
+* ``sequence_num`` is checked per connection (one counter across all channels). A repeat of the
+  last number: the frame is ignored. A gap, or a number going backwards (a new stream: see
+  ``core.coinbase.sequence``): the whole connection is suspect, so every book is marked STALE,
+  dropped, and a reconnect is requested (the new connection sends fresh snapshots).
 * A crossed book or an invalid update for one product: that product is STALE, its book dropped,
   and level2 is resubscribed for it alone.
 * A disconnect (including the connection's silence watchdog) or a new connection: every book is
@@ -18,19 +19,33 @@ Integrity rules (the order book is only worth trading on if it is known to be ri
   non-LIVE product are ignored. A snapshot makes the product LIVE.
 * Malformed input is counted per kind and logged at most once per kind per minute; nothing
   raises out of ``on_frame``.
+
+Once product details are known (``configure_products``, from the products endpoint):
+
+* A configured product the exchange does not list (a typo, ``DOGE-EUR``) or refused (a zero
+  increment) is set aside: STALE with a reason naming it, never resubscribed, while the
+  others stream normally.
+* USD/USDC aliases: Coinbase's market channels answer a ``BTC-USDC`` subscription with the
+  ``BTC-USD`` data, keyed ``BTC-USD``. Frames are looked up by that wire key and re-keyed to
+  the configured product, so a ``BTC-USDC`` book goes LIVE.
+* A level2 price or size that is not a multiple of the product's increment (e.g. 40 decimals
+  on a 0.01 tick) is refused: counted, the book resynced. The book checks it (``L2Book.
+  set_increments``) where it already looks at a level: prices only when a level is new, sizes
+  on every change, a multiply and a modulo each (docs/design.md, performance rules).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from core.bad_input import BadInputCounter
-from core.book import BID, DEFAULT_WINDOW, InvalidLevelError, L2Book
+from core.book import BID, DEFAULT_WINDOW, InvalidLevelError, L2Book, OffIncrementError
 from core.clock import Clock
 from core.coinbase.market_messages import (
     BadInputKind,
@@ -38,6 +53,7 @@ from core.coinbase.market_messages import (
     CandlesMessage,
     ErrorMessage,
     HeartbeatMessage,
+    IgnoredMessage,
     L2Event,
     L2Message,
     MarketMessage,
@@ -51,7 +67,7 @@ from core.coinbase.market_messages import (
 )
 from core.coinbase.sequence import SequenceTracker, SequenceVerdict
 from core.coinbase.stream import ConnectionControl
-from core.model import Candle, Ticker, Trade
+from core.model import Candle, Product, Ticker, Trade
 
 _log = logging.getLogger(__name__)
 
@@ -85,6 +101,7 @@ class MarketStats:
     messages: int = 0
     l2_updates: int = 0
     gaps: int = 0
+    restarts: int = 0  # sequence numbers that went backwards (a new stream)
     resyncs: int = 0
     duplicates: int = 0
     crossed: int = 0
@@ -92,6 +109,7 @@ class MarketStats:
 
 
 _LIVE = BookState.LIVE
+_Keyed = TypeVar("_Keyed", Ticker, Trade, Candle)
 _SEQ_OK = SequenceVerdict.OK
 
 
@@ -102,6 +120,7 @@ class _ProductFeed:
         "apply_updates",
         "book",
         "candles",
+        "disabled",
         "last_update_at",
         "product_id",
         "reason",
@@ -111,12 +130,18 @@ class _ProductFeed:
         "state",
         "tickers",
         "trades",
+        "wire_id",
     )
 
     def __init__(
         self, product_id: str, now: float, trades: int, candles: int, tickers: int, window: int
     ) -> None:
         self.product_id = product_id
+        # The product id the market channels key this product's data by (its alias target
+        # for a USDC product aliased to USD; itself otherwise).
+        self.wire_id = product_id
+        # Set aside: the exchange does not list it, or refused it (see configure_products).
+        self.disabled = False
         self.book = L2Book(product_id, window=window)
         # Bound once: the book object lives as long as the feed (it is cleared, never replaced).
         self.apply_updates = self.book.apply_updates
@@ -156,8 +181,10 @@ class MarketDataService:
             )
             for product_id in product_ids
         }
-        # The LIVE subset of _feeds, kept by _set_state: one lookup answers both "which feed"
-        # and "may its book be updated" on the hot path.
+        # Feeds by the product id frames carry (see _ProductFeed.wire_id), without the
+        # disabled ones; and its LIVE subset, kept by _set_state: one lookup answers both
+        # "which feed" and "may its book be updated" on the hot path.
+        self._by_wire: dict[str, _ProductFeed] = dict(self._feeds)
         self._live: dict[str, _ProductFeed] = {}
         self._sequence = SequenceTracker()
         self._control: ConnectionControl | None = None
@@ -175,6 +202,7 @@ class MarketDataService:
             CandlesMessage: self._on_candles,
             HeartbeatMessage: self._on_heartbeat,
             SubscriptionsMessage: self._on_subscriptions,
+            IgnoredMessage: self._on_ignored,
             ErrorMessage: self._on_error,
             BadMessage: self._on_bad_message,
         }
@@ -186,13 +214,16 @@ class MarketDataService:
         self._connected = True
         self._sequence.reset()
         for feed in self._feeds.values():
-            self._drop(feed, BookState.SYNCING, f"connected via {control.name}: awaiting snapshot")
+            if not feed.disabled:
+                reason = f"connected via {control.name}: awaiting snapshot"
+                self._drop(feed, BookState.SYNCING, reason)
         self._changes += 1
 
     def on_disconnected(self, reason: str) -> None:
         self._connected = False
         for feed in self._feeds.values():
-            self._drop(feed, BookState.STALE, f"disconnected: {reason}")
+            if not feed.disabled:
+                self._drop(feed, BookState.STALE, f"disconnected: {reason}")
         self._changes += 1
 
     def on_frame(self, frame: str | bytes) -> None:
@@ -226,13 +257,13 @@ class MarketDataService:
                     feed = live.get(event.product_id)
                     if feed is None:
                         # Not LIVE (no book to apply to until its next snapshot) or unknown.
-                        if event.product_id not in self._feeds:
+                        if event.product_id not in self._by_wire:
                             self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, event.product_id)
                         continue
                     try:
                         crossed = feed.apply_updates(updates)
                     except InvalidLevelError as exc:
-                        self._resync(feed, f"bad update: {exc}")
+                        self._on_invalid_level(feed, "update", exc)
                         continue
                     if crossed:
                         stats.crossed += 1
@@ -242,7 +273,7 @@ class MarketDataService:
                         feed.last_update_at = self._monotonic()
                         feed.stamp_due = False
                 else:
-                    feed = self._feeds.get(event.product_id)
+                    feed = self._by_wire.get(event.product_id)
                     if feed is None:
                         self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, event.product_id)
                         continue
@@ -277,7 +308,7 @@ class MarketDataService:
         try:
             feed.book.apply_snapshot(bids, asks)
         except InvalidLevelError as exc:
-            self._resync(feed, f"bad snapshot: {exc}")
+            self._on_invalid_level(feed, "snapshot", exc)
             return
         if feed.book.is_crossed():
             self.stats.crossed += 1
@@ -290,14 +321,20 @@ class MarketDataService:
 
     def _on_sequence_fault(self, verdict: SequenceVerdict) -> bool:
         """Handle a non-OK sequence verdict. True if the frame should still be processed."""
-        gap = self._sequence.last_gap
-        if verdict is not SequenceVerdict.GAP or gap is None:
-            self.stats.duplicates += 1
-            return False
-        self.stats.gaps += 1
-        reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
+        if verdict is SequenceVerdict.RESTARTED:
+            self.stats.restarts += 1
+            restart = self._sequence.last_restart
+            last, new = restart if restart is not None else (-1, -1)
+            reason = f"sequence went backwards ({last} -> {new}): a new stream"
+        else:
+            gap = self._sequence.last_gap
+            if verdict is not SequenceVerdict.GAP or gap is None:
+                self.stats.duplicates += 1
+                return False
+            self.stats.gaps += 1
+            reason = f"sequence gap: expected {gap.expected}, got {gap.received}"
         _log.warning("%s; dropping every book", reason)
-        for feed in self._feeds.values():
+        for feed in self._by_wire.values():
             if feed.state is _LIVE:
                 feed.resyncs += 1  # rebuilt from the snapshot the reconnect brings
                 self.stats.resyncs += 1
@@ -321,7 +358,7 @@ class MarketDataService:
         for ticker in message.tickers:
             feed = self._feed_or_count(ticker.product_id)
             if feed is not None:
-                feed.tickers.append(ticker)
+                feed.tickers.append(_rekeyed(ticker, feed))
         self._changes += 1
 
     def _on_trades(self, message: MarketTradesMessage) -> None:
@@ -332,19 +369,21 @@ class MarketDataService:
         if message.is_snapshot:
             # A (re)subscription resends recent trades: replace the tape, never duplicate it.
             for product_id in {trade.product_id for trade in trades}:
-                feed = self._feeds.get(product_id)
+                feed = self._by_wire.get(product_id)
                 if feed is not None:
                     feed.trades.clear()
+        kept: list[Trade] = []
         for trade in trades:
             feed = self._feed_or_count(trade.product_id)
             if feed is not None:
+                trade = _rekeyed(trade, feed)
                 feed.trades.append(trade)
+                kept.append(trade)
         self._changes += 1
         # Only new prints: a snapshot replays history, which must not fill paper orders.
         if not message.is_snapshot and self._trade_listeners:
-            for trade in trades:
-                if trade.product_id in self._feeds:
-                    self._notify(self._trade_listeners, trade)
+            for trade in kept:
+                self._notify(self._trade_listeners, trade)
 
     def _on_candles(self, message: CandlesMessage) -> None:
         if not self._observe_sequence(message.sequence_num):
@@ -353,6 +392,7 @@ class MarketDataService:
             feed = self._feed_or_count(candle.product_id)
             if feed is None:
                 continue
+            candle = _rekeyed(candle, feed)
             candles = feed.candles
             if candles and candles[-1].start == candle.start:
                 candles[-1] = candle  # the current bucket, pushed again with new values
@@ -373,6 +413,9 @@ class MarketDataService:
             return
         _log.debug("subscriptions: %s", dict(message.subscriptions))
 
+    def _on_ignored(self, message: IgnoredMessage) -> None:
+        self._observe_sequence(message.sequence_num)
+
     def _on_error(self, message: ErrorMessage) -> None:
         self.bad_input.record(BadInputKind.SERVER_ERROR, message.message)
         if self._control is not None:
@@ -386,14 +429,19 @@ class MarketDataService:
             return
         # Updates in this frame were not applied: every book it was about is now wrong.
         reason = f"bad l2 message ({message.kind}): {message.detail}"
-        product_ids = message.product_ids or tuple(self._feeds)
+        product_ids = message.product_ids or tuple(self._by_wire)
         for product_id in product_ids:
-            feed = self._feeds.get(product_id)
+            feed = self._by_wire.get(product_id)
             if feed is not None and feed.state is _LIVE:
                 self._resync(feed, reason)
 
+    def _on_invalid_level(self, feed: _ProductFeed, what: str, exc: InvalidLevelError) -> None:
+        if isinstance(exc, OffIncrementError):
+            self.bad_input.record(BadInputKind.TOO_PRECISE, f"l2_data {what}: {exc}")
+        self._resync(feed, f"bad {what}: {exc}")
+
     def _feed_or_count(self, product_id: str) -> _ProductFeed | None:
-        feed = self._feeds.get(product_id)
+        feed = self._by_wire.get(product_id)
         if feed is None:
             self.bad_input.record(BadInputKind.UNKNOWN_PRODUCT, product_id)
         return feed
@@ -410,8 +458,9 @@ class MarketDataService:
 
     def _notify_book(self, message: L2Message) -> None:
         for event in message.events:
-            if event.product_id in self._live:
-                self._notify(self._book_listeners, event.product_id)
+            feed = self._live.get(event.product_id)
+            if feed is not None:
+                self._notify(self._book_listeners, feed.product_id)
 
     def _notify(self, listeners: Sequence[Callable[[Any], None]], argument: Any) -> None:
         for listener in listeners:
@@ -428,9 +477,9 @@ class MarketDataService:
         if feed.state is not state or feed.reason != reason:
             feed.state = state
             if state is _LIVE:
-                self._live[feed.product_id] = feed
+                self._live[feed.wire_id] = feed
             else:
-                self._live.pop(feed.product_id, None)
+                self._live.pop(feed.wire_id, None)
             feed.reason = reason
             feed.since = now
             self._changes += 1
@@ -455,6 +504,8 @@ class MarketDataService:
         updates are ignored until a snapshot comes, and nothing else would ask for one."""
         now = self._monotonic()
         for feed in self._feeds.values():
+            if feed.disabled:
+                continue  # set aside by configure_products: nothing to ask for
             if feed.state is not _LIVE:
                 waited = now - feed.since
                 if self._connected and waited > self._stale_after_s:
@@ -464,6 +515,51 @@ class MarketDataService:
             last = feed.last_update_at if feed.last_update_at is not None else feed.since
             if now - last > self._stale_after_s:
                 self._resync(feed, f"no update for {now - last:.1f}s")
+
+    # ----------------------------------------------------------------- products
+
+    def configure_products(self, products: Mapping[str, Product]) -> list[str]:
+        """Apply what the products endpoint said about the configured products (see the
+        module docstring): set aside the ones it does not list, follow aliases, and turn on
+        the level2 decimals check. ``products`` holds the usable products by id (refused ones
+        absent). Returns one line per product set aside or re-keyed, for the event log."""
+        notes: list[str] = []
+        for product_id, feed in self._feeds.items():
+            product = products.get(product_id)
+            if product is None:
+                self._set_aside(feed, "not listed by the exchange (or refused): not streamed")
+                notes.append(f"{product_id}: {feed.reason}")
+                continue
+            alias = product.alias
+            if alias and alias != product_id:
+                if alias in self._feeds:
+                    reason = f"same market data as {alias} (its alias): use the {alias} book"
+                    self._set_aside(feed, reason)
+                    notes.append(f"{product_id}: {reason}")
+                    continue
+                if feed.wire_id != alias:
+                    self._live.pop(feed.wire_id, None)
+                    feed.wire_id = alias
+                    if feed.state is _LIVE:
+                        self._live[alias] = feed
+                    notes.append(f"{product_id}: market data arrives keyed {alias} (alias)")
+        self._by_wire = {f.wire_id: f for f in self._feeds.values() if not f.disabled}
+        self._set_precision([products[pid] for pid in self._feeds if pid in products])
+        # Books still waiting were perhaps sent under their alias before it was known.
+        for feed in self._by_wire.values():
+            if feed.wire_id != feed.product_id and feed.state is not _LIVE and self._connected:
+                self._resync(feed, "alias learned: asking for a fresh snapshot")
+        self._changes += 1
+        return notes
+
+    def _set_aside(self, feed: _ProductFeed, reason: str) -> None:
+        feed.disabled = True
+        self._drop(feed, BookState.STALE, reason)
+
+    def _set_precision(self, products: Sequence[Product]) -> None:
+        for product in products:
+            feed = self._feeds[product.product_id]
+            feed.book.set_increments(product.price_increment, product.base_increment)
 
     # ----------------------------------------------------------------- reading
 
@@ -497,6 +593,13 @@ class MarketDataService:
 
     def candles(self, product_id: str) -> Sequence[Candle]:
         return tuple(self._feeds[product_id].candles)
+
+
+def _rekeyed(item: _Keyed, feed: _ProductFeed) -> _Keyed:
+    """``item`` under the configured product id when it arrived under an alias."""
+    if feed.wire_id == feed.product_id:
+        return item
+    return dataclasses.replace(item, product_id=feed.product_id)
 
 
 def _trade_order(trade: Trade) -> tuple[float, str]:

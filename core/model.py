@@ -105,6 +105,10 @@ class Product:
     post_only: bool = False
     auction_mode: bool = False
     price: Decimal | None = None
+    # USD/USDC aliasing (docs/coinbase-protocol.md): BTC-USDC has ``alias`` "BTC-USD" and the
+    # market channels serve its data keyed BTC-USD; BTC-USD lists "BTC-USDC" in ``alias_to``.
+    alias: str | None = None
+    alias_to: tuple[str, ...] = ()
 
     @property
     def tradable(self) -> bool:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from core.clock import Clock
 from core.denials import Denial
+from core.fill_guard import refuse_impossible_fill
 from core.journal_records import DuplicateRecord, FillRecord
 from core.model import (
     ExchangeOrder,
@@ -502,6 +503,8 @@ class OrderManager:
         learned = self._learn_order_id(order, update.order_id)
         filled = False
         if update.filled_size > order.filled_size:
+            if refuse_impossible_fill(order, update):  # docs/coinbase-protocol.md: never booked
+                return learned
             filled = self._record_fill(order, update)
             if not filled:
                 return learned  # journal trouble: reconciliation will derive it again

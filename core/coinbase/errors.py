@@ -95,6 +95,20 @@ class DecodeError(CoinbaseError):
     """A 2xx answer whose body is not the shape we expect (names the field at fault)."""
 
 
+class ImpossibleDataError(DecodeError):
+    """A value no real exchange sends (a balance of 1e400, a zero increment, a fill past its
+    order): refused, counted under ``kind`` in ``core.bad_input.REFUSED_EXCHANGE_DATA``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ResponseTooLargeError(DecodeError):
+    """An answer body larger than the client accepts: refused unread, never retried (the
+    same request would get the same answer). Memory stays bounded by the cap."""
+
+
 def error_for_status(
     status: int,
     *,

@@ -51,6 +51,9 @@ class BadInputKind(StrEnum):
     NEGATIVE_NUMBER = "negative_number"  # a negative size or a price <= 0
     BAD_SIDE = "bad_side"
     INVALID = "invalid"  # rejected by the decoder for a reason none of the above names
+    # A level2 price or size with more decimals than the product's increment allows (or in
+    # exponent notation): recorded by the market data service where increments are known.
+    TOO_PRECISE = "too_precise"
     # Recorded by the market data service, not by the decoder:
     SERVER_ERROR = "server_error"  # a {"type":"error"} message from the exchange
     UNKNOWN_PRODUCT = "unknown_product"  # data for a product nobody subscribed
@@ -122,6 +125,15 @@ class SubscriptionsMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class IgnoredMessage:
+    """A real channel whose content CryptoJ does not use (``status``,
+    ``futures_balance_summary``): only its ``sequence_num`` counts. Not bad input."""
+
+    sequence_num: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorMessage:
     """``{"type":"error","message":...}`` from the exchange (no channel, no sequence_num)."""
 
@@ -148,6 +160,7 @@ MarketMessage: TypeAlias = (
     | CandlesMessage
     | HeartbeatMessage
     | SubscriptionsMessage
+    | IgnoredMessage
     | ErrorMessage
     | BadMessage
 )
@@ -238,6 +251,14 @@ class _SubscriptionsFrame(msgspec.Struct, tag_field="channel", tag="subscription
     events: list[_WireSubscriptionsEvent]
 
 
+class _StatusFrame(msgspec.Struct, tag_field="channel", tag="status"):
+    sequence_num: int  # the product list in its events is not used, so not decoded
+
+
+class _FuturesBalanceFrame(msgspec.Struct, tag_field="channel", tag="futures_balance_summary"):
+    sequence_num: int
+
+
 _WireFrame: TypeAlias = (
     L2Message
     | _TickerFrame
@@ -246,6 +267,8 @@ _WireFrame: TypeAlias = (
     | _CandlesFrame
     | _HeartbeatsFrame
     | _SubscriptionsFrame
+    | _StatusFrame
+    | _FuturesBalanceFrame
 )
 
 _decoder = msgspec.json.Decoder(_WireFrame, strict=False)
@@ -336,6 +359,10 @@ _CONVERTERS: dict[type[Any], Callable[[Any], MarketMessage]] = {
     _CandlesFrame: _candles_message,
     _HeartbeatsFrame: _heartbeat_message,
     _SubscriptionsFrame: _subscriptions_message,
+    _StatusFrame: lambda frame: IgnoredMessage(frame.sequence_num, "status"),
+    _FuturesBalanceFrame: lambda frame: IgnoredMessage(
+        frame.sequence_num, "futures_balance_summary"
+    ),
 }
 
 
@@ -459,6 +486,8 @@ def _check_frame(data: dict[str, Any], channel: str) -> None:
         if channel == "subscriptions":
             _require(event, "subscriptions", dict, where)
             continue
+        if channel in ("status", "futures_balance_summary"):
+            continue  # content not used: only the envelope matters
         items = _require(event, item_key, list, where)
         for item_index, item in enumerate(items):
             item_where = f"{where}.{item_key}[{item_index}]"
@@ -562,6 +591,8 @@ _ITEM_CHECKS: dict[str, tuple[str, _Check]] = {
     "candles": ("candles", _check_candle),
     "heartbeats": ("", _check_heartbeat),
     "subscriptions": ("subscriptions", _no_items),
+    "status": ("products", _no_items),
+    "futures_balance_summary": ("", _no_items),
 }
 
 

@@ -12,6 +12,12 @@ Retry policy, and why:
   5xx may have placed the order; sending it again is the caller's decision, after
   reconciliation, and always with the SAME client_order_id (the exchange deduplicates on it).
 
+Bounds, and why: every call has a TOTAL deadline (``deadline_s``: all attempts, the answer
+read to its last byte), because httpx's timeouts are per read and a server trickling one byte
+at a time would hold a kill switch forever; and every answer body is capped
+(``max_response_bytes``, checked while streaming, so memory stays flat whatever the server
+sends).
+
 Works against the real exchange (``https://api.coinbase.com``) and the simulated one
 (``http://127.0.0.1:PORT``): the JWT ``uri`` host is whatever the base URL names.
 """
@@ -38,6 +44,7 @@ from core.coinbase.errors import (
     CoinbaseError,
     DecodeError,
     RateLimitedError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
     error_for_status,
@@ -160,6 +167,8 @@ class CoinbaseRestClient:
         clock: Clock,
         timeout_s: float = 10,
         connect_timeout_s: float = 5,
+        deadline_s: float = 20,
+        max_response_bytes: int = 8 * 1024 * 1024,
         private_rate_per_s: float = 25,
         public_rate_per_s: float = 8,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -187,6 +196,10 @@ class CoinbaseRestClient:
             )
         if retry_attempts < 0:
             raise ValueError(f"retry_attempts must be >= 0, got {retry_attempts}")
+        if deadline_s <= 0 or max_response_bytes <= 0:
+            raise ValueError("deadline_s and max_response_bytes must be positive")
+        self._deadline_s = deadline_s
+        self._max_response_bytes = max_response_bytes
         self._signer = signer
         self._clock = clock
         self._sleep = sleep
@@ -228,6 +241,8 @@ class CoinbaseRestClient:
             clock=clock,
             timeout_s=exchange.request_timeout_s,
             connect_timeout_s=exchange.connect_timeout_s,
+            deadline_s=exchange.request_deadline_s,
+            max_response_bytes=exchange.max_response_bytes,
             private_rate_per_s=exchange.private_rate_per_s,
             public_rate_per_s=exchange.public_rate_per_s,
             **options,
@@ -510,8 +525,31 @@ class CoinbaseRestClient:
         idempotent: bool = False,
         timing: list[float] | None = None,
     ) -> JsonObject:
-        """One logical request: pacing, signing, and the retry policy in the module docstring."""
+        """One logical request: pacing, signing, the retry policy in the module docstring, all
+        within the call's total deadline."""
         self._require_signer(private=private)
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                return await self._call_with_retries(
+                    method, path, private, params, json_body, idempotent, timing
+                )
+        except TimeoutError:
+            logger.warning("%s %s: no complete answer within %g s", method, path, self._deadline_s)
+            raise TransportError(
+                f"{method} {path}: no complete answer within the {self._deadline_s:g} s deadline",
+                timed_out=True,
+            ) from None
+
+    async def _call_with_retries(
+        self,
+        method: str,
+        path: str,
+        private: bool,
+        params: Mapping[str, QueryValue | None] | None,
+        json_body: Mapping[str, object] | None,
+        idempotent: bool,
+        timing: list[float] | None,
+    ) -> JsonObject:
         retries_left = self._retry_attempts if idempotent else 0
         auth_retries_left = 1 if idempotent and private else 0
         attempt = 0
@@ -552,7 +590,11 @@ class CoinbaseRestClient:
             request.headers["Authorization"] = f"Bearer {token}"
         sent_at = self._clock.time()
         try:
-            response = await self._http.send(request)
+            response = await self._http.send(request, stream=True)
+            try:
+                content = await self._read_capped(response, f"{method} {path}")
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"{method} {path}: no answer in time ({type(exc).__name__})", timed_out=True
@@ -564,8 +606,8 @@ class CoinbaseRestClient:
         if timing is not None:
             timing[:] = [sent_at, self._clock.time()]
         if response.is_success:
-            return parse_json_object(response.content, f"{method} {path}")
-        body = decode_error_body(response.content, response.headers.get("content-type"))
+            return parse_json_object(content, f"{method} {path}")
+        body = decode_error_body(content, response.headers.get("content-type"))
         raise error_for_status(
             response.status_code,
             code=body.code,
@@ -573,6 +615,25 @@ class CoinbaseRestClient:
             details=body.details,
             retry_after_s=_retry_after(response.headers.get("retry-after")),
         )
+
+    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
+        """The (decompressed) body, refused as soon as it passes ``max_response_bytes``."""
+        cap = self._max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ResponseTooLargeError(
+                f"{what}: answer of {int(declared)} bytes refused (limit {cap} bytes)"
+            )
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > cap:
+                raise ResponseTooLargeError(
+                    f"{what}: answer passed {cap} bytes and was refused (limit {cap} bytes)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _backoff_delay(self, attempt: int, error: CoinbaseError) -> float:
         ceiling = min(self._backoff_max_s, self._backoff_initial_s * 2.0**attempt)

@@ -5,21 +5,29 @@ omits and adds fields over time (protocol reference §2): optional fields fall b
 default, empty strings count as missing, and a value that is present but unusable raises
 ``DecodeError`` naming the field. Also the small result types that have no home in
 ``core.model`` because only REST answers produce them.
+
+Impossible data (docs/coinbase-protocol.md, "Impossible data") is refused, never passed on:
+a product whose increment is not positive, a balance that is not a sane non-negative amount
+(the whole accounts answer is refused, so the last good balances stay), an order or a fill
+with an impossible amount. In a list, one bad product, order or fill costs only itself; each
+refusal is counted by kind in ``core.bad_input.REFUSED_EXCHANGE_DATA``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from core.coinbase.errors import DecodeError
+from core.bad_input import REFUSED_EXCHANGE_DATA
+from core.coinbase.errors import DecodeError, ImpossibleDataError
+from core.fill_guard import FILL_NOT_SANE, FILL_PAST_ORDER_SIZE, amount_problem, fill_problem
 from core.model import (
     Balance,
     Candle,
@@ -41,6 +49,14 @@ from core.venue import (
 )
 
 JsonObject = Mapping[str, Any]
+T = TypeVar("T")
+
+# Kinds counted in REFUSED_EXCHANGE_DATA by this module (fills use core.fill_guard's kinds).
+PRODUCT_BAD_INCREMENT = "product_bad_increment"
+BAD_PRODUCT = "bad_product"
+BALANCE_NOT_SANE = "balance_not_finite_nonnegative"
+BAD_ORDER = "bad_rest_order"
+BAD_FILL = "bad_rest_fill"
 
 # Coinbase answers "success" with this placeholder in failure fields; it is not a reason.
 UNKNOWN_FAILURE_REASON = "UNKNOWN_FAILURE_REASON"
@@ -310,17 +326,30 @@ def _finite_seconds(value: float, name: str) -> float:
 
 
 def decode_product(data: JsonObject) -> Product:
+    """One product. Raises ``ImpossibleDataError`` for an increment that is not a positive
+    sane amount: every size and price of the product would be rounded by it."""
     product_id = _str(data, "product_id")
     base_guess, _, quote_guess = product_id.partition("-")
     quote_increment = _decimal(data, "quote_increment")
+    base_increment = _decimal(data, "base_increment")
+    price_increment = _opt_decimal(data, "price_increment") or quote_increment
+    for name, value in (
+        ("base_increment", base_increment),
+        ("quote_increment", quote_increment),
+        ("price_increment", price_increment),
+    ):
+        problem = amount_problem(value, name, zero_ok=False)
+        if problem is not None:
+            raise ImpossibleDataError(PRODUCT_BAD_INCREMENT, f"product {product_id}: {problem}")
+    alias_to = data.get("alias_to")
     return Product(
         product_id=product_id,
         base_currency=_opt_str(data, "base_currency_id", "base_display_symbol") or base_guess,
         quote_currency=_opt_str(data, "quote_currency_id", "quote_display_symbol") or quote_guess,
-        base_increment=_decimal(data, "base_increment"),
+        base_increment=base_increment,
         quote_increment=quote_increment,
         # The price tick: price_increment when present (it can differ from quote_increment).
-        price_increment=_opt_decimal(data, "price_increment") or quote_increment,
+        price_increment=price_increment,
         base_min_size=_decimal(data, "base_min_size"),
         base_max_size=_decimal(data, "base_max_size"),
         quote_min_size=_opt_decimal(data, "quote_min_size", "min_market_funds") or Decimal(0),
@@ -332,12 +361,32 @@ def decode_product(data: JsonObject) -> Product:
         post_only=_bool(data, "post_only"),
         auction_mode=_bool(data, "auction_mode"),
         price=_opt_decimal(data, "price"),
+        alias=_opt_str(data, "alias"),
+        alias_to=tuple(a for a in alias_to if isinstance(a, str) and a)
+        if isinstance(alias_to, list)
+        else (),
     )
 
 
 def decode_products(data: JsonObject) -> list[Product]:
-    """``GET /products`` -> ``{"products": [...], "num_products": N}``."""
-    return [decode_product(_as_obj(item, "products[]")) for item in _list(data, "products")]
+    """``GET /products`` -> ``{"products": [...], "num_products": N}``; a product that cannot
+    be used is left out (counted, logged with its id), the others are kept."""
+    return _each(_list(data, "products"), "products[]", decode_product, BAD_PRODUCT)
+
+
+def _each(
+    items: list[Any], name: str, decode: Callable[[JsonObject], T], default_kind: str
+) -> list[T]:
+    """Decode every item of a list; one that raises ``DecodeError`` is refused (counted under
+    its kind) and costs only itself."""
+    decoded: list[T] = []
+    for item in items:
+        try:
+            decoded.append(decode(_as_obj(item, name)))
+        except DecodeError as exc:
+            kind = exc.kind if isinstance(exc, ImpossibleDataError) else default_kind
+            REFUSED_EXCHANGE_DATA.refuse(kind, f"{name} refused: {exc.message}")
+    return decoded
 
 
 def _as_obj(item: object, name: str) -> JsonObject:
@@ -392,16 +441,40 @@ def decode_accounts_page(data: JsonObject) -> Page[Balance]:
         account = _as_obj(item, "accounts[]")
         available = _obj(account, "available_balance")
         hold = account.get("hold")
-        held = _opt_decimal(hold, "value") if isinstance(hold, dict) else None
-        balances.append(
-            Balance(
-                currency=_opt_str(account, "currency") or _str(available, "currency"),
-                available=_decimal(available, "value"),
-                hold=held or Decimal(0),
-            )
+        currency = _opt_str(account, "currency") or _str(available, "currency")
+        available_value = _balance_amount(available, "value", currency)
+        if available_value is None:
+            raise DecodeError("field 'value' is missing or empty")
+        balance = Balance(
+            currency=currency,
+            available=available_value,
+            hold=(_balance_amount(hold, "value", currency) if isinstance(hold, dict) else None)
+            or Decimal(0),
         )
+        balances.append(balance)
     has_next, cursor = _page_cursor(data)
     return Page(balances, has_next, cursor)
+
+
+def _balance_amount(data: JsonObject, name: str, currency: str) -> Decimal | None:
+    """A balance figure; an impossible one (1e400, negative) refuses the WHOLE answer, like
+    a bad book: a portfolio built on part of the accounts would be wrong in another way."""
+    raw = data.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = _to_decimal(raw, name)
+    except DecodeError:
+        value = None
+    problem = (
+        amount_problem(value, f"{currency} balance", zero_ok=True)
+        if value is not None
+        else f"{currency} balance is not a number: {raw!r}"
+    )
+    if problem is not None:
+        REFUSED_EXCHANGE_DATA.refuse(BALANCE_NOT_SANE, f"accounts answer refused: {problem}")
+        raise ImpossibleDataError(BALANCE_NOT_SANE, f"accounts answer refused: {problem}")
+    return value
 
 
 def decode_key_permissions(data: JsonObject) -> KeyPermissions:
@@ -505,35 +578,61 @@ def decode_cancel_results(data: JsonObject) -> list[CancelResult]:
 def decode_order(data: JsonObject) -> ExchangeOrder:
     """One REST order object (the value of ``order`` or an item of ``orders``)."""
     configuration = _order_configuration(data)
-    reject_reason = _opt_str(data, "reject_reason")
+    reject_reason = _text_or_none(data.get("reject_reason"))
     if reject_reason == "REJECT_REASON_UNSPECIFIED":
-        reject_reason = _opt_str(data, "reject_message")
+        reject_reason = _text_or_none(data.get("reject_message"))
     else:
-        reject_reason = reject_reason or _opt_str(data, "reject_message")
+        reject_reason = reject_reason or _text_or_none(data.get("reject_message"))
+    order_id = _str(data, "order_id")
+    base_size = _opt_decimal(configuration, "base_size")
+    filled_size = _fill_amount(data, "filled_size", order_id)
+    if base_size is not None and filled_size > base_size:
+        raise ImpossibleDataError(
+            FILL_PAST_ORDER_SIZE,
+            f"order {order_id}: filled size {filled_size} is past the order size {base_size}",
+        )
     return ExchangeOrder(
-        order_id=_str(data, "order_id"),
+        order_id=order_id,
         client_order_id=_opt_str(data, "client_order_id") or "",
         product_id=_str(data, "product_id"),
         side=_side(data),
-        status=order_status(_opt_str(data, "status")),
-        order_type=_opt_str(data, "order_type") or "UNKNOWN_ORDER_TYPE",
-        time_in_force=_opt_str(data, "time_in_force"),
-        base_size=_opt_decimal(configuration, "base_size"),
+        status=order_status(_text_or_none(data.get("status"))),
+        order_type=_text_or_none(data.get("order_type")) or "UNKNOWN_ORDER_TYPE",
+        time_in_force=_text_or_none(data.get("time_in_force")),
+        base_size=base_size,
         quote_size=_opt_decimal(configuration, "quote_size"),
         limit_price=_opt_decimal(configuration, "limit_price"),
         stop_price=_opt_decimal(configuration, "stop_price", "stop_trigger_price"),
         post_only=_bool(configuration, "post_only"),
-        filled_size=_opt_decimal(data, "filled_size") or Decimal(0),
-        average_filled_price=_opt_decimal(data, "average_filled_price") or Decimal(0),
-        filled_value=_opt_decimal(data, "filled_value") or Decimal(0),
-        total_fees=_opt_decimal(data, "total_fees") or Decimal(0),
-        number_of_fills=_int(data, "number_of_fills", default=0),
+        filled_size=filled_size,
+        average_filled_price=_fill_amount(data, "average_filled_price", order_id),
+        filled_value=_fill_amount(data, "filled_value", order_id),
+        total_fees=_fill_amount(data, "total_fees", order_id),
+        number_of_fills=_count(data, "number_of_fills"),
         leaves_quantity=_opt_decimal(data, "leaves_quantity"),
         created_time=_opt_time(data, "created_time"),
         reject_reason=reject_reason,
-        cancel_reason=_opt_str(data, "cancel_message", "cancel_reason"),
+        cancel_reason=_text_or_none(data.get("cancel_message"))
+        or _text_or_none(data.get("cancel_reason")),
         pending_cancel=_bool(data, "pending_cancel"),
     )
+
+
+def _fill_amount(data: JsonObject, name: str, order_id: str) -> Decimal:
+    """A cumulative fill figure of an order (0 when absent); an impossible one refuses it."""
+    value = _opt_decimal(data, name) or Decimal(0)
+    problem = amount_problem(value, name, zero_ok=True)
+    if problem is not None:
+        raise ImpossibleDataError(FILL_NOT_SANE, f"order {order_id}: {problem}")
+    return value
+
+
+def _count(data: JsonObject, name: str) -> int:
+    """An informational count: an unreadable one costs the field (0), not the order."""
+    try:
+        return max(_int(data, name, default=0), 0)
+    except DecodeError:
+        return 0
 
 
 def _order_configuration(data: JsonObject) -> JsonObject:
@@ -554,24 +653,36 @@ def decode_get_order(data: JsonObject) -> ExchangeOrder:
 
 def decode_orders_page(data: JsonObject) -> Page[ExchangeOrder]:
     """``GET /orders/historical/batch`` -> ``{"orders", "has_next", "cursor", "sequence"}``."""
-    orders = [decode_order(_as_obj(item, "orders[]")) for item in _list(data, "orders")]
+    orders = _each(_list(data, "orders"), "orders[]", decode_order, BAD_ORDER)
     has_next, cursor = _page_cursor(data)
     return Page(orders, has_next, cursor)
 
 
 def decode_fill(data: JsonObject) -> Fill:
+    """One fill. ``size_in_quote: true`` means ``size`` is in quote currency (a quote-sized
+    market order): the base size is size / price. Impossible numbers raise
+    ``ImpossibleDataError`` (see ``core.fill_guard``)."""
     try:
         liquidity = LiquidityIndicator(_opt_str(data, "liquidity_indicator") or "")
     except ValueError:
         liquidity = LiquidityIndicator.UNKNOWN
+    trade_id = _str(data, "trade_id", "entry_id")
+    price = _decimal(data, "price")
+    size = _decimal(data, "size")
+    commission = _opt_decimal(data, "commission") or Decimal(0)
+    problem = fill_problem(price, size, commission)
+    if problem is not None:
+        raise ImpossibleDataError(FILL_NOT_SANE, f"fill {trade_id}: {problem}")
+    if _bool(data, "size_in_quote"):
+        size = size / price
     return Fill(
-        trade_id=_str(data, "trade_id", "entry_id"),
+        trade_id=trade_id,
         order_id=_str(data, "order_id"),
         product_id=_str(data, "product_id"),
         side=_side(data),
-        price=_decimal(data, "price"),
-        size=_decimal(data, "size"),
-        commission=_opt_decimal(data, "commission") or Decimal(0),
+        price=price,
+        size=size,
+        commission=commission,
         liquidity=liquidity,
         trade_time=_opt_time(data, "trade_time"),
         sequence_timestamp=_opt_time(data, "sequence_timestamp"),
@@ -580,6 +691,6 @@ def decode_fill(data: JsonObject) -> Fill:
 
 def decode_fills_page(data: JsonObject) -> Page[Fill]:
     """``GET /orders/historical/fills`` -> ``{"fills": [...], "cursor": ""}``."""
-    fills = [decode_fill(_as_obj(item, "fills[]")) for item in _list(data, "fills")]
+    fills = _each(_list(data, "fills"), "fills[]", decode_fill, BAD_FILL)
     has_next, cursor = _page_cursor(data)
     return Page(fills, has_next, cursor)

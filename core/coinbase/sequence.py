@@ -4,6 +4,12 @@ Coinbase numbers every message on a connection with ONE counter across all chann
 at 0 on each new connection (coinbase-advanced-trade.md §3.4). It is not per product: keeping it
 per product (as cryptofeed does) flags false gaps. So there is one tracker per connection,
 reset on every (re)connect.
+
+Backwards is not a duplicate: on one connection the counter only grows, so a number below the
+last one means the numbering started over (the server or a proxy in between opened a new
+upstream stream) and everything after it is NEW data. Treating it as stale drops every real
+update until the counter climbs back past the old value (hundreds of them) and leaves a book
+that is silently wrong. Only a repeat of the last number is a duplicate.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ _NO_BASELINE = -1  # sequence numbers are >= 0, so no message ever equals it
 
 class SequenceVerdict(Enum):
     OK = "ok"
-    # seq <= last: a replay or an out-of-order message. Ignore it.
+    # seq == last: the same message again. Ignore it.
     DUPLICATE_OR_STALE = "duplicate_or_stale"
+    # seq < last: the numbering started over, a new stream. Resync everything derived from it.
+    RESTARTED = "restarted"
     # seq > last + 1: messages were dropped. Everything derived from the connection is suspect.
     GAP = "gap"
 
@@ -40,12 +48,23 @@ class SequenceTracker:
     call per message is a measurable share of the level2 budget). Anything else: ``observe``.
     """
 
-    __slots__ = ("gaps", "heartbeat_jumps", "last_gap", "last_heartbeat", "next_expected")
+    __slots__ = (
+        "gaps",
+        "heartbeat_jumps",
+        "last_gap",
+        "last_heartbeat",
+        "last_restart",
+        "next_expected",
+        "restarts",
+    )
 
     def __init__(self) -> None:
         self.next_expected = _NO_BASELINE
         self.last_gap: SequenceGap | None = None
         self.gaps = 0
+        # (last accepted number, the smaller number that started the new stream)
+        self.last_restart: tuple[int, int] | None = None
+        self.restarts = 0
         self.last_heartbeat: int | None = None
         self.heartbeat_jumps = 0
 
@@ -66,8 +85,13 @@ class SequenceTracker:
             # file may start anywhere).
             self.next_expected = seq + 1
             return SequenceVerdict.OK
-        if seq < expected:
+        if seq == expected - 1:
             return SequenceVerdict.DUPLICATE_OR_STALE
+        if seq < expected:
+            self.last_restart = (expected - 1, seq)
+            self.next_expected = seq + 1
+            self.restarts += 1
+            return SequenceVerdict.RESTARTED
         # Resume counting from here so one drop is reported once, not on every later message.
         self.last_gap = SequenceGap(expected=expected, received=seq)
         self.next_expected = seq + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,18 @@ class ConnectionControl(Protocol):
 
     def request_resubscribe(self, channel: str, product_ids: Sequence[str]) -> None:
         """Unsubscribe and subscribe again, so the server sends a fresh snapshot."""
+        ...
+
+
+@runtime_checkable
+class RefusableConnection(ConnectionControl, Protocol):
+    """A connection that can be told the server refused a subscription on it."""
+
+    def report_refused(self, reason: str) -> None:
+        """The server refused a subscription (``{"type":"error"}``, e.g. "authentication
+        failure") but keeps the socket open with heartbeats: the stream is down. Drop the
+        socket and count it as a FAILED attempt, so the next one waits out the backoff and
+        subscribes with fresh tokens."""
         ...
 
 

@@ -8,6 +8,12 @@ turns frames into ``ExchangeOrder`` values. Titles differ from REST: ``order_sid
 
 Not a hot path (a handful of messages per second): plain ``orjson`` into dicts, checked
 field by field so a bad order is reported with the field that is wrong.
+
+What one bad value costs (docs/coinbase-protocol.md, "User channel"): the least that keeps the
+rest trustworthy. An unknown order type or a non-text ``reject_reason`` costs that field; an
+unknown side, an impossible number (``1e400``, a negative fee) costs that order; an unknown
+event type costs that event. The rest of the frame is delivered and the stream is not reset;
+what was dropped comes back in ``refused`` so the caller counts it.
 """
 
 from __future__ import annotations
@@ -21,10 +27,23 @@ import orjson
 
 from core.coinbase.errors import DecodeError
 from core.coinbase.rest_decode import parse_rfc3339
+from core.fill_guard import FILL_NOT_SANE, amount_problem
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side
 
 ZERO = Decimal(0)
-_ORDER_TYPES = {"limit": "LIMIT", "market": "MARKET", "stop limit": "STOP_LIMIT"}
+# Keyed by the lower-case name without spaces or underscores: the channel has sent "Limit",
+# "Stop Limit", "StopLimit", "Stop" and "Bracket"; anything new is kept, upper-cased.
+_ORDER_TYPES = {
+    "limit": "LIMIT",
+    "market": "MARKET",
+    "stoplimit": "STOP_LIMIT",
+    "stop": "STOP",
+    "bracket": "BRACKET",
+}
+# Cumulative money figures: an impossible one is an impossible fill (counted as such).
+_FILL_FIELDS = frozenset({"cumulative_quantity", "avg_price", "filled_value", "total_fees"})
+# (kind, detail) of something dropped from a frame.
+Refusal = tuple[str, str]
 
 
 class UserMessageError(ValueError):
@@ -41,6 +60,8 @@ class UserOrdersEvent:
 
     is_snapshot: bool
     orders: tuple[ExchangeOrder, ...]
+    # Orders left out because they could not be trusted (each costs only itself).
+    refused: tuple[Refusal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +72,12 @@ class UserFrame:
     sequence_num: int
     events: tuple[UserOrdersEvent, ...] = ()
     error_message: str | None = None
+    # Events left out (an unknown event type); their orders are not delivered.
+    refused: tuple[Refusal, ...] = ()
+
+    def all_refusals(self) -> tuple[Refusal, ...]:
+        """Everything dropped from this frame: whole events and single orders."""
+        return self.refused + tuple(r for event in self.events for r in event.refused)
 
 
 def decode_user_frame(frame: str | bytes) -> UserFrame:
@@ -78,7 +105,14 @@ def decode_user_frame(frame: str | bytes) -> UserFrame:
     events = message.get("events")
     if not isinstance(events, list):
         raise UserMessageError("missing_field", "events")
-    return UserFrame(channel, sequence_num, tuple(_decode_event(event) for event in events))
+    decoded: list[UserOrdersEvent] = []
+    refused: list[Refusal] = []
+    for event in events:
+        try:
+            decoded.append(_decode_event(event))
+        except UserMessageError as exc:
+            refused.append((exc.kind, str(exc)))
+    return UserFrame(channel, sequence_num, tuple(decoded), refused=tuple(refused))
 
 
 def _decode_event(event: Any) -> UserOrdersEvent:
@@ -92,7 +126,14 @@ def _decode_event(event: Any) -> UserOrdersEvent:
         orders = []
     if not isinstance(orders, list):
         raise UserMessageError("bad_event", "orders is not a list")
-    return UserOrdersEvent(kind == "snapshot", tuple(decode_user_order(o) for o in orders))
+    decoded: list[ExchangeOrder] = []
+    refused: list[Refusal] = []
+    for raw in orders:
+        try:
+            decoded.append(decode_user_order(raw))
+        except UserMessageError as exc:
+            refused.append((exc.kind, str(exc)))
+    return UserOrdersEvent(kind == "snapshot", tuple(decoded), tuple(refused))
 
 
 def decode_user_order(raw: Any) -> ExchangeOrder:
@@ -110,7 +151,7 @@ def decode_user_order(raw: Any) -> ExchangeOrder:
         status = ExchangeOrderStatus(status_text)
     except ValueError:
         status = ExchangeOrderStatus.UNKNOWN
-    order_type = _optional_str(raw, "order_type") or ""
+    order_type = _text_field(raw, "order_type") or ""
     filled = _decimal(raw, "cumulative_quantity") or ZERO
     return ExchangeOrder(
         order_id=order_id,
@@ -118,8 +159,8 @@ def decode_user_order(raw: Any) -> ExchangeOrder:
         product_id=_required_str(raw, "product_id"),
         side=side,
         status=status,
-        order_type=_ORDER_TYPES.get(order_type.lower(), order_type.upper()),
-        time_in_force=_optional_str(raw, "time_in_force"),
+        order_type=_order_type(order_type),
+        time_in_force=_text_field(raw, "time_in_force"),
         limit_price=_decimal(raw, "limit_price"),
         stop_price=_decimal(raw, "stop_price"),
         filled_size=filled,
@@ -129,9 +170,35 @@ def decode_user_order(raw: Any) -> ExchangeOrder:
         number_of_fills=_int(raw, "number_of_fills"),
         leaves_quantity=_decimal(raw, "leaves_quantity"),
         created_time=_datetime(raw.get("creation_time")),
-        reject_reason=_optional_str(raw, "reject_reason"),
-        cancel_reason=_optional_str(raw, "cancel_reason"),
+        reject_reason=_text_field(raw, "reject_reason"),
+        cancel_reason=_text_field(raw, "cancel_reason"),
+        post_only=_flag(raw.get("post_only")),
     )
+
+
+def _order_type(text: str) -> str:
+    if not text:
+        return ""
+    key = text.lower().replace(" ", "").replace("_", "")
+    return _ORDER_TYPES.get(key, text.upper().replace(" ", "_"))
+
+
+def _flag(value: object) -> bool:
+    """``post_only`` arrives as "true"/"false" text (or a JSON boolean); anything else: false."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def _text_field(raw: dict[str, Any], key: str) -> str | None:
+    """An informational text field: a value of another type costs this field, not the order
+    (a numeric ``reject_reason`` has been seen)."""
+    value = raw.get(key)
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _required_str(raw: dict[str, Any], key: str) -> str:
@@ -156,24 +223,29 @@ def _decimal(raw: dict[str, Any], key: str) -> Decimal | None:
     value = raw.get(key)
     if value is None or value == "":
         return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UserMessageError("bad_number", f"{key}={value!r}")
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         raise UserMessageError("bad_number", f"{key}={value!r}") from None
-    if not number.is_finite() or number < 0:
-        raise UserMessageError("bad_number", f"{key}={value!r}")
+    problem = amount_problem(number, key, zero_ok=True)
+    if problem is not None:
+        kind = FILL_NOT_SANE if key in _FILL_FIELDS else "bad_number"
+        raise UserMessageError(kind, problem)
     return number
 
 
 def _int(raw: dict[str, Any], key: str) -> int:
+    """A count that is informational only: an unreadable one costs the field (0)."""
     value = raw.get(key, 0)
+    if isinstance(value, bool):
+        return 0
     try:
         number = int(value or 0)
-    except (TypeError, ValueError):
-        raise UserMessageError("bad_number", f"{key}={value!r}") from None
-    if number < 0 or isinstance(value, bool):
-        raise UserMessageError("bad_number", f"{key}={value!r}")
-    return number
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return max(number, 0)
 
 
 def _datetime(value: Any) -> datetime | None:

@@ -146,6 +146,7 @@ class CoinbaseWebSocket:
         # Status, written by the loop, read through ``status``.
         self._state = WsState.IDLE
         self._attempt = 0
+        self._refused = False  # the server refused a subscription on the current socket
         self._connected_since: float | None = None
         self._last_message_at: float | None = None
         self._messages_received = 0
@@ -246,6 +247,14 @@ class CoinbaseWebSocket:
             return
         self._drop(conn, f"reconnect requested: {reason}")
 
+    def report_refused(self, reason: str) -> None:
+        """A subscription was refused on the live socket: drop it as a failed attempt."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._refused = True
+        self._drop(conn, f"subscription refused: {reason}")
+
     def request_resubscribe(self, channel: str, product_ids: Sequence[str]) -> None:
         """Send ``unsubscribe`` then ``subscribe`` for one channel, so a fresh snapshot comes.
 
@@ -289,6 +298,7 @@ class CoinbaseWebSocket:
         """Open, subscribe and pump one socket until it ends; True if it was healthy."""
         self._state = WsState.CONNECTING
         self._drop_reason = None
+        self._refused = False
         self._frames_on_connection = 0
         announced = False
         healthy = False
@@ -447,6 +457,7 @@ class CoinbaseWebSocket:
         since = self._connected_since
         return (
             since is not None
+            and not self._refused  # heartbeats on a refused socket are not health
             and self._frames_on_connection > 0
             and self._clock.monotonic() - since >= self._stable_after_s
         )

@@ -495,7 +495,7 @@ class SimServer:
         now = datetime.fromtimestamp(self.clock.time(), tz=UTC)
         event = {
             "current_time": now.strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC"),
-            "heartbeat_counter": str(self._heartbeat_counter),
+            "heartbeat_counter": self._heartbeat_counter,  # an integer, as production sends
         }
         self._broadcast(subscribers, wire.encode_envelope("heartbeats", self._timestamp(), [event]))
 
@@ -528,7 +528,7 @@ class SimServer:
             if self._ticker_batch_sent.get(product_id) == ticker.price:
                 continue
             self._ticker_batch_sent[product_id] = ticker.price
-            event = {"type": "update", "tickers": [wire.encode_ticker(ticker)]}
+            event = {"type": "update", "tickers": [wire.encode_ticker(ticker, batch=True)]}
             self._broadcast(subscribers, wire.encode_envelope("ticker_batch", stamp, [event]))
 
     # ------------------------------------------------------------------ delivery
@@ -754,12 +754,15 @@ class SimServer:
     def _subscribe(
         self, conn: _Connection, channel: str, product_ids: list[str], token: object
     ) -> None:
-        if channel in AUTH_CHANNELS:
+        # Coinbase checks a JWT on ANY channel that carries one (and requires it on the
+        # authenticated ones): a bad one is refused with this frame, the socket left open.
+        if channel in AUTH_CHANNELS or token is not None:
             user_id = self.verifier.verify_ws(token)
             if user_id is None or (conn.user_id is not None and conn.user_id != user_id):
                 self._send_raw(conn, {"type": "error", "message": "authentication failure"})
                 return
-            conn.user_id = user_id
+            if channel in AUTH_CHANNELS:
+                conn.user_id = user_id
         if channel in PRODUCT_CHANNELS and not product_ids:
             self._send_raw(conn, {"type": "error", "message": f"{channel} requires product_ids"})
             return
@@ -822,7 +825,9 @@ class SimServer:
                 events.append(("l2_data", event))
         elif channel in ("ticker", "ticker_batch"):
             for product_id in product_ids:
-                ticker = wire.encode_ticker(exchange.ticker(product_id))
+                ticker = wire.encode_ticker(
+                    exchange.ticker(product_id), batch=channel == "ticker_batch"
+                )
                 events.append((channel, {"type": "snapshot", "tickers": [ticker]}))
         elif channel == "market_trades":
             for product_id in product_ids:
@@ -1265,7 +1270,16 @@ class SimServer:
             fills = [f for f in fills if f.trade_id in trade_ids]
         limit = _int_param(request, "limit", 100, 1, 1000)
         page, _, cursor = _paginate(fills, limit, request.query.get("cursor", ""))
-        return _json({"fills": [wire.encode_fill(f) for f in page], "cursor": cursor})
+        user_id = request[_USER_ID]
+        body = [
+            wire.encode_fill(f, size_in_quote=self._quote_sized(user_id, f.order_id)) for f in page
+        ]
+        return _json({"fills": body, "cursor": cursor})
+
+    def _quote_sized(self, user_id: str, order_id: str) -> bool:
+        """A market order sized in quote currency: its fills are reported in quote too."""
+        order = self.exchange.get_order(user_id, order_id)
+        return order is not None and order.quote_size is not None
 
 
 # ---------------------------------------------------------------------- helpers

@@ -463,7 +463,10 @@ def encode_user_order(order: SimOrder) -> JsonObject:
     }
 
 
-def encode_fill(fill: SimFill) -> JsonObject:
+def encode_fill(fill: SimFill, *, size_in_quote: bool = False) -> JsonObject:
+    """A ``/fills`` item. Coinbase reports the fills of a quote-sized market order with
+    ``size`` in quote currency and ``size_in_quote: true``; ``size_in_quote`` does the same."""
+    size = fill.price * fill.size if size_in_quote else fill.size
     return {
         "entry_id": fill.entry_id,
         "trade_id": fill.trade_id,
@@ -471,12 +474,12 @@ def encode_fill(fill: SimFill) -> JsonObject:
         "trade_time": rfc3339(fill.trade_time),
         "trade_type": "FILL",
         "price": decimal_str(fill.price),
-        "size": decimal_str(fill.size),
+        "size": decimal_str(size),
         "commission": _dec0(fill.commission),
         "product_id": fill.product_id,
         "sequence_timestamp": rfc3339(fill.sequence_timestamp),
         "liquidity_indicator": fill.liquidity,
-        "size_in_quote": False,
+        "size_in_quote": size_in_quote,
         "user_id": fill.user_id,
         "side": fill.side.value,
         "retail_portfolio_id": PORTFOLIO_UUID,
@@ -616,9 +619,10 @@ def encode_trade(trade: SimTrade, *, rest: bool = False) -> JsonObject:
     return body
 
 
-def encode_ticker(ticker: SimTicker) -> JsonObject:
-    """One entry of the ``ticker`` / ``ticker_batch`` channels' ``tickers`` list."""
-    return {
+def encode_ticker(ticker: SimTicker, *, batch: bool = False) -> JsonObject:
+    """One entry of the ``ticker`` / ``ticker_batch`` channels' ``tickers`` list. Production's
+    ``ticker_batch`` entries carry no best bid/ask (``batch``), only ``ticker``'s do."""
+    body: JsonObject = {
         "type": "ticker",
         "product_id": ticker.product_id,
         "price": decimal_str(ticker.price),
@@ -628,11 +632,13 @@ def encode_ticker(ticker: SimTicker) -> JsonObject:
         "low_52_w": decimal_str(ticker.low_24h),
         "high_52_w": decimal_str(ticker.high_24h),
         "price_percent_chg_24_h": decimal_str(ticker.price_percent_chg_24h),
-        "best_bid": decimal_str(ticker.best_bid),
-        "best_bid_quantity": decimal_str(ticker.best_bid_quantity),
-        "best_ask": decimal_str(ticker.best_ask),
-        "best_ask_quantity": decimal_str(ticker.best_ask_quantity),
     }
+    if not batch:
+        body["best_bid"] = decimal_str(ticker.best_bid)
+        body["best_bid_quantity"] = decimal_str(ticker.best_bid_quantity)
+        body["best_ask"] = decimal_str(ticker.best_ask)
+        body["best_ask_quantity"] = decimal_str(ticker.best_ask_quantity)
+    return body
 
 
 def l2_side(side: Side) -> str:

@@ -68,7 +68,12 @@ class CoinbaseVenue:
     @property
     def stream_connected(self) -> bool:
         socket = self.user_socket
-        return socket is not None and socket.status.state is WsState.CONNECTED
+        # Connected is not enough: a refused subscription keeps the socket open (user_stream).
+        return (
+            socket is not None
+            and socket.status.state is WsState.CONNECTED
+            and self.user_stream.subscribed
+        )
 
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener

@@ -199,13 +199,34 @@ def test_a_snapshot_in_the_gap_frame_is_used(live: MarketDataService, frames: Fr
 
 def test_duplicate_or_stale_sequence_is_ignored(live: MarketDataService, frames: Frames) -> None:
     before = live.book("BTC-USD").top(5)
-    live.on_frame(frames.update("BTC-USD", ("bid", "100.5", "1"), seq=1))
+    live.on_frame(frames.update("BTC-USD", ("bid", "100.5", "1"), seq=frames.seq))
     assert live.book("BTC-USD").top(5) == before
     assert live.stats.duplicates == 1
     assert live.health("BTC-USD").state is BookState.LIVE
     # A duplicate heartbeat is ignored the same way.
-    live.on_frame(frames.heartbeat(1, seq=2))
+    live.on_frame(frames.heartbeat(1, seq=frames.seq))
     assert live.stats.duplicates == 2
+
+
+def test_a_sequence_going_backwards_is_a_new_stream_and_resyncs(
+    live: MarketDataService, frames: Frames, control: RecordingControl
+) -> None:
+    for _ in range(20):
+        live.on_frame(frames.heartbeat(1))
+    # The numbering starts over below the last number: new data, not duplicates.
+    frames.seq = -1
+    live.on_frame(frames.update("BTC-USD", ("bid", "100.50", "1")))
+    assert live.stats.restarts == 1 and live.stats.duplicates == 0
+    for product in ("BTC-USD", "ETH-USD"):
+        health = live.health(product)
+        assert health.state is BookState.STALE
+        assert health.reason is not None and "backwards" in health.reason
+    assert control.reconnects and "new stream" in control.reconnects[-1]
+    # The new stream's snapshot rebuilds the book, and its updates are applied, not dropped.
+    live.on_frame(frames.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))
+    live.on_frame(frames.update("BTC-USD", ("bid", "100.50", "3")))
+    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.book("BTC-USD").top(1)[0] == [(100.5, 3.0)]
 
 
 def test_crossed_update_resyncs_only_that_product(
@@ -268,7 +289,7 @@ def test_malformed_frame_is_counted_and_its_lost_number_is_a_gap(
 
 
 def test_unknown_channel_and_product_are_counted(live: MarketDataService, frames: Frames) -> None:
-    live.on_frame(frames.channel("status", [{"type": "snapshot", "products": []}]))
+    live.on_frame(frames.channel("rfq_matches", [{"type": "snapshot", "matches": []}]))
     live.on_frame(frames.update("DOGE-USD", ("bid", "1", "1")))
     live.on_frame(frames.snapshot("DOGE-USD", [("1", "1")], [("2", "1")]))
     assert live.bad_input.count(BadInputKind.UNKNOWN_CHANNEL) == 1
@@ -436,7 +457,7 @@ def test_unknown_product_lookups_raise_key_error(service: MarketDataService) -> 
 
 
 def test_duplicates_on_every_channel_are_ignored(live: MarketDataService, frames: Frames) -> None:
-    old = frames.seq - 1
+    old = frames.seq  # the last number again
     trade = {"trade_id": "1", "product_id": "BTC-USD", "price": "1", "size": "1", "side": "BUY"}
     candle = {
         "start": "0",
@@ -520,7 +541,12 @@ def test_sequence_tracker() -> None:
     assert tracker.observe(5) is SequenceVerdict.OK  # the first number is the baseline
     assert tracker.observe(6) is SequenceVerdict.OK
     assert tracker.observe(6) is SequenceVerdict.DUPLICATE_OR_STALE
-    assert tracker.observe(2) is SequenceVerdict.DUPLICATE_OR_STALE
+    assert tracker.observe(2) is SequenceVerdict.RESTARTED  # backwards: a new stream
+    assert tracker.last_restart == (6, 2) and tracker.restarts == 1
+    assert tracker.observe(3) is SequenceVerdict.OK  # counting from the new baseline
+    assert tracker.observe(4) is SequenceVerdict.OK
+    assert tracker.observe(5) is SequenceVerdict.OK
+    assert tracker.observe(6) is SequenceVerdict.OK
     assert tracker.observe(10) is SequenceVerdict.GAP
     assert tracker.last_gap == SequenceGap(expected=7, received=10)
     assert tracker.last_gap.missing == 3

@@ -235,7 +235,7 @@ def test_missing_channel() -> None:
 
 
 def test_unknown_channel_keeps_the_sequence_number() -> None:
-    message = bad(frame("status", [{"type": "snapshot", "products": []}], seq=12))
+    message = bad(frame("rfq_matches", [{"type": "snapshot", "matches": []}], seq=12))
     assert message.kind is BadInputKind.UNKNOWN_CHANNEL
     assert message.sequence_num == 12
     assert bad(b'{"channel":5,"sequence_num":1,"events":[]}').kind is BadInputKind.UNKNOWN_CHANNEL

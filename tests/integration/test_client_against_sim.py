@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -384,3 +385,65 @@ class TestEngine:
         )
         await eventually(lambda: engine.snapshot("BTC-USD").book.status is BookStatus.LIVE)
         assert all(c.reconnects >= 1 for c in engine.snapshot().connections)
+
+
+class TestUserStreamRefused:
+    """A refused ``user`` subscription over loopback: the sim answers a bad JWT like Coinbase
+    (an error frame, the socket left open with heartbeats); the client must treat the stream
+    as down, reconnect with a fresh token after a backoff, and say why."""
+
+    async def test_authentication_failure_is_a_down_stream_until_a_good_token(
+        self, endpoints: SimEndpoints, clock: ManualClock
+    ) -> None:
+        from core.venues.coinbase import CoinbaseVenue
+
+        signer = JwtSigner(endpoints.credentials, clock, rest_host_from_url(endpoints.rest_url))
+        tokens: list[str] = []
+        bad = True
+
+        def token() -> str:
+            tokens.append("bad" if bad else "good")
+            return "not-a-valid-jwt" if bad else signer.ws_token()
+
+        resets: list[str] = []
+
+        class Listener:
+            def on_order_update(self, order: object) -> None: ...
+
+            def on_stream_reset(self, reason: str) -> None:
+                resets.append(reason)
+
+        def user_socket(sink: Any) -> CoinbaseWebSocket:
+            return CoinbaseWebSocket(
+                "user",
+                endpoints.ws_user_url,
+                [Subscription("user", ())],
+                sink,
+                clock=ManualClock(),
+                token_factory=token,
+                reconnect_initial_s=0.02,
+                reconnect_max_s=0.1,
+            )
+
+        async with CoinbaseRestClient(endpoints.rest_url, signer, clock=clock) as rest:
+            venue = CoinbaseVenue(rest, user_socket_factory=user_socket, clock=clock)
+            venue.set_listener(Listener())  # type: ignore[arg-type]
+            await venue.start()
+            socket = venue.user_socket
+            assert socket is not None
+            try:
+                # Refused twice: it reconnected (with a new token) after the first refusal.
+                await eventually(lambda: venue.user_stream.error_messages >= 2)
+                assert not venue.stream_connected
+                assert tokens.count("bad") >= 2
+                status = socket.status
+                assert status.last_error is not None
+                assert "authentication failure" in status.last_error
+                # Each refused socket counts as a failed attempt: the backoff grows.
+                assert socket.status.attempt >= 1
+                assert any("user subscription refused" in r for r in resets)
+                bad = False
+                await eventually(lambda: venue.stream_connected)
+                assert tokens[-1] == "good"
+            finally:
+                await venue.stop()

@@ -139,6 +139,7 @@ async def harness(
     await venue.start()
     assert venue.user_socket is not None
     assert await venue.user_socket.wait_connected(5)
+    await eventually(lambda: venue.stream_connected)  # the user subscription was accepted
     try:
         yield Harness(venue, listener, sim_exchange, sim_server, sim_clock, endpoints.user_id)
     finally:

@@ -174,7 +174,11 @@ async def test_market_channels_snapshot_and_update_after_a_trade(
         candles = await ws.recv()
         assert candles["channel"] == "candles" and candles["events"][0]["type"] == "snapshot"
         await ws.subscribe("ticker_batch", ["BTC-USD"])
-        assert (await ws.recv())["channel"] == "ticker_batch"
+        batch = await ws.recv()
+        assert batch["channel"] == "ticker_batch"
+        # Like production: ticker_batch entries carry no best bid/ask.
+        (batch_entry,) = batch["events"][0]["tickers"]
+        assert batch_entry["price"] and not {"best_bid", "best_ask"} & set(batch_entry)
         await ws.subscribe("status", [])
         status = await ws.recv()
         ids = [p["id"] for p in status["events"][0]["products"]]
@@ -204,8 +208,9 @@ async def test_heartbeats_count_up(ws_connect: Any) -> None:
         assert ack["events"] == [{"subscriptions": {"heartbeats": []}}]
         first = await ws.recv_until(lambda m: m["channel"] == "heartbeats")
         second = await ws.recv_until(lambda m: m["channel"] == "heartbeats")
-        counter = int(first["events"][0]["heartbeat_counter"])
-        assert int(second["events"][0]["heartbeat_counter"]) == counter + 1
+        counter = first["events"][0]["heartbeat_counter"]
+        assert type(counter) is int  # production sends an integer
+        assert second["events"][0]["heartbeat_counter"] == counter + 1
         assert first["events"][0]["current_time"].endswith("+0000 UTC")
 
 
@@ -463,3 +468,25 @@ async def test_tiny_sizes_never_use_exponent_notation(
         snapshot = await ws.recv()
         sizes = [u["new_quantity"] for u in snapshot["events"][0]["updates"]]
         assert "0.00000005" in sizes and not any("E" in size for size in sizes)
+
+
+@pytest.mark.parametrize("channel", ["level2", "ticker", "heartbeats", "market_trades", "status"])
+async def test_a_bad_jwt_on_any_channel_is_refused_and_the_socket_stays_open(
+    ws_connect: Any, endpoints: SimEndpoints, sim_clock: ManualClock, channel: str
+) -> None:
+    """Coinbase checks a JWT on any subscription that carries one: a bad one gets the same
+    error frame as on ``user``, and the socket stays open (heartbeats keep coming)."""
+    products = [] if channel in ("heartbeats", "status") else ["BTC-USD"]
+    expired = make_jwt(endpoints.credentials, sim_clock, not_before_offset_s=-3600)
+    async with ws_connect() as ws:
+        for token in ("not-a-jwt", expired):
+            await ws.send(
+                {"type": "subscribe", "channel": channel, "product_ids": products, "jwt": token}
+            )
+            assert await ws.recv() == {"type": "error", "message": "authentication failure"}
+        # Still open: a later subscription without a token works on the same socket.
+        ack = await ws.subscribe("heartbeats")
+        assert ack["events"] == [{"subscriptions": {"heartbeats": []}}]
+        # And a valid token on a public channel is accepted.
+        good = make_jwt(endpoints.credentials, sim_clock)
+        await ws.subscribe("level2", ["BTC-USD"], token=good)

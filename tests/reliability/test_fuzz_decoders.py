@@ -549,10 +549,13 @@ def test_user_stream_survives_mutated_frames(data: st.DataObject) -> None:
         stream.on_frame(frame)
         assert stream.messages == seq + 1
         try:
-            decode_user_frame(frame)
+            decoded = decode_user_frame(frame)
         except UserMessageError:
             assert stream.bad_input.total == bad_before + 1
             assert len(listener.resets) == resets_before + 1
+        else:
+            # Each order or event left out is counted; the rest of the frame is delivered.
+            assert stream.bad_input.total >= bad_before + len(decoded.all_refusals())
         for event in listener.events:
             assert_user_order_sound(event)
 
@@ -646,19 +649,43 @@ def _user_frame(**order_fields: object) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("order_fields", "kind"),
+    "order_fields",
     [
-        ({"time_in_force": 5}, "bad_order"),
-        ({"reject_reason": {"code": "X"}}, "bad_order"),
-        ({"cancel_reason": True}, "bad_order"),
-        ({"client_order_id": ["a"]}, "bad_order"),
-        ({"order_type": 1}, "bad_order"),
-        ({"number_of_fills": "-1"}, "bad_number"),
-        ({"number_of_fills": True}, "bad_number"),
-        ({"number_of_fills": "1.5"}, "bad_number"),
+        {"time_in_force": {"x": 5}},
+        {"reject_reason": {"code": "X"}},
+        {"reject_reason": 17},
+        {"cancel_reason": True},
+        {"order_type": ["Limit"]},
+        {"number_of_fills": "-1"},
+        {"number_of_fills": True},
+        {"number_of_fills": "1.5"},
     ],
 )
-def test_user_order_fields_of_the_wrong_type_are_refused(
+def test_an_informational_field_of_the_wrong_type_costs_only_that_field(
+    order_fields: dict[str, object],
+) -> None:
+    listener = RecordingListener()
+    stream = UserStream(listener, clock=ManualClock(START))
+    stream.on_connected(RecordingControl())
+    stream.on_frame(_user_frame(**order_fields))
+    assert stream.bad_input.counts() == {}
+    assert listener.resets == []
+    (order,) = listener.events[0].orders
+    assert_user_order_sound(listener.events[0])
+    assert order.order_id == CORPUS.user[1]["events"][0]["orders"][0]["order_id"]
+
+
+@pytest.mark.parametrize(
+    ("order_fields", "kind"),
+    [
+        ({"client_order_id": ["a"]}, "bad_order"),
+        ({"order_side": "SIDEWAYS"}, "bad_order"),
+        ({"cumulative_quantity": "1e400"}, "fill_not_finite_positive"),
+        ({"total_fees": "-0.5"}, "fill_not_finite_positive"),
+        ({"avg_price": "Infinity"}, "fill_not_finite_positive"),
+    ],
+)
+def test_an_untrustworthy_order_costs_only_that_order(
     order_fields: dict[str, object], kind: str
 ) -> None:
     listener = RecordingListener()
@@ -666,7 +693,9 @@ def test_user_order_fields_of_the_wrong_type_are_refused(
     stream.on_connected(RecordingControl())
     stream.on_frame(_user_frame(**order_fields))
     assert stream.bad_input.counts() == {kind: 1}
-    assert listener.events == [] and len(listener.resets) == 1
+    # The frame is delivered without that order; no stream reset for one bad order.
+    assert [event.orders for event in listener.events] == [()]
+    assert listener.resets == []
 
 
 def test_user_order_optional_text_may_be_empty() -> None:

@@ -108,22 +108,94 @@ def test_error_message() -> None:
         (b'{"channel": "user"}', "missing_field"),
         (b'{"channel": "user", "sequence_num": true}', "missing_field"),
         (b'{"channel": "user", "sequence_num": 1}', "missing_field"),
-        (frame(["x"]), "bad_event"),
-        (frame([{"type": "weird"}]), "bad_event"),
-        (frame([{"type": "update", "orders": {}}]), "bad_event"),
-        (frame([{"type": "update", "orders": ["x"]}]), "bad_order"),
-        (frame([{"type": "update", "orders": [user_order(order_id="")]}]), "bad_order"),
-        (frame([{"type": "update", "orders": [user_order(order_side="UP")]}]), "bad_order"),
-        (frame([{"type": "update", "orders": [user_order(avg_price="abc")]}]), "bad_number"),
-        (frame([{"type": "update", "orders": [user_order(total_fees="-1")]}]), "bad_number"),
-        (frame([{"type": "update", "orders": [user_order(avg_price="NaN")]}]), "bad_number"),
-        (frame([{"type": "update", "orders": [user_order(number_of_fills="x")]}]), "bad_number"),
     ],
 )
 def test_bad_frames_are_named(raw: bytes, kind: str) -> None:
     with pytest.raises(UserMessageError) as caught:
         decode_user_frame(raw)
     assert caught.value.kind == kind
+
+
+GOOD = user_order(order_id="good-1")
+
+
+@pytest.mark.parametrize(
+    ("events", "kind"),
+    [
+        (["x", {"type": "update", "orders": [GOOD]}], "bad_event"),
+        (
+            [{"type": "weird", "orders": [user_order()]}, {"type": "update", "orders": [GOOD]}],
+            "bad_event",
+        ),
+        ([{"type": "update", "orders": {}}, {"type": "update", "orders": [GOOD]}], "bad_event"),
+        ([{"type": "update", "orders": ["x", GOOD]}], "bad_order"),
+        ([{"type": "update", "orders": [user_order(order_id=""), GOOD]}], "bad_order"),
+        ([{"type": "update", "orders": [user_order(order_side="UP"), GOOD]}], "bad_order"),
+        ([{"type": "update", "orders": [user_order(avg_price="abc"), GOOD]}], "bad_number"),
+        (
+            [{"type": "update", "orders": [user_order(total_fees="-1"), GOOD]}],
+            "fill_not_finite_positive",
+        ),
+        (
+            [{"type": "update", "orders": [user_order(avg_price="NaN"), GOOD]}],
+            "fill_not_finite_positive",
+        ),
+        (
+            [{"type": "update", "orders": [user_order(cumulative_quantity="1e400"), GOOD]}],
+            "fill_not_finite_positive",
+        ),
+        ([{"type": "update", "orders": [user_order(limit_price="-5"), GOOD]}], "bad_number"),
+    ],
+)
+def test_one_bad_event_or_order_costs_only_itself(events: list[Any], kind: str) -> None:
+    decoded = decode_user_frame(frame(events))
+    delivered = [order.order_id for event in decoded.events for order in event.orders]
+    assert delivered == ["good-1"]
+    assert [refusal[0] for refusal in decoded.all_refusals()] == [kind]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "value"),
+    [
+        ({"number_of_fills": "x"}, "number_of_fills", 0),
+        ({"reject_reason": 7}, "reject_reason", "7"),
+        ({"reject_reason": {"code": 1}}, "reject_reason", None),
+        ({"cancel_reason": ["x"]}, "cancel_reason", None),
+        ({"time_in_force": 3}, "time_in_force", "3"),
+        ({"order_type": 12}, "order_type", "12"),
+    ],
+)
+def test_a_bad_informational_field_costs_only_that_field(
+    overrides: dict[str, Any], field: str, value: object
+) -> None:
+    order = decode_user_order(user_order(**overrides))
+    assert getattr(order, field) == value
+    assert order.filled_size == Decimal("0.5")
+
+
+@pytest.mark.parametrize(
+    ("wire", "mapped"),
+    [
+        ("Limit", "LIMIT"),
+        ("Market", "MARKET"),
+        ("StopLimit", "STOP_LIMIT"),
+        ("Stop Limit", "STOP_LIMIT"),
+        ("STOP_LIMIT", "STOP_LIMIT"),
+        ("Stop", "STOP"),
+        ("Bracket", "BRACKET"),
+        ("Trailing Stop", "TRAILING_STOP"),
+    ],
+)
+def test_order_types_are_mapped_and_unknown_ones_kept(wire: str, mapped: str) -> None:
+    assert decode_user_order(user_order(order_type=wire)).order_type == mapped
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [("true", True), ("True", True), (True, True), ("false", False), (None, False), ("x", False)],
+)
+def test_post_only_is_kept_whether_text_or_boolean(wire: object, expected: bool) -> None:
+    assert decode_user_order(user_order(post_only=wire)).post_only is expected
 
 
 def test_optional_fields_may_be_missing() -> None:
