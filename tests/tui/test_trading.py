@@ -219,13 +219,107 @@ async def test_market_and_stop_limit_tickets(make_app: AppFactory, engine: FakeE
         ticket.query_one("#size", Input).value = "0.1"
         await pilot.pause()
         assert not ticket.query_one("#price-row").display
-        assert ticket.query_one("#tif", Select).disabled
+        # A market order is IOC and a taker: time in force and post-only are not offered.
+        assert not ticket.query_one("#tif-row").display
+        assert not ticket.query_one("#post-only-row").display
         assert ticket.gate_text.startswith("gate: ALLOWED · notional ≈")
         ticket.action_submit()
         await wait_until(pilot, lambda: engine.position_size("BTC-USD") == Decimal("0.3125"))
         [intent] = engine.submitted
         assert intent.spec.order_type is OrderType.MARKET
         assert intent.spec.time_in_force is TimeInForce.IOC
+
+
+@pytest.mark.parametrize(
+    ("typed", "size", "shown"),
+    [
+        ("0,5", Decimal("0.5"), "= 0.5 BTC"),
+        ("0,01", Decimal("0.01"), "= 0.01 BTC"),
+        ("0.25", Decimal("0.25"), "= 0.25 BTC"),
+    ],
+)
+async def test_a_decimal_comma_is_the_decimal_mark_and_the_value_is_shown(
+    make_app: AppFactory, engine: FakeEngine, typed: str, size: Decimal, shown: str
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, typed)
+        await pilot.pause()
+        assert ticket.parsed_text("size") == shown
+        assert ticket.parsed_text("price").startswith("= ") and "USD" in ticket.parsed_text("price")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        [intent] = engine.submitted
+        assert intent.spec.base_size == size  # never 5 or 1 for "0,5" or "0,01"
+
+
+@pytest.mark.parametrize("typed", ["1,000.5", "1.000,5", "1 000", "1_000", "0,0,1"])
+async def test_grouping_separators_are_refused_in_the_ticket(
+    make_app: AppFactory, engine: FakeEngine, typed: str
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, typed)
+        await pilot.pause()
+        assert ticket.parsed_text("size") == ""  # nothing read, so nothing shown
+        assert "no thousands separators" in ticket.field_error(TicketField.SIZE)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is ticket and engine.submitted == []
+
+
+async def test_a_comma_price_and_stop_show_their_values(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        ticket.query_one("#type", Select).value = OrderType.STOP_LIMIT
+        ticket.query_one("#price", Input).value = "64000,5"
+        ticket.query_one("#stop", Input).value = "63990,25"
+        await pilot.pause()
+        assert ticket.parsed_text("price") == "= 64000.5 USD"
+        assert ticket.parsed_text("stop") == "= 63990.25 USD"
+        ticket.query_one("#stop", Input).value = "abc"
+        await pilot.pause()
+        assert ticket.parsed_text("stop") == ""
+
+
+async def test_post_only_reads_off_when_off(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        box = ticket.query_one("#post-only")
+        assert "[ ] off" in str(box.render()) and "[x]" not in str(box.render())
+        box.value = True  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "[x] on" in str(box.render())
+        await type_text(pilot, "0.01")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        assert engine.submitted[0].spec.post_only
+
+
+async def test_a_denial_shows_its_whole_reason_with_the_limit(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    reason = "notional 6,424,300.00 USD > max per order 50,000.00 USD (per-order limit)"
+    engine.deny_with = Denial(DenialReason.NOTIONAL_ABOVE_MAX, reason)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, "100")
+        await pilot.pause()
+        gate = ticket.query_one("#gate")
+        assert gate.size.height >= 2  # wrapped, not cut
+        assert gate.region.bottom <= ticket.query_one("#ticket").region.bottom
+        lines = [gate.render_line(y).text.strip() for y in range(gate.size.height)]
+        assert "50,000.00 USD (per-order limit)" in " ".join(lines)
 
 
 async def test_gtd_shows_the_end_time_field(make_app: AppFactory) -> None:
