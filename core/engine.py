@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.clock import Clock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
@@ -53,7 +54,7 @@ from core.model import (
 from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.portfolio import Portfolio, Position
-from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine
+from core.risk import AutomaticTriggers, GaugeName, RiskGate, TradingStateMachine
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -80,6 +81,12 @@ EVENT_LOG_LENGTH = 500
 MID_HISTORY_LENGTH = 240
 MAINTENANCE_PERIOD_S = 0.25
 BALANCE_REFRESH_S = 5.0
+PRODUCTS_RETRY_S = 2.0  # between tries to load product details (offline at start)
+_UNREACHABLE_REMINDERS = frozenset({10, 100})
+# The gauges that measure the account (not known before its balances are loaded).
+_ACCOUNT_GAUGES = frozenset(
+    {GaugeName.POSITION, GaugeName.GROSS_EXPOSURE, GaugeName.DAILY_LOSS, GaugeName.DRAWDOWN}
+)
 REJECT_HISTORY = 200
 
 
@@ -254,6 +261,7 @@ class Engine:
         self._balances_due = True
         self._last_balance_refresh = -BALANCE_REFRESH_S
         self._events: deque[EventView] = deque(maxlen=EVENT_LOG_LENGTH)
+        self._rest_url = endpoints.rest_url if endpoints is not None else "the exchange"
         self._events_version = 0
         self._reject_times: deque[float] = deque(maxlen=REJECT_HISTORY)
         self._user_down_since: float | None = None
@@ -366,14 +374,18 @@ class Engine:
         self.journal.close()
 
     async def _load_products(self) -> None:
+        failures = 0
         while not self._stopped.is_set():
             try:
                 products = await self._fetch_products()
             except CoinbaseError as exc:
-                self.add_event("warning", f"product details unavailable ({exc}); retrying")
+                failures += 1
+                self._note_unreachable(exc, failures)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), 2.0)
+                    await asyncio.wait_for(self._stopped.wait(), PRODUCTS_RETRY_S)
                 continue
+            if failures:
+                self.add_event("info", f"reached {self._rest_host} after {failures} failed tries")
             self.product_info.update({p.product_id: p for p in products})
             add_products = getattr(self.venue, "add_products", None)
             if add_products is not None:
@@ -381,6 +393,25 @@ class Engine:
             for product_id in self.products:
                 self.portfolio.track(product_id)
             return
+
+    @property
+    def _rest_host(self) -> str:
+        return urlsplit(self._rest_url).hostname or self._rest_url
+
+    def _note_unreachable(self, error: CoinbaseError, failures: int) -> None:
+        """Say once, plainly, that the exchange cannot be reached, then only at 10, 100, 1000
+        tries: offline, a line every retry buried everything else in the event log."""
+        if failures == 1:
+            reason = str(error).rsplit(": ", 1)[-1]
+            self.add_event(
+                "warning",
+                f"cannot reach {self._rest_host} ({reason}); retrying every "
+                f"{PRODUCTS_RETRY_S:g} s, nothing can trade until it answers",
+            )
+        elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
+            self.add_event("warning", f"still cannot reach {self._rest_host}: {failures} tries")
+        else:
+            log.debug("cannot reach %s: try %d: %s", self._rest_host, failures, error)
 
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:
@@ -612,6 +643,9 @@ class Engine:
             else None
         )
         strategy = self.strategy
+        # Until the balances are loaded (offline: never) nothing is known of the account:
+        # positions, the day's P&L and the account's limits are "—", never 0 or full headroom.
+        account_known = self.portfolio.cash is not None
         return EngineSnapshot(
             mode=self.mode,
             wall_time=self._clock.time(),
@@ -646,12 +680,20 @@ class Engine:
                 kill_still_open=progress.still_open,
                 kill_took_ms=took,
             ),
-            positions=tuple(_position_view(p) for p in self.portfolio.positions()),
+            positions=tuple(_position_view(p) for p in self.portfolio.positions())
+            if account_known
+            else None,
             positions_version=self.portfolio.version,
             equity=self.portfolio.equity,
-            daily_pnl=self.portfolio.daily_pnl,
+            daily_pnl=self.portfolio.daily_pnl if account_known else None,
             gauges=tuple(
-                GaugeView(g.name.value, g.used, g.limit, g.unit, g.subject)
+                GaugeView(
+                    g.name.value,
+                    g.used if account_known or g.name not in _ACCOUNT_GAUGES else None,
+                    g.limit,
+                    g.unit,
+                    g.subject,
+                )
                 for g in self.gate.gauges()
             ),
             strategy=None
