@@ -275,6 +275,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.started = asyncio.Event()  # set once the first reconciliation has completed
+        # Set when a market feed that ends (a replay file) has delivered its last frame.
+        self.feed_finished = asyncio.Event()
 
     # ------------------------------------------------------------------ construction
 
@@ -340,6 +342,7 @@ class Engine:
         elif self._market_feed is not None:
             feed = self._market_feed(self.market)
             if feed is not None:
+                feed.add_done_callback(self._on_feed_done)
                 self._tasks.append(feed)
         try:
             await self._load_products()
@@ -353,6 +356,18 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopped.set()
+
+    def _on_feed_done(self, feed: asyncio.Task[None]) -> None:
+        """A replay's end is "replay finished", not a fault: the books keep their last state
+        (no STALE, so no HALT from stale data), and headless mode can exit 0."""
+        if feed.cancelled() or self._stopped.is_set():
+            return
+        error = feed.exception()
+        if error is not None:
+            self.add_event("error", f"market feed failed: {error!r}")
+            return
+        self.feed_finished.set()
+        self.add_event("info", "replay finished: the file has ended; the book shows its last state")
 
     @property
     def settings(self) -> Settings:
@@ -429,7 +444,9 @@ class Engine:
 
     async def _maintain(self) -> None:
         now = self._clock.monotonic()
-        self.market.check_staleness()
+        finished = self.feed_finished.is_set()
+        if not finished:  # after a replay's last frame nothing more comes, and that is fine
+            self.market.check_staleness()
         self._note_connection_changes(now)
         self._note_book_changes()
         for product_id in self.products:
@@ -439,7 +456,8 @@ class Engine:
             self.portfolio.mark(product_id, Decimal(str(mid)) if mid is not None else None)
         # Before any REST call below: with the exchange unreachable those calls take seconds
         # (connect retries, timeouts), and the triggers must not wait for them.
-        self._check_triggers(now)
+        if not finished:  # the data stopped because the file ended: no trigger to judge
+            self._check_triggers(now)
         if self.orders.reconciling and self.venue.stream_connected:
             await self._reconcile()
         if self._balances_due or now - self._last_balance_refresh >= BALANCE_REFRESH_S:
@@ -714,7 +732,9 @@ class Engine:
             version=book.version,
             bids=tuple(bids),
             asks=tuple(asks),
-            status_reason=health.reason,
+            status_reason="replay finished"
+            if self.feed_finished.is_set() and health.state is BookState.LIVE
+            else health.reason,
             last_update_age_s=None
             if health.last_update_at is None
             else max(0.0, now - health.last_update_at),

@@ -37,7 +37,8 @@ On SIGINT/SIGTERM (``stop_signals``): the strategy is paused so it sends nothing
 ``cancel_on_exit`` (``settings.headless.cancel_open_orders_on_exit``) every open order is
 cancelled and the venue is listed until none is open, within ``exit_timeout_s``; then the
 engine stops and the function returns the exit code: 0, or 1 if orders were left open or
-the engine failed.
+the engine failed. A replay (``--replay FILE --headless``) stops the same way at the end of
+its file, with 0.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ async def run_headless(
     run_task = asyncio.create_task(engine.run(), name="headless-engine")
     exit_code = EXIT_OK
     try:
-        while not stop.is_set() and not run_task.done():
+        while not stop.is_set() and not run_task.done() and not engine.feed_finished.is_set():
             state_writer.poll()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_PERIOD_S)
@@ -269,6 +270,7 @@ async def run_headless(
             error = run_task.exception()
             writer.write("log", level="error", text=f"engine stopped: {error!r}")
         else:
+            # A signal, or a replay that reached the end of its file (a normal end: exit 0).
             writer.write("stopping", signal=received[0] if received else None)
             engine.pause_strategy()
             if cancel_on_exit and not await _cancel_until_none_open(engine, writer, exit_timeout_s):
