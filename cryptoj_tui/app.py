@@ -38,7 +38,9 @@ from core.orders import ReconcileReport
 from core.snapshot import EngineSnapshot, EventView
 from core.ticket import describe_spec
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
+from cryptoj_tui.screens.event_text import EventTextScreen
 from cryptoj_tui.screens.help import HelpRow, HelpScreen, help_rows
+from cryptoj_tui.screens.hidden_panels import HiddenPanelsScreen
 from cryptoj_tui.screens.main import MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
@@ -486,6 +488,22 @@ class CryptoJApp(App[None]):
     def help_rows(self) -> list[HelpRow]:
         """The help's lines, from the App's and the main screen's bindings."""
         return help_rows([*self.BINDINGS, *MainScreen.BINDINGS], self.get_key_display)
+
+    # -- full views: the event log in full, the panels a narrow terminal hides --------------
+
+    def action_show_events(self) -> None:
+        """Every kept event with its whole text (the log's lines may end in "…")."""
+        if isinstance(self.screen, EventTextScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(EventTextScreen(tuple(self.main_screen.events.events)))
+
+    def action_show_hidden_panels(self) -> None:
+        """Balances, risk limits and the chart, which a narrow terminal has no room for."""
+        if isinstance(self.screen, HiddenPanelsScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HiddenPanelsScreen(lambda: self.last_snapshot))
 
     # -- quitting --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from core.denials import Denial
 from core.model import OrderIntent, OrderType, Product, Side, TimeInForce, decimal_str
@@ -223,6 +223,8 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                     compact=True,
                 )
                 yield Button("Cancel (esc)", id="cancel", compact=True)
+        # This screen's keys, not the main screen's (whose footer would show beneath).
+        yield Footer(show_command_palette=False)
 
     @property
     def _quote(self) -> str:
