@@ -27,7 +27,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -625,15 +625,23 @@ class Engine:
             )
         elif order.state is OrderState.UNKNOWN and event.previous is not OrderState.UNKNOWN:
             self.add_event("warning", f"UNKNOWN outcome {_describe(order)}: {event.cause}")
+        elif order.state is OrderState.CANCELED and event.previous is not OrderState.CANCELED:
+            # The confirmation a cancel request waits for: what left the book, not an id.
+            filled = f", {_plain(order.filled_size)} filled" if order.filled_size else ""
+            self.add_event("info", f"cancelled {_describe(order)}{filled}")
         if order.state.is_terminal:
             self._balances_due = True
 
     def _on_fill(self, event: FillEvent) -> None:
         fill = event.fill
+        # Prices on the product's tick, money in cents: a derived fill's price is an average
+        # (filled value / size) with many digits, which read like noise in the log.
+        info = self.product_info.get(fill.product_id)
+        price = _plain(fill.price) if info is None else _on_step(fill.price, info.price_increment)
         self.add_event(
             "info",
-            f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {_plain(fill.price)} "
-            f"(fee {_plain(fill.commission)}){' external' if event.external else ''}",
+            f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {price} "
+            f"(fee {_on_step(fill.commission, _CENT)}){' external' if event.external else ''}",
         )
         self._balances_due = True
         if self._strategy_runner is not None:
@@ -893,6 +901,15 @@ def _plain(value: Decimal) -> str:
 
     A derived fill's price is an average (filled value / size) with many digits."""
     return decimal_str(value.quantize(_DISPLAY_STEP).normalize())
+
+
+_CENT = Decimal("0.01")
+
+
+def _on_step(value: Decimal, step: Decimal) -> str:
+    """``value`` rounded to a multiple of ``step`` (half even), with the step's decimals."""
+    steps = (value / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return decimal_str((steps * step).quantize(step.normalize()))
 
 
 def _decimals(increment: Decimal) -> int:
