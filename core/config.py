@@ -347,6 +347,9 @@ def check_listen_host(value: str) -> str:
 
 class HeadlessSettings(_Section):
     cancel_open_orders_on_exit: bool = True
+    # A "status" line every this many seconds, so a quiet session still shows it is alive
+    # (0: none).
+    status_interval_s: float = Field(default=60.0, ge=0, le=86400)
 
 
 class StorageSettings(_Section):

@@ -27,9 +27,10 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.clock import Clock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
@@ -56,7 +57,13 @@ from core.order_state import ManagedOrder, OrderState
 from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.portfolio import PnlMemory, Portfolio, Position
 from core.product_catalog import default_products
-from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine, working_orders_of
+from core.risk import (
+    AutomaticTriggers,
+    GaugeName,
+    RiskGate,
+    TradingStateMachine,
+    working_orders_of,
+)
 from core.snapshot import (
     BalanceView,
     BookStatus,
@@ -83,6 +90,12 @@ EVENT_LOG_LENGTH = 500
 MID_HISTORY_LENGTH = 240
 MAINTENANCE_PERIOD_S = 0.25
 BALANCE_REFRESH_S = 5.0
+PRODUCTS_RETRY_S = 2.0  # between tries to load product details (offline at start)
+_UNREACHABLE_REMINDERS = frozenset({10, 100})
+# The gauges that measure the account (not known before its balances are loaded).
+_ACCOUNT_GAUGES = frozenset(
+    {GaugeName.POSITION, GaugeName.GROSS_EXPOSURE, GaugeName.DAILY_LOSS, GaugeName.DRAWDOWN}
+)
 REJECT_HISTORY = 200
 # A journal failure with the same message is shown again after this long (a full disk fails
 # every write; one line is enough until it changes).
@@ -276,6 +289,7 @@ class Engine:
         self._balances_due = True
         self._last_balance_refresh = -BALANCE_REFRESH_S
         self._events: deque[EventView] = deque(maxlen=EVENT_LOG_LENGTH)
+        self._rest_url = endpoints.rest_url if endpoints is not None else "the exchange"
         self._events_version = 0
         self._reject_times: deque[float] = deque(maxlen=REJECT_HISTORY)
         self._user_down_since: float | None = None
@@ -289,6 +303,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.started = asyncio.Event()  # set once the first reconciliation has completed
+        # Set when a market feed that ends (a replay file) has delivered its last frame.
+        self.feed_finished = asyncio.Event()
 
     # ------------------------------------------------------------------ construction
 
@@ -361,6 +377,7 @@ class Engine:
         elif self._market_feed is not None:
             feed = self._market_feed(self.market)
             if feed is not None:
+                feed.add_done_callback(self._on_feed_done)
                 self._tasks.append(feed)
         try:
             await self._load_products()
@@ -374,6 +391,18 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopped.set()
+
+    def _on_feed_done(self, feed: asyncio.Task[None]) -> None:
+        """A replay's end is "replay finished", not a fault: the books keep their last state
+        (no STALE, so no HALT from stale data), and headless mode can exit 0."""
+        if feed.cancelled() or self._stopped.is_set():
+            return
+        error = feed.exception()
+        if error is not None:
+            self.add_event("error", f"market feed failed: {error!r}")
+            return
+        self.feed_finished.set()
+        self.add_event("info", "replay finished: the file has ended; the book shows its last state")
 
     @property
     def settings(self) -> Settings:
@@ -396,14 +425,18 @@ class Engine:
         self.journal.close()
 
     async def _load_products(self) -> None:
+        failures = 0
         while not self._stopped.is_set():
             try:
                 products = await self._fetch_products()
             except CoinbaseError as exc:
-                self.add_event("warning", f"product details unavailable ({exc}); retrying")
+                failures += 1
+                self._note_unreachable(exc, failures)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), 2.0)
+                    await asyncio.wait_for(self._stopped.wait(), PRODUCTS_RETRY_S)
                 continue
+            if failures:
+                self.add_event("info", f"reached {self._rest_host} after {failures} failed tries")
             self.product_info.update({p.product_id: p for p in products})
             add_products = getattr(self.venue, "add_products", None)
             if add_products is not None:
@@ -411,6 +444,25 @@ class Engine:
             for product_id in self.products:
                 self.portfolio.track(product_id)
             return
+
+    @property
+    def _rest_host(self) -> str:
+        return urlsplit(self._rest_url).hostname or self._rest_url
+
+    def _note_unreachable(self, error: CoinbaseError, failures: int) -> None:
+        """Say once, plainly, that the exchange cannot be reached, then only at 10, 100, 1000
+        tries: offline, a line every retry buried everything else in the event log."""
+        if failures == 1:
+            reason = str(error).rsplit(": ", 1)[-1]
+            self.add_event(
+                "warning",
+                f"cannot reach {self._rest_host} ({reason}); retrying every "
+                f"{PRODUCTS_RETRY_S:g} s, nothing can trade until it answers",
+            )
+        elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
+            self.add_event("warning", f"still cannot reach {self._rest_host}: {failures} tries")
+        else:
+            log.debug("cannot reach %s: try %d: %s", self._rest_host, failures, error)
 
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:
@@ -422,7 +474,9 @@ class Engine:
 
     async def _maintain(self) -> None:
         now = self._clock.monotonic()
-        self.market.check_staleness()
+        finished = self.feed_finished.is_set()
+        if not finished:  # after a replay's last frame nothing more comes, and that is fine
+            self.market.check_staleness()
         self._note_connection_changes(now)
         self._note_book_changes()
         for product_id in self.products:
@@ -433,7 +487,8 @@ class Engine:
         self.pnl_memory.save()
         # Before any REST call below: with the exchange unreachable those calls take seconds
         # (connect retries, timeouts), and the triggers must not wait for them.
-        self._check_triggers(now)
+        if not finished:  # the data stopped because the file ended: no trigger to judge
+            self._check_triggers(now)
         if self.orders.reconciling and self.venue.stream_connected:
             await self._reconcile()
         if self._balances_due or now - self._last_balance_refresh >= BALANCE_REFRESH_S:
@@ -613,15 +668,23 @@ class Engine:
             )
         elif order.state is OrderState.UNKNOWN and event.previous is not OrderState.UNKNOWN:
             self.add_event("warning", f"UNKNOWN outcome {_describe(order)}: {event.cause}")
+        elif order.state is OrderState.CANCELED and event.previous is not OrderState.CANCELED:
+            # The confirmation a cancel request waits for: what left the book, not an id.
+            filled = f", {_plain(order.filled_size)} filled" if order.filled_size else ""
+            self.add_event("info", f"cancelled {_describe(order)}{filled}")
         if order.state.is_terminal:
             self._balances_due = True
 
     def _on_fill(self, event: FillEvent) -> None:
         fill = event.fill
+        # Prices on the product's tick, money in cents: a derived fill's price is an average
+        # (filled value / size) with many digits, which read like noise in the log.
+        info = self.product_info.get(fill.product_id)
+        price = _plain(fill.price) if info is None else _on_step(fill.price, info.price_increment)
         self.add_event(
             "info",
-            f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {_plain(fill.price)} "
-            f"(fee {_plain(fill.commission)}){' external' if event.external else ''}",
+            f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {price} "
+            f"(fee {_on_step(fill.commission, _CENT)}){' external' if event.external else ''}",
         )
         self._balances_due = True
         self.pnl_memory.save(force=True)
@@ -650,6 +713,9 @@ class Engine:
             else None
         )
         strategy = self.strategy
+        # Until the balances are loaded (offline: never) nothing is known of the account:
+        # positions, the day's P&L and the account's limits are "—", never 0 or full headroom.
+        account_known = self.portfolio.cash is not None
         return EngineSnapshot(
             mode=self.mode,
             wall_time=self._clock.time(),
@@ -684,12 +750,20 @@ class Engine:
                 kill_still_open=progress.still_open,
                 kill_took_ms=took,
             ),
-            positions=tuple(_position_view(p) for p in self.portfolio.positions()),
+            positions=tuple(_position_view(p) for p in self.portfolio.positions())
+            if account_known
+            else None,
             positions_version=self.portfolio.version,
             equity=self.portfolio.equity,
-            daily_pnl=self.portfolio.daily_pnl,
+            daily_pnl=self.portfolio.daily_pnl if account_known else None,
             gauges=tuple(
-                GaugeView(g.name.value, g.used, g.limit, g.unit, g.subject)
+                GaugeView(
+                    g.name.value,
+                    g.used if account_known or g.name not in _ACCOUNT_GAUGES else None,
+                    g.limit,
+                    g.unit,
+                    g.subject,
+                )
                 for g in self.gate.gauges()
             ),
             strategy=None
@@ -710,7 +784,9 @@ class Engine:
             version=book.version,
             bids=tuple(bids),
             asks=tuple(asks),
-            status_reason=health.reason,
+            status_reason="replay finished"
+            if self.feed_finished.is_set() and health.state is BookState.LIVE
+            else health.reason,
             last_update_age_s=None
             if health.last_update_at is None
             else max(0.0, now - health.last_update_at),
@@ -869,6 +945,15 @@ def _plain(value: Decimal) -> str:
 
     A derived fill's price is an average (filled value / size) with many digits."""
     return decimal_str(value.quantize(_DISPLAY_STEP).normalize())
+
+
+_CENT = Decimal("0.01")
+
+
+def _on_step(value: Decimal, step: Decimal) -> str:
+    """``value`` rounded to a multiple of ``step`` (half even), with the step's decimals."""
+    steps = (value / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return decimal_str((steps * step).quantize(step.normalize()))
 
 
 def _decimals(increment: Decimal) -> int:

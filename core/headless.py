@@ -21,6 +21,8 @@ kind                keys
 ``book``            product_id, state, reason
 ``kill_progress``   phase, cause, rounds, cancels_sent, still_open, took_ms, error
 ``log``             level, text (the engine's own event log, as the UI shows it)
+``status``          trading, books, connections, open_orders, equity, daily_pnl (every
+                    ``headless.status_interval_s`` seconds; "null" where not known)
 ``stopping``        signal
 ``exit_cancel``     rounds, cancels_sent, still_open, confirmed
 ``stop``            exit_code
@@ -37,7 +39,8 @@ On SIGINT/SIGTERM (``stop_signals``): the strategy is paused so it sends nothing
 ``cancel_on_exit`` (``settings.headless.cancel_open_orders_on_exit``) every open order is
 cancelled and the venue is listed until none is open, within ``exit_timeout_s``; then the
 engine stops and the function returns the exit code: 0, or 1 if orders were left open or
-the engine failed.
+the engine failed. A replay (``--replay FILE --headless``) stops the same way at the end of
+its file, with 0.
 """
 
 from __future__ import annotations
@@ -259,9 +262,14 @@ async def run_headless(
     writer.write("start", mode=engine.mode, products=list(engine.products), pid=os.getpid())
     run_task = asyncio.create_task(engine.run(), name="headless-engine")
     exit_code = EXIT_OK
+    status_every = engine.settings.headless.status_interval_s
+    status_due = loop.time() + status_every
     try:
-        while not stop.is_set() and not run_task.done():
+        while not stop.is_set() and not run_task.done() and not engine.feed_finished.is_set():
             state_writer.poll()
+            if status_every and loop.time() >= status_due:
+                status_due = loop.time() + status_every
+                write_status(engine, writer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POLL_PERIOD_S)
         if run_task.done():  # the engine ended on its own: that is trouble
@@ -269,6 +277,7 @@ async def run_headless(
             error = run_task.exception()
             writer.write("log", level="error", text=f"engine stopped: {error!r}")
         else:
+            # A signal, or a replay that reached the end of its file (a normal end: exit 0).
             writer.write("stopping", signal=received[0] if received else None)
             engine.pause_strategy()
             if cancel_on_exit and not await _cancel_until_none_open(engine, writer, exit_timeout_s):
@@ -282,6 +291,20 @@ async def run_headless(
             await run_task
     writer.write("stop", exit_code=exit_code)
     return exit_code
+
+
+def write_status(engine: Engine, writer: JsonLineWriter) -> None:
+    """One "status" line: what a trader would glance at on the console."""
+    snapshot = engine.snapshot()
+    writer.write(
+        "status",
+        trading=None if snapshot.trading is None else snapshot.trading.state,
+        books={pid: engine.market.health(pid).state for pid in engine.products},
+        connections={view.name: view.state for view in snapshot.connections},
+        open_orders=len(snapshot.open_orders),
+        equity=snapshot.equity,
+        daily_pnl=snapshot.daily_pnl,
+    )
 
 
 async def _cancel_until_none_open(engine: Engine, writer: JsonLineWriter, timeout_s: float) -> bool:

@@ -172,7 +172,8 @@ class EngineSnapshot:
     events_version: int = 0
     mid_history: tuple[float, ...] = field(default=())
     trading: TradingView | None = None
-    positions: tuple[PositionView, ...] = ()
+    # None until the account is known (balances loaded): "—", not "no positions".
+    positions: tuple[PositionView, ...] | None = ()
     positions_version: int = 0
     equity: Decimal | None = None
     daily_pnl: Decimal | None = None

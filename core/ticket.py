@@ -2,9 +2,9 @@
 
 The console's ticket hands over what the trader typed (sizes and prices as text) and picked
 (side, type, time in force, post-only). This module, UI-free, decides whether that is an order
-the product accepts as far as its own rules go: numbers that parse, sizes within the product's
-minimum and maximum and on its increment, prices on the tick, and the combinations Coinbase
-allows (no post-only market order, stop-limits only GTC or GTD, an end time only with GTD).
+the product accepts as far as its own rules go: numbers that parse (a comma is a decimal mark,
+never grouping), sizes within the product's minimum and maximum and on its increment, prices
+on the tick, and the combinations Coinbase allows (no post-only market order, stop-limits only GTC or GTD, an end time only with GTD).
 Each problem names its field, so the ticket can show it under that field:
 "size: 0.000000001 is below the minimum 0.00000001", "price: not a multiple of the tick 0.01".
 
@@ -188,25 +188,47 @@ def describe_spec(spec: OrderSpec) -> str:
 # ---------------------------------------------------------------------------- fields
 
 
-def parse_number(text: str) -> Decimal | None:
-    """A finite decimal from what a trader types ("1,250.5", " 0.01 "); None if it is not one."""
-    cleaned = text.strip().replace(",", "").replace("_", "")
-    if not cleaned or len(cleaned) > MAX_NUMBER_LENGTH:
-        return None
+# What a trader may type as a number: digits with at most one decimal mark, which may be a
+# point or a comma ("0.5" or "0,5"). No grouping separators, no exponent: "0,5" read as 5 (the
+# comma taken for a thousands separator) once sent an order ten times too big.
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)$")
+_SEPARATORS = frozenset(",._ '")
+
+
+def read_number(text: str) -> Decimal | str:
+    """A finite decimal from what a trader types, or why it is not one (a message).
+
+    A comma is read as the decimal mark ("0,5" is 0.5), never as grouping: "1,000.25",
+    "1.000,25", "1 000" and "1_000" are refused with a message rather than guessed at.
+    """
+    cleaned = text.strip()
+    shown = repr(cleaned[:MAX_NUMBER_LENGTH])
+    if not cleaned:
+        return "required"
+    if len(cleaned) > MAX_NUMBER_LENGTH:
+        return f"{shown}... is too long for a number"
+    if _PLAIN_NUMBER.match(cleaned) is None:
+        has_digits = any(char.isdigit() for char in cleaned)
+        if has_digits and any(char in _SEPARATORS for char in cleaned):
+            return f"{shown}: one decimal mark only (. or ,), no thousands separators"
+        return f"{shown} is not a number"
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+        value = Decimal(cleaned.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only plain decimals
+        return f"{shown} is not a number"
+    return value
+
+
+def parse_number(text: str) -> Decimal | None:
+    """``read_number``'s value, or None when the text is not a number."""
+    value = read_number(text)
+    return value if isinstance(value, Decimal) else None
 
 
 def _number(text: str, field: TicketField, note: _Note) -> Decimal | None:
-    if not text.strip():
-        note(field, "required")
-        return None
-    value = parse_number(text)
-    if value is None:
-        note(field, f"{text.strip()[:MAX_NUMBER_LENGTH]!r} is not a number")
+    value = read_number(text)
+    if isinstance(value, str):
+        note(field, value)
         return None
     if value <= 0:
         note(field, "must be more than 0")
@@ -273,4 +295,5 @@ __all__ = [
     "describe_spec",
     "manual_intent",
     "parse_number",
+    "read_number",
 ]

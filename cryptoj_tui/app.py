@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from textual.app import App, SystemCommand
@@ -37,8 +39,11 @@ from core.order_state import ManagedOrder
 from core.orders import ReconcileReport
 from core.snapshot import EngineSnapshot, EventView
 from core.ticket import describe_spec
+from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
+from cryptoj_tui.screens.event_text import EventTextScreen
 from cryptoj_tui.screens.help import HelpRow, HelpScreen, help_rows
+from cryptoj_tui.screens.hidden_panels import HiddenPanelsScreen
 from cryptoj_tui.screens.main import MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
@@ -347,7 +352,7 @@ class CryptoJApp(App[None]):
         if order is None:
             self.notify("no open order selected", severity="warning")
             return
-        self.log_event("info", f"cancel {order.side.value} {order.product_id} {order.order_id}")
+        self.log_event("info", f"cancel {describe_order(order)}: request sent")
         self._command("cancel", self.engine.cancel([order.client_order_id]))
 
     def action_cancel_all(self) -> None:
@@ -373,7 +378,8 @@ class CryptoJApp(App[None]):
             ConfirmScreen(
                 "Flatten",
                 "Sell what is held of every traded product now, with reduce-only, "
-                "price-protected immediate-or-cancel orders sized from fresh balances?",
+                "price-protected immediate-or-cancel orders sized from fresh balances?\n\n"
+                + flatten_preview(self.last_snapshot),
                 yes_no("Flatten", "Keep positions"),
                 danger=True,
             ),
@@ -399,6 +405,8 @@ class CryptoJApp(App[None]):
 
     def action_resume(self) -> None:
         """Ask for the typed confirmation, then resume (the engine reconciles first)."""
+        if self._nothing_to_resume():
+            return
 
         def answered(typed: str | None) -> None:
             if typed is None:
@@ -487,6 +495,43 @@ class CryptoJApp(App[None]):
         """The help's lines, from the App's and the main screen's bindings."""
         return help_rows([*self.BINDINGS, *MainScreen.BINDINGS], self.get_key_display)
 
+    # -- full views: the event log in full, the panels a narrow terminal hides --------------
+
+    def _nothing_to_resume(self) -> bool:
+        snapshot = self.last_snapshot
+        trading = None if snapshot is None else snapshot.trading
+        if trading is not None and trading.state == "ACTIVE":
+            self.notify("trading is ACTIVE: there is nothing to resume", severity="information")
+            return True
+        return False
+
+    def save_console_svg(self) -> Path | None:
+        """Save an SVG of the screen under the data directory and say where."""
+        directory = screenshot_dir(self.engine)
+        name = f"cryptoj-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.svg"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            saved = Path(self.save_screenshot(name, str(directory)))
+        except OSError as error:
+            self.notify(f"{directory}: {error}", title="Screenshot not saved", severity="error")
+            return None
+        self.notify(str(saved), title="Screenshot saved")
+        return saved
+
+    def action_show_events(self) -> None:
+        """Every kept event with its whole text (the log's lines may end in "…")."""
+        if isinstance(self.screen, EventTextScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(EventTextScreen(tuple(self.main_screen.events.events)))
+
+    def action_show_hidden_panels(self) -> None:
+        """Balances, risk limits and the chart, which a narrow terminal has no room for."""
+        if isinstance(self.screen, HiddenPanelsScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HiddenPanelsScreen(lambda: self.last_snapshot))
+
     # -- quitting --------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
@@ -538,8 +583,18 @@ class CryptoJApp(App[None]):
         self.exit()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" (a side panel that squeezes the layout) and "Screenshot" (into
+        # ~/Downloads, failing when that does not exist) are replaced by ours.
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Keys", "Screenshot"):
+                yield command
         yield SystemCommand("Keys", "Show every key binding", self.action_help)
+        yield SystemCommand(
+            "Screenshot", "Save an SVG of the screen in the data directory", self.save_console_svg
+        )
+        yield SystemCommand(
+            "Events in full", "The event log with every line's whole text", self.action_show_events
+        )
         yield SystemCommand(
             "Kill switch", "HALT trading and cancel every open order", self.action_kill
         )

@@ -43,14 +43,16 @@ class ConsoleRefused(Exception):
         self.exit_code = exit_code
 
 
-def fresh_demo_journal(settings: Settings) -> Path:
-    """The demo's exchange starts empty every time, so its journal must too.
+def fresh_demo_journal(settings: Settings, mode: Mode = Mode.DEMO) -> Path:
+    """The demo's exchange starts empty every time, so its journal must too; so does each
+    replay (a replay's orders and trading state belong to that replay only: a HALT stored by
+    one must not greet the next).
 
     The previous run's journal is kept beside it (``journal-demo.prev.sqlite3``) to look at.
     """
     from core.journal import journal_path
 
-    path = journal_path(settings.storage.data_dir, Mode.DEMO.value)
+    path = journal_path(settings.storage.data_dir, mode.value)
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         current = path.with_name(path.name + suffix)
@@ -188,11 +190,19 @@ def _run_replay(settings: Settings, path: Path) -> int:
         from core.replay import ReplayFeed
 
         async def replay() -> None:
-            await ReplayFeed(path, market, pace="recorded").run()
+            # No disconnect at the end: the file ending is "replay finished" (the engine says
+            # so), not a lost connection that would make the books STALE.
+            await ReplayFeed(path, market, pace="recorded", disconnect_at_end=False).run()
 
         return asyncio.create_task(replay())
 
-    return _run_app(settings, Mode.REPLAY, None, market_feed=feed)
+    return _run_app(
+        settings,
+        Mode.REPLAY,
+        None,
+        market_feed=feed,
+        journal_file=fresh_demo_journal(settings, Mode.REPLAY),
+    )
 
 
 def _run_app(

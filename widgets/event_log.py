@@ -5,6 +5,10 @@ The engine's snapshot carries its recent events (oldest first) and a counter
 ``events_version`` that grows by one per event; the log writes only the events it has not
 seen. The App also writes its own events here (e.g. an engine crash).
 
+A line wider than the log ends in "…"; the full text of every kept event is in
+:attr:`EventLog.events`, which the console opens in a modal (``e``). After a resize the log
+shows its newest lines again.
+
 Every write grows the log's virtual size, which Textual treats as a layout change of the
 whole screen (every panel repainted: tens of milliseconds on the loop the engine shares, and
 the kill switch writes an event). The log's box never changes size, so a write only updates
@@ -18,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events as textual_events
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
@@ -73,6 +78,8 @@ class EventLog(RichLog, can_focus=False):
         self._seen_version = 0
         # The plain texts written, bounded like the log itself (what tests and the UI read).
         self.texts: deque[str] = deque(maxlen=max_lines)
+        # The events themselves, for the full-text view (a line here may end in "…").
+        self.events: deque[EventView] = deque(maxlen=max_lines)
 
     def watch_virtual_size(self, old: Size, new: Size) -> None:
         if not self.is_mounted:
@@ -101,4 +108,9 @@ class EventLog(RichLog, can_focus=False):
     def add_event(self, event: EventView) -> None:
         """Write one event (from the engine or from the App itself)."""
         self.texts.append(event.text)
+        self.events.append(event)
         self.write(event_line(event))
+
+    def on_resize(self, event: textual_events.Resize) -> None:
+        # The newest lines are what matters: a resize must not leave the log showing old ones.
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True)

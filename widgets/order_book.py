@@ -154,8 +154,11 @@ def _running_totals(levels: tuple[tuple[float, float], ...]) -> list[float]:
 
 def _status_row(book: BookView) -> LadderRow:
     if book.status is BookStatus.LIVE:
+        # "synced", not the state's name: "LIVE" here read like LIVE (real money) mode in
+        # DEMO and REPLAY. A reason on a synced book is a note (e.g. "replay finished").
         suffix = f" · resyncs {book.resyncs}" if book.resyncs else ""
-        return LadderRow(RowKind.STATUS, text=f"{book.product_id} · LIVE{suffix}")
+        note = f" · {book.status_reason}" if book.status_reason else ""
+        return LadderRow(RowKind.STATUS, text=f"{book.product_id} · synced{suffix}{note}")
     reason = book.status_reason or (
         "waiting for the first snapshot" if book.status is BookStatus.SYNCING else "resyncing"
     )

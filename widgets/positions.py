@@ -3,7 +3,8 @@
 Positions move with fills and marks (a few times a second at most), so a small Rich table in a
 ``Static`` is enough; it is rebuilt only when the texts it would show change. The border's
 subtitle carries equity and the day's P&L. A value that is not known (no mark yet, so no
-unrealized P&L) is "—", never 0. Below :data:`COMPACT_WIDTH` cells only product, size and
+unrealized P&L) is "—", never 0; before the account is known at all (offline, loading) the
+panel says so rather than "no positions". Below :data:`COMPACT_WIDTH` cells only product, size and
 unrealized P&L are shown.
 
 Marks move the unrealized P&L at every snapshot; a Rich table costs milliseconds to draw on
@@ -27,6 +28,8 @@ COLUMNS = ("product", "size", "avg entry", "mark", "unrl P&L", "rlzd P&L")
 COMPACT_COLUMNS = ("product", "size", "unrl P&L")
 PRICE_DECIMALS = 2
 NO_POSITIONS = "no positions"
+# Before the account is known (offline, still loading): not "no positions", which is a fact.
+POSITIONS_UNKNOWN = f"positions {UNKNOWN} (account not loaded yet)"
 
 
 def format_size(size: Decimal) -> str:
@@ -97,6 +100,7 @@ class PositionsPanel(Static):
         self._compact: bool | None = None
         self._drawn: tuple[tuple[tuple[str, ...], ...], tuple[bool, ...], str, bool] | None = None
         self._drawn_rows = -1
+        self.known = True
 
     @property
     def rows(self) -> tuple[tuple[str, ...], ...]:
@@ -109,7 +113,7 @@ class PositionsPanel(Static):
 
     def update_positions(
         self,
-        positions: Sequence[PositionView],
+        positions: Sequence[PositionView] | None,
         *,
         equity: Decimal | None,
         daily_pnl: Decimal | None,
@@ -118,17 +122,25 @@ class PositionsPanel(Static):
         """Show ``positions``; returns whether the panel changed (and so repaints).
 
         ``now`` (monotonic seconds) enables the rate limit for mark-only changes.
+        ``positions`` None: the account is not known yet, so every figure is "—".
         """
+        known = positions is not None
+        if positions is None:
+            positions, equity, daily_pnl = (), None, None
         rows = tuple(position_cells(position) for position in positions)
         flat = tuple(position.size == 0 for position in positions)
         summary = summary_text(equity, daily_pnl)
+        if not known:
+            rows, flat = (), (True,)  # "no rows" and "unknown" must not compare equal
         key = (rows, flat, summary, self.compact)
         if key == self._drawn:
             return False
         # Product and size in each row: what is held. Only marks moved if these did not.
-        same_holdings = self._drawn is not None and [row[:2] for row in rows] == [
-            row[:2] for row in self._rows
-        ]
+        same_holdings = (
+            self._drawn is not None
+            and known == self.known
+            and [row[:2] for row in rows] == [row[:2] for row in self._rows]
+        )
         if (
             same_holdings
             and now is not None
@@ -138,6 +150,7 @@ class PositionsPanel(Static):
             return False
         self._drawn = key
         self._drawn_at = now
+        self.known = known
         self._rows, self._flat = rows, flat
         self.border_subtitle = summary
         self._draw()
@@ -154,6 +167,9 @@ class PositionsPanel(Static):
         # (a layout of the whole screen costs far more than repainting this panel).
         layout = len(self._rows) != self._drawn_rows
         self._drawn_rows = len(self._rows)
+        if not self.known:
+            self.update(POSITIONS_UNKNOWN, layout=layout)
+            return
         if not self._rows:
             self.update(NO_POSITIONS, layout=layout)
             return

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 ButtonVariant = Literal["default", "primary", "success", "warning", "error"]
 
@@ -62,6 +62,8 @@ class ConfirmScreen(ModalScreen[str | None]):
     ConfirmScreen #question { margin: 1 0; }
     ConfirmScreen #choices { height: auto; align: center middle; }
     ConfirmScreen #choices Button { margin: 0 1; }
+    ConfirmScreen.-stacked #choices { layout: vertical; }
+    ConfirmScreen.-stacked #choices Button { width: 100%; margin: 0 0 0 0; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -100,9 +102,31 @@ class ConfirmScreen(ModalScreen[str | None]):
                         variant=choice.variant,
                         compact=True,
                     )
+        # The dialog's own keys: the main screen's footer below would offer keys that do
+        # nothing while the dialog is open.
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(f"#choice-{self.safe}", Button).focus()
+        self.call_after_refresh(self._fit_choices)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_choices)
+
+    def _fit_choices(self) -> None:
+        # Never a cut button ("Stay (s"): when the answers do not fit side by side, one a line.
+        room = self.query_one("#choices").scrollable_content_region.width
+        if room:
+            self.set_class(self.choices_width > room, "-stacked")
+
+    @property
+    def stacked(self) -> bool:
+        return self.has_class("-stacked")
+
+    @property
+    def choices_width(self) -> int:
+        """Cells the answers need side by side: each label, its padding and its margins."""
+        return sum(len(f"{choice.label} ({choice.key})") + 2 + 2 for choice in self.choices)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,8 @@ class HelpScreen(ModalScreen[None]):
                 "ctrl+p opens the command palette for less common actions. escape closes this.",
                 classes="hint",
             )
+        # This screen's keys, not the main screen's (whose footer would show beneath).
+        yield Footer(show_command_palette=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 
 from core.snapshot import EngineSnapshot
+from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
 from widgets.open_orders import OpenOrdersTable
@@ -123,6 +124,20 @@ class MainScreen(Screen[None]):
             id="product.previous_tab",
         ),
         *_product_number_bindings(),
+        Binding(
+            "e",
+            "app.show_events",
+            "Events",
+            tooltip="The event log in full: every line's whole text",
+            id="events.full",
+        ),
+        Binding(
+            "v",
+            "app.show_hidden_panels",
+            "More",
+            tooltip="Balances, risk limits and chart (hidden below 120 columns)",
+            id="panels.more",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -169,6 +184,11 @@ class MainScreen(Screen[None]):
                     yield self.balances
                     yield self.orders
                 yield self.positions
+        # Shown below 120 columns only (app.tcss): what is hidden and how to see it.
+        yield Static(
+            f"hidden at this width: {HIDDEN_WHEN_NARROW} · press v to see them",
+            id="hidden-hint",
+        )
         with Horizontal(id="bottom-row"):
             yield self.events
             yield self.gauges

@@ -20,12 +20,13 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from core.denials import Denial
-from core.model import OrderIntent, OrderType, Product, Side, TimeInForce
+from core.model import OrderIntent, OrderType, Product, Side, TimeInForce, decimal_str
 from core.ticket import (
     TicketCheck,
     TicketEntry,
@@ -33,6 +34,7 @@ from core.ticket import (
     check_ticket,
     describe_spec,
     manual_intent,
+    parse_number,
 )
 from cryptoj_tui.screens.confirm import YES, ConfirmScreen, yes_no
 from widgets.format import format_number
@@ -62,6 +64,36 @@ FIELD_IDS: dict[TicketField, str] = {
 }
 
 
+# The numeric fields, each with its parsed value shown beside it ("= 0.5 BTC"), so a typed
+# "0,5" is seen as 0.5 before anything is sent.
+NUMERIC_FIELD_IDS: tuple[str, ...] = ("size", "price", "stop")
+
+
+class OnOffCheckbox(Checkbox):
+    """A checkbox whose off state reads off: "[x] on" against "[ ] off", not a colour change.
+
+    Textual's Checkbox draws the same ``X`` in both states (only its colour changes), so an
+    unchecked post-only looked checked and "maker only" orders went out as takers.
+    """
+
+    def __init__(self, on_text: str, off_text: str, **options: object) -> None:
+        super().__init__(on_text, **options)  # type: ignore[arg-type]
+        self.on_text = on_text
+        self.off_text = off_text
+
+    def render(self) -> Content:
+        style = self.get_visual_style("toggle--label")
+        if self.value:
+            return Content.assemble(("[x] on ", "bold $success"), (f" {self.on_text}", style))
+        return Content.assemble(("[ ] off", "$text-muted"), (f" {self.off_text}", style))
+
+    def get_content_width(self, container: object, viewport: object) -> int:  # type: ignore[override]
+        return 8 + max(len(self.on_text), len(self.off_text))
+
+    def watch_value(self) -> None:
+        self.refresh()
+
+
 class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     """Buy or sell ``product``. Dismissed with the intent to submit, or None."""
 
@@ -88,6 +120,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     OrderTicketScreen.-short .row { margin-top: 0; }
     OrderTicketScreen .row > Label { width: 15; color: $text-muted; }
     OrderTicketScreen .row > Input, OrderTicketScreen .row > Select { width: 1fr; }
+    OrderTicketScreen .row > .parsed { width: 26; padding-left: 1; color: $text; }
     OrderTicketScreen #post-only { border: none; height: 1; padding: 0; background: $surface; }
     OrderTicketScreen .error { height: auto; color: $error; padding-left: 15; display: none; }
     OrderTicketScreen .error.-shown { display: block; }
@@ -175,7 +208,12 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                 ),
             )
             yield from self._row("end time", self._input("end", "", "30m, 2h, 1d or ISO time"))
-            yield from self._row("post-only", Checkbox("maker only", id="post-only"))
+            yield from self._row(
+                "post-only",
+                OnOffCheckbox(
+                    "maker only: never takes", "may take liquidity (taker fee)", id="post-only"
+                ),
+            )
             yield Static("", id="gate")
             with Horizontal(id="buttons"):
                 yield Button(
@@ -185,6 +223,8 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                     compact=True,
                 )
                 yield Button("Cancel (esc)", id="cancel", compact=True)
+        # This screen's keys, not the main screen's (whose footer would show beneath).
+        yield Footer(show_command_palette=False)
 
     @property
     def _quote(self) -> str:
@@ -198,6 +238,8 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         with Horizontal(classes="row", id=f"{widget_id}-row"):
             yield Label(label)
             yield widget
+            if widget_id in NUMERIC_FIELD_IDS:
+                yield Static("", classes="parsed", id=f"{widget_id}-parsed")
         yield Static("", classes="error", id=f"{widget_id}-error")
 
     def on_mount(self) -> None:
@@ -236,6 +278,10 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         """The message shown under ``field`` ("" when none)."""
         return str(self.query_one(f"#{FIELD_IDS[field]}-error", Static).content)
 
+    def parsed_text(self, widget_id: str) -> str:
+        """What is shown beside a numeric field: its value as read ("= 0.5 BTC") or ""."""
+        return str(self.query_one(f"#{widget_id}-parsed", Static).content)
+
     # -- checking ----------------------------------------------------------------------------
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -256,8 +302,12 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         market = order_type is OrderType.MARKET
         self.query_one("#price-row").set_class(market, "-hidden")
         self.query_one("#stop-row").set_class(order_type is not OrderType.STOP_LIMIT, "-hidden")
-        self.query_one("#tif", Select).disabled = market
-        self.query_one("#post-only", Checkbox).disabled = market
+        # A market order is IOC and takes liquidity by definition: time in force and
+        # post-only do not apply, so they are not shown (and post-only is switched off).
+        self.query_one("#tif-row").set_class(market, "-hidden")
+        self.query_one("#post-only-row").set_class(market, "-hidden")
+        if market:
+            self.query_one("#post-only", Checkbox).value = False
         self.query_one("#end-row").set_class(
             market or self.time_in_force is not TimeInForce.GTD, "-hidden"
         )
@@ -266,6 +316,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         """Check the fields, then ask the gate; show both. Returns the fields' check."""
         check = check_ticket(self.entry(), self.product, now=self._now())
         self.check = check
+        self._show_parsed_values()
         for field, widget_id in FIELD_IDS.items():
             message = check.problem(field)
             error = self.query_one(f"#{widget_id}-error", Static)
@@ -294,6 +345,17 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                     gate.set_classes("-denied")
         gate.update(self.gate_text)
         return check
+
+    def _show_parsed_values(self) -> None:
+        units = {
+            "size": self.product.base_currency,
+            "price": self._quote,
+            "stop": self._quote,
+        }
+        for widget_id in NUMERIC_FIELD_IDS:
+            value = parse_number(self.query_one(f"#{widget_id}", Input).value)
+            shown = "" if value is None else f"= {decimal_str(value)} {units[widget_id]}"
+            self.query_one(f"#{widget_id}-parsed", Static).update(shown)
 
     def _notional(self, check: TicketCheck) -> str:
         spec = check.spec

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 
 class TypedConfirmScreen(ModalScreen[str | None]):
@@ -61,6 +61,8 @@ class TypedConfirmScreen(ModalScreen[str | None]):
                 compact=True,
             )
             yield Static("", id="typed-error")
+        # This screen's keys, not the main screen's (whose footer would show beneath).
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         typed = self.query_one("#typed", Input)

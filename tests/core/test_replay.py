@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 from pathlib import Path
 
 import orjson
@@ -10,9 +12,14 @@ import pytest
 from core.book import BookDepth
 from core.clock import ManualClock
 from core.coinbase.stream import ConnectionControl
+from core.config import Mode, load_settings
+from core.engine import MAINTENANCE_PERIOD_S, Engine
+from core.headless import run_headless
 from core.market import BookState, MarketDataService
 from core.replay import ReplayControl, ReplayFeed
+from core.snapshot import BookStatus
 from core.synthetic_l2 import SyntheticL2Config, write_l2_recording
+from cryptoj_tui.console import fresh_demo_journal
 
 
 class SinkLog:
@@ -161,3 +168,91 @@ async def test_a_gap_in_a_file_is_recorded_not_acted_on(tmp_path: Path) -> None:
     await feed.run()
     assert service.stats.gaps == 1
     assert len(feed.control.reconnect_requests) == 1
+
+
+async def test_without_a_disconnect_at_the_end_the_books_stay_as_they_were(
+    recording: Path,
+) -> None:
+    service = MarketDataService(["BTC-USD", "ETH-USD"], clock=ManualClock())
+    await ReplayFeed(recording, service, sleep=SleepLog(), disconnect_at_end=False).run()
+    for product_id in ("BTC-USD", "ETH-USD"):
+        assert service.health(product_id).state is BookState.LIVE
+        assert service.book(product_id).depth.bids > 0
+
+
+# ---------------------------------------------------------------------------- end of a replay
+
+
+def _replay_engine(data_dir: Path, recording: Path, clock: ManualClock) -> Engine:
+    settings = load_settings(
+        None,
+        overrides={
+            "market": {"products": ["BTC-USD", "ETH-USD"]},
+            "storage": {"data_dir": str(data_dir)},
+        },
+        environ={"HOME": "/nonexistent-home"},
+    )
+
+    def feed(market: MarketDataService) -> asyncio.Task[None]:
+        async def replay() -> None:
+            await ReplayFeed(recording, market, disconnect_at_end=False).run()
+
+        return asyncio.create_task(replay())
+
+    return Engine(
+        settings,
+        None,
+        clock=clock,
+        mode="replay",
+        journal_file=data_dir / "journal-replay.sqlite3",
+        market_feed=feed,
+    )
+
+
+async def test_the_end_of_a_replay_is_finished_not_stale_and_never_halts(
+    tmp_path: Path, recording: Path
+) -> None:
+    clock = ManualClock()
+    engine = _replay_engine(tmp_path, recording, clock)
+    task = asyncio.create_task(engine.run())
+    try:
+        await asyncio.wait_for(engine.feed_finished.wait(), 20)
+        # Long after the last frame: far beyond every staleness limit and trigger delay.
+        for _ in range(4):
+            clock.advance(600)
+            await asyncio.sleep(MAINTENANCE_PERIOD_S * 2)
+        snapshot = engine.snapshot("BTC-USD")
+        assert snapshot.trading is not None and snapshot.trading.state == "ACTIVE"
+        assert snapshot.book.status is BookStatus.LIVE
+        assert snapshot.book.status_reason == "replay finished"
+        texts = [event.text for event in snapshot.events]
+        assert any(text.startswith("replay finished") for text in texts)
+        assert not any("STALE" in text or "HALTED" in text for text in texts)
+    finally:
+        await engine.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_headless_replay_exits_0_at_the_end_of_the_file(
+    tmp_path: Path, recording: Path
+) -> None:
+    out = io.StringIO()
+    engine = _replay_engine(tmp_path, recording, ManualClock())
+    code = await asyncio.wait_for(run_headless(engine, out=out, stop_signals=()), 30)
+    assert code == 0
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[-1] == {"ts": lines[-1]["ts"], "kind": "stop", "exit_code": 0}
+    assert any(
+        line["kind"] == "log" and line["text"].startswith("replay finished") for line in lines
+    )
+
+
+def test_each_replay_starts_with_a_fresh_journal(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, overrides={"storage": {"data_dir": str(tmp_path)}}, environ={"HOME": "/none"}
+    )
+    old = tmp_path / "journal-replay.sqlite3"
+    old.write_bytes(b"a HALT stored by the previous replay")
+    path = fresh_demo_journal(settings, Mode.REPLAY)
+    assert path == old and not path.exists()
+    assert (tmp_path / "journal-replay.prev.sqlite3").read_bytes().startswith(b"a HALT")

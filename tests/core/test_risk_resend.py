@@ -25,7 +25,7 @@ from core.order_state import OrderState
 from core.orders import OrderManager
 from core.risk import working_orders_of
 from core.trading_state import TradingState
-from tests.core.fake_venue import FakeVenue, PlaceScript
+from tests.doubles.fake_venue import FakeVenue, PlaceScript
 from tests.core.test_risk import Harness, make_harness
 
 D = Decimal

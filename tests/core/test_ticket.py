@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.denials import DenialReason
 from core.model import (
@@ -89,7 +91,7 @@ def test_market_ticket_is_ioc_and_ignores_price_fields() -> None:
 )
 def test_stop_limit_direction_follows_the_side(side: Side, direction: StopDirection) -> None:
     check = check_ticket(
-        entry(side=side, order_type=OrderType.STOP_LIMIT, stop_price="63,990.5"), BTC, now=NOW
+        entry(side=side, order_type=OrderType.STOP_LIMIT, stop_price="63990,5"), BTC, now=NOW
     )
     spec = check.spec
     assert spec is not None
@@ -119,7 +121,7 @@ def test_end_time_is_ignored_unless_gtd() -> None:
 
 
 def test_post_only_limit_and_number_spellings() -> None:
-    check = check_ticket(entry(size=" 1_000 ", price="1,250.50", post_only=True), BTC, now=NOW)
+    check = check_ticket(entry(size=" 1000 ", price="1250,50", post_only=True), BTC, now=NOW)
     assert check.spec is not None
     assert check.spec.base_size == D("1000") and check.spec.limit_price == D("1250.50")
     assert check.spec.post_only
@@ -143,7 +145,11 @@ def test_post_only_limit_and_number_spellings() -> None:
         ({"size": "-1"}, "size: must be more than 0"),
         ({"price": "64000.005"}, "price: not a multiple of the tick 0.01"),
         ({"price": ""}, "price: required"),
-        ({"price": "1.2.3"}, "price: '1.2.3' is not a number"),
+        (
+            {"price": "1.2.3"},
+            "price: '1.2.3': one decimal mark only (. or ,), no thousands separators",
+        ),
+        ({"price": "1e3"}, "price: '1e3' is not a number"),
         (
             {"order_type": OrderType.STOP_LIMIT, "stop_price": "1.001"},
             "stop: not a multiple of the tick 0.01",
@@ -231,10 +237,56 @@ def test_field_problem_text() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("1", D(1)), (" 1,000.25 ", D("1000.25")), ("1e3", D(1000)), ("", None), ("x", None)],
+    [
+        ("1", D(1)),
+        (" 0.5 ", D("0.5")),
+        ("0,5", D("0.5")),  # a comma is the decimal mark, never grouping
+        ("0,01", D("0.01")),
+        (",5", D("0.5")),
+        ("5.", D(5)),
+        ("1,000", D("1.000")),
+        ("", None),
+        ("x", None),
+        (" 1,000.25 ", None),  # grouping + decimal mark: refused, not guessed
+        ("1.000,25", None),
+        ("1,000,000", None),
+        ("1_000", None),
+        ("1 000", None),
+        ("1e3", None),  # no exponents: a trader does not type them on purpose
+        ("0x10", None),
+        ("NaN", None),
+        ("Infinity", None),
+    ],
 )
 def test_parse_number(text: str, value: Decimal | None) -> None:
     assert parse_number(text) == value
+
+
+@pytest.mark.parametrize("typed", ["0,5", "0,01", "1,5"])
+def test_a_comma_size_is_never_read_as_a_bigger_number(typed: str) -> None:
+    check = check_ticket(entry(size=typed), BTC, now=NOW)
+    assert check.spec is not None and check.spec.base_size is not None
+    assert check.spec.base_size == D(typed.replace(",", "."))
+    assert check.spec.base_size < 2
+
+
+@pytest.mark.parametrize("typed", ["1,000.5", "1.000,5", "1 000", "1_000", "1,000,000"])
+def test_grouping_separators_are_refused_with_a_message(typed: str) -> None:
+    check = check_ticket(entry(size=typed), BTC, now=NOW)
+    assert check.spec is None
+    assert check.problem(TicketField.SIZE) == (
+        f"{typed!r}: one decimal mark only (. or ,), no thousands separators"
+    )
+
+
+@given(st.text(alphabet="0123456789.,_ e+-", max_size=12))
+def test_parse_number_reads_at_most_one_mark_and_never_more_than_the_digits(text: str) -> None:
+    value = parse_number(text)
+    if value is None:
+        return
+    cleaned = text.strip()
+    assert sum(cleaned.count(mark) for mark in ".,") <= 1
+    assert value == Decimal(cleaned.replace(",", "."))
 
 
 def test_parse_number_refuses_a_novel() -> None:

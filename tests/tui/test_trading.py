@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Button, Input, Select, Static
 
 from core.clock import ManualClock
 from core.denials import Denial, DenialReason
@@ -20,6 +22,8 @@ from core.orders import ReconcileReport
 from core.ticket import TicketField
 from cryptoj_tui.app import CryptoJApp
 from cryptoj_tui.screens.confirm import ConfirmScreen
+from cryptoj_tui.screens.event_text import EventTextScreen, full_text
+from cryptoj_tui.screens.hidden_panels import HiddenPanelsScreen
 from cryptoj_tui.screens.main import MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
@@ -219,13 +223,107 @@ async def test_market_and_stop_limit_tickets(make_app: AppFactory, engine: FakeE
         ticket.query_one("#size", Input).value = "0.1"
         await pilot.pause()
         assert not ticket.query_one("#price-row").display
-        assert ticket.query_one("#tif", Select).disabled
+        # A market order is IOC and a taker: time in force and post-only are not offered.
+        assert not ticket.query_one("#tif-row").display
+        assert not ticket.query_one("#post-only-row").display
         assert ticket.gate_text.startswith("gate: ALLOWED · notional ≈")
         ticket.action_submit()
         await wait_until(pilot, lambda: engine.position_size("BTC-USD") == Decimal("0.3125"))
         [intent] = engine.submitted
         assert intent.spec.order_type is OrderType.MARKET
         assert intent.spec.time_in_force is TimeInForce.IOC
+
+
+@pytest.mark.parametrize(
+    ("typed", "size", "shown"),
+    [
+        ("0,5", Decimal("0.5"), "= 0.5 BTC"),
+        ("0,01", Decimal("0.01"), "= 0.01 BTC"),
+        ("0.25", Decimal("0.25"), "= 0.25 BTC"),
+    ],
+)
+async def test_a_decimal_comma_is_the_decimal_mark_and_the_value_is_shown(
+    make_app: AppFactory, engine: FakeEngine, typed: str, size: Decimal, shown: str
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, typed)
+        await pilot.pause()
+        assert ticket.parsed_text("size") == shown
+        assert ticket.parsed_text("price").startswith("= ") and "USD" in ticket.parsed_text("price")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        [intent] = engine.submitted
+        assert intent.spec.base_size == size  # never 5 or 1 for "0,5" or "0,01"
+
+
+@pytest.mark.parametrize("typed", ["1,000.5", "1.000,5", "1 000", "1_000", "0,0,1"])
+async def test_grouping_separators_are_refused_in_the_ticket(
+    make_app: AppFactory, engine: FakeEngine, typed: str
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, typed)
+        await pilot.pause()
+        assert ticket.parsed_text("size") == ""  # nothing read, so nothing shown
+        assert "no thousands separators" in ticket.field_error(TicketField.SIZE)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is ticket and engine.submitted == []
+
+
+async def test_a_comma_price_and_stop_show_their_values(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        ticket.query_one("#type", Select).value = OrderType.STOP_LIMIT
+        ticket.query_one("#price", Input).value = "64000,5"
+        ticket.query_one("#stop", Input).value = "63990,25"
+        await pilot.pause()
+        assert ticket.parsed_text("price") == "= 64000.5 USD"
+        assert ticket.parsed_text("stop") == "= 63990.25 USD"
+        ticket.query_one("#stop", Input).value = "abc"
+        await pilot.pause()
+        assert ticket.parsed_text("stop") == ""
+
+
+async def test_post_only_reads_off_when_off(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        box = ticket.query_one("#post-only")
+        assert "[ ] off" in str(box.render()) and "[x]" not in str(box.render())
+        box.value = True  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "[x] on" in str(box.render())
+        await type_text(pilot, "0.01")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(engine.submitted) == 1)
+        assert engine.submitted[0].spec.post_only
+
+
+async def test_a_denial_shows_its_whole_reason_with_the_limit(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    reason = "notional 6,424,300.00 USD > max per order 50,000.00 USD (per-order limit)"
+    engine.deny_with = Denial(DenialReason.NOTIONAL_ABOVE_MAX, reason)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        ticket = await open_ticket(pilot)
+        await type_text(pilot, "100")
+        await pilot.pause()
+        gate = ticket.query_one("#gate")
+        assert gate.size.height >= 2  # wrapped, not cut
+        assert gate.region.bottom <= ticket.query_one("#ticket").region.bottom
+        lines = [gate.render_line(y).text.strip() for y in range(gate.size.height)]
+        assert "50,000.00 USD (per-order limit)" in " ".join(lines)
 
 
 async def test_gtd_shows_the_end_time_field(make_app: AppFactory) -> None:
@@ -520,3 +618,128 @@ async def test_a_denied_flatten_is_not_reported_as_done(
         await wait_until(
             pilot, lambda: "flatten: 0 order(s) sent, 2 denied; skipped: none" in texts(app)
         )
+
+
+# ---------------------------------------------------------------------------- no surprises
+
+
+async def test_resume_while_active_says_there_is_nothing_to_resume(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)  # no RESUME dialog
+        assert any("nothing to resume" in str(n.message) for n in app._notifications)
+
+
+async def test_flatten_dialog_lists_what_it_will_sell(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("F")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        # The fake engine holds 0.4125 BTC and 3.5 ETH (SOL flat: not listed).
+        assert "BTC-USD: sell 0.4125  ≈ " in dialog.question
+        assert "ETH-USD: sell 3.5  ≈ " in dialog.question
+        assert "SOL-USD" not in dialog.question
+        assert "total ≈ " in dialog.question
+        await pilot.press("n")
+
+
+async def test_a_cancel_names_the_order(make_app: AppFactory, engine: FakeEngine) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        order = app.main_screen.orders.selected_order
+        assert order is not None and order.limit_price is not None
+        await pilot.press("c")
+        await wait_until(pilot, lambda: bool(engine.cancelled))
+        said = [text for text in texts(app) if text.startswith("cancel ")]
+        assert said[-1].startswith(
+            f"cancel {order.side.value} {order.base_size} {order.product_id} LIMIT @ "
+        )
+        assert f"{order.limit_price:,f}" in said[-1]
+
+
+async def test_the_palette_has_one_keys_entry_and_a_screenshot_that_saves(
+    make_app: AppFactory, engine: FakeEngine, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"  # does not exist yet, like a fresh ~/Downloads
+    engine.settings = SimpleNamespace(storage=SimpleNamespace(data_dir=data_dir))  # type: ignore[attr-defined]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert titles.count("Keys") == 1 and titles.count("Screenshot") == 1
+        saved = app.save_console_svg()
+        assert saved is not None and saved.parent == data_dir / "screenshots"
+        assert saved.read_text().startswith("<svg")
+        await pilot.pause()
+        assert any(str(saved) in str(n.message) for n in app._notifications)
+
+
+async def test_the_event_log_opens_in_full(make_app: AppFactory, engine: FakeEngine) -> None:
+    long_text = "cannot reach api.coinbase.com " + "x" * 150 + " END"
+    engine.add_event("warning", long_text)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert long_text in texts(app)
+        await pilot.press("e")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, EventTextScreen)
+        shown = screen.query_one("#text", Static)
+        assert long_text in str(full_text(screen.events))
+        lines = [shown.render_line(y).text.rstrip() for y in range(shown.size.height)]
+        assert any(line.endswith("END") for line in lines)  # wrapped, the end is on screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_narrow_terminals_say_what_is_hidden_and_show_it(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(106, 30)) as pilot:
+        await pilot.pause()
+        hint = app.main_screen.query_one("#hidden-hint", Static)
+        assert hint.display and "press v" in str(hint.content)
+        assert not app.main_screen.gauges.display
+        await pilot.press("v")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HiddenPanelsScreen)
+        assert screen.gauges.lines and screen.balances.rows
+        await pilot.press("escape")
+        await pilot.pause()
+    wide = make_app()
+    async with wide.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert not wide.main_screen.query_one("#hidden-hint", Static).display
+
+
+@pytest.mark.parametrize("size", [(80, 24), (106, 30), (160, 48)])
+async def test_the_live_quit_dialog_never_cuts_a_button(
+    make_app: AppFactory, size: tuple[int, int]
+) -> None:
+    app = make_app(mode="live")
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        box = dialog.query_one("#choices").region
+        for button in dialog.query(Button):
+            label = str(button.label)
+            assert button.region.width >= len(label)  # the whole label fits
+            assert box.contains_region(button.region)
+        # Only the dialog's keys in the footer, not the main screen's (b Buy, s Sell...).
+        footer_keys = {binding.action for _, binding, *_ in dialog.active_bindings.values()}
+        assert "app.order_ticket('BUY')" not in footer_keys

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
 
 from core.model import ExchangeOrderStatus, Side
 from tests.widgets.helpers import HostApp, make_order
-from widgets.open_orders import COLUMNS, OpenOrdersTable, order_cells
+from widgets.open_orders import COLUMNS, OpenOrdersTable, columns_that_fit, order_cells
 
 
 def test_order_cells() -> None:
@@ -16,6 +20,7 @@ def test_order_cells() -> None:
         "SELL",
         "LIMIT",
         "64,250.5",
+        "",
         "0.5000",
         "0.1000",
         "OPEN",
@@ -50,3 +55,57 @@ async def test_rows_follow_versions_and_keep_the_selection(
         assert table.get_row_at(0)[-1] == "CANCEL_QUEUED"
         assert table.update_orders([], 3)
         assert table.selected_order is None
+
+
+def stop_limit(number: int) -> object:
+    return replace(
+        make_order(number, price="64000.00"),
+        order_type="STOP_LIMIT",
+        stop_price=Decimal("63990.50"),
+    )
+
+
+def test_a_stop_limit_shows_its_stop_price() -> None:
+    cells = order_cells(stop_limit(1))  # type: ignore[arg-type]
+    assert cells[COLUMNS.index("stop")] == "63,990.50"
+    assert cells[COLUMNS.index("type")] == "STOP_LIMIT"
+
+
+@pytest.mark.parametrize("width", range(0, 90))
+def test_narrow_widths_drop_whole_columns_by_priority(width: int) -> None:
+    rows = [order_cells(stop_limit(1)), order_cells(make_order(2))]  # type: ignore[arg-type]
+    shown = columns_that_fit(rows, width)
+    needed = {
+        column: max(len(column), *(len(row[COLUMNS.index(column)]) for row in rows)) + 2
+        for column in COLUMNS
+    }
+    assert sum(needed[column] for column in shown) <= width  # every shown column is whole
+    order = ["side", "price", "size", "product", "type", "stop", "status", "filled"]
+    assert list(shown) == [c for c in COLUMNS if c in order[: len(shown)]]  # a priority prefix
+
+
+def test_the_stop_column_is_left_out_when_no_order_has_a_stop() -> None:
+    assert "stop" not in columns_that_fit([order_cells(make_order(1))], 200)
+    assert "stop" in columns_that_fit([order_cells(stop_limit(1))], 200)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("width", [30, 45, 60, 80, 120])
+async def test_no_header_is_ever_cut(host: Callable[..., HostApp], width: int) -> None:
+    table = OpenOrdersTable()
+    orders = [stop_limit(1), make_order(2, status=ExchangeOrderStatus.CANCEL_QUEUED)]
+    async with host(table).run_test(size=(width, 10)) as pilot:
+        table.update_orders(orders, 1)  # type: ignore[arg-type]
+        await pilot.pause()
+        header = table.render_line(0).text
+        for column in table.shown_columns:
+            assert f" {column} " in f"{header} "  # whole titles only
+        total = sum(column.get_render_width(table) for column in table.ordered_columns)
+        assert total <= table.scrollable_content_region.width
+        if table.hidden_columns:
+            note = table.border_subtitle
+            assert note.startswith("hidden: ") or note.endswith("columns hidden")
+            assert len(note) <= width - 6
+        else:
+            assert table.border_subtitle == ""
+        if width >= 120:
+            assert table.shown_columns == COLUMNS

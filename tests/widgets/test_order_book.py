@@ -149,7 +149,7 @@ async def test_ladder_renders_prices_sizes_and_totals(host: Callable[..., HostAp
         # The border takes two lines: 11 content lines remain.
         assert len(ladder.rows) == 11
         assert "price" in texts[0] and "total" in texts[0]
-        assert "BTC-USD · LIVE" in texts[1]
+        assert "BTC-USD · synced" in texts[1] and "LIVE" not in texts[1]
         assert texts[2].split()[:3] == ["104.00", "3.5000", "8.0000"]
         assert texts[5].split()[:3] == ["101.00", "0.5000", "0.5000"]
         assert "spread 2.00" in texts[6] and "mid 100.000" in texts[6]

@@ -12,6 +12,7 @@ from core.snapshot import PositionView
 from tests.widgets.helpers import HostApp
 from widgets.positions import (
     NO_POSITIONS,
+    POSITIONS_UNKNOWN,
     PositionsPanel,
     format_pnl,
     format_size,
@@ -99,3 +100,21 @@ async def test_mark_only_changes_are_rate_limited(host: Callable[..., HostApp]) 
         bigger = PositionView("BTC-USD", D("1"), BTC.avg_entry, D("64300.00"), D("500"), D(0), D(0))
         assert panel.update_positions([bigger], equity=None, daily_pnl=None, now=10.7)
         assert panel.rows[0][1] == "1"
+
+
+async def test_an_unknown_account_reads_dash_never_zero(host: Callable[..., HostApp]) -> None:
+    panel = PositionsPanel()
+    async with host(panel).run_test(size=(100, 8)) as pilot:
+        await pilot.pause()
+        # Even if a caller passes figures along, an unknown account shows none of them.
+        assert panel.update_positions(None, equity=D(0), daily_pnl=D(0))
+        await pilot.pause()
+        assert str(panel.content) == POSITIONS_UNKNOWN
+        assert panel.border_subtitle == "equity — · day —"
+        assert "0" not in str(panel.content) and "0.00" not in str(panel.border_subtitle)
+        # Known and empty is a fact, shown as such; back to unknown is drawn again.
+        assert panel.update_positions([], equity=D(0), daily_pnl=D(0))
+        assert str(panel.content) == NO_POSITIONS
+        assert panel.border_subtitle == "equity 0.00 · day 0.00"
+        assert panel.update_positions(None, equity=None, daily_pnl=None, now=1.0)
+        assert str(panel.content) == POSITIONS_UNKNOWN

@@ -21,7 +21,7 @@ from core.coinbase.rest import CoinbaseRestClient
 from core.config import Credentials
 from core.model import OrderSpec, OrderType, Side
 from core.venue import OrderOutcomeUnknown
-from tests.core.coinbase.conftest import KEY_NAME, KeyMaterial
+from tests.core.coinbase.scripted import KEY_NAME, KeyMaterial
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The test fails (instead of hanging) if a bound does not hold.
