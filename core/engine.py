@@ -612,12 +612,18 @@ class Engine:
             else None
         )
         strategy = self.strategy
+        book = self._book_view(selected, now)
+        # Marks to the books of this instant (maintenance samples them only a few times a
+        # second): the positions' marks, the equity and the ladder's mid in one snapshot agree.
+        for product in self.products:
+            mid = self.prices.mid(product)
+            self.portfolio.mark(product, Decimal(str(mid)) if mid is not None else None)
         return EngineSnapshot(
             mode=self.mode,
             wall_time=self._clock.time(),
             products=self.products,
             selected_product=selected,
-            book=self._book_view(selected, now),
+            book=book,
             tape=TapeView(
                 selected,
                 self.market.version,
