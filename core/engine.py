@@ -713,6 +713,12 @@ class Engine:
             else None
         )
         strategy = self.strategy
+        book = self._book_view(selected, now)
+        # Marks to the books of this instant (maintenance samples them only a few times a
+        # second): the positions' marks, the equity and the ladder's mid in one snapshot agree.
+        for product in self.products:
+            mid = self.prices.mid(product)
+            self.portfolio.mark(product, Decimal(str(mid)) if mid is not None else None)
         # Until the balances are loaded (offline: never) nothing is known of the account:
         # positions, the day's P&L and the account's limits are "—", never 0 or full headroom.
         account_known = self.portfolio.cash is not None
@@ -721,7 +727,7 @@ class Engine:
             wall_time=self._clock.time(),
             products=self.products,
             selected_product=selected,
-            book=self._book_view(selected, now),
+            book=book,
             tape=TapeView(
                 selected,
                 self.market.version,

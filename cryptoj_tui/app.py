@@ -19,14 +19,18 @@ shows the banner at once.
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -37,7 +41,7 @@ from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
 from core.model import OrderIntent, Product, Side
 from core.order_state import ManagedOrder
 from core.orders import ReconcileReport
-from core.snapshot import EngineSnapshot, EventView
+from core.snapshot import BookStatus, EngineSnapshot, EventView
 from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
@@ -51,10 +55,8 @@ from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
 # How long quitting waits for engine.stop() (and, in LIVE, the cancels) before leaving anyway.
 STOP_TIMEOUT_S = 5.0
 KILL_CAUSE = "kill switch (keyboard)"
-# A timer tick's snapshot is shown over this many frames spread across the tick, at most
-# this far apart (a slow refresh rate must not leave the status line seconds behind).
-SPREAD_PARTS = 6
-MAX_SPREAD_STEP_S = 0.02
+# The kill switch's keys (the App's priority bindings below): latched as the key arrives.
+KILL_KEYS = frozenset({"ctrl+k", "f12"})
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -63,6 +65,17 @@ QUIT_LEAVE = "leave"
 QUIT_STAY = "stay"
 
 T = TypeVar("T")
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive after start-up out of the garbage collector's sight.
+
+    The collector's oldest generation is scanned whole now and then: with the modules, the
+    widget tree and the books of start-up in it, that pass stalled the shared event loop
+    for 100-400 ms (the engine's longest stalls). Objects alive once the first book is shown
+    mostly live as long as the console does; frozen, they are never scanned again.
+    """
+    gc.freeze()
 
 
 class ConsoleEngine(Protocol):
@@ -180,12 +193,15 @@ class CryptoJApp(App[None]):
         self._pull_timer: Timer | None = None
         self._last_tick: float | None = None
         self._quitting = False
+        self._heap_frozen = False
         self.loop_lag_ms: float | None = None
         self.engine_error: str | None = None
         self.last_snapshot: EngineSnapshot | None = None
         self._snapshot_error: str | None = None
         # The running kill sequence (kept so it is not garbage collected mid-way).
         self.kill_task: asyncio.Task[Any] | None = None
+        # ids of kill key events latched on arrival, not yet handled (see post_message).
+        self._kill_keys_latched: set[int] = set()
         self.last_order: ManagedOrder | None = None
 
     # -- state -----------------------------------------------------------------------------
@@ -242,7 +258,7 @@ class CryptoJApp(App[None]):
 
     def log_event(self, level: str, text: str) -> None:
         """Write one of the App's own lines into the event log (the engine writes its own)."""
-        self.main_screen.events.add_event(EventView(self._event_time(), level, text))
+        self.main_screen.log_event(EventView(self._event_time(), level, text))
 
     # -- snapshot pulling ------------------------------------------------------------------
 
@@ -253,14 +269,13 @@ class CryptoJApp(App[None]):
             late_by = now - self._last_tick - self.refresh_interval
             self.loop_lag_ms = max(0.0, late_by) * 1000.0
         self._last_tick = now
-        # The panels over six frames within the tick (see MainScreen.show_snapshot).
-        self.pull_snapshot(spread_s=min(self.refresh_interval / SPREAD_PARTS, MAX_SPREAD_STEP_S))
+        self.pull_snapshot()
 
-    def pull_snapshot(self, *, spread_s: float | None = None) -> EngineSnapshot | None:
-        """Take a snapshot of the selected product and show it. Never raises.
+    def pull_snapshot(self) -> EngineSnapshot | None:
+        """Take one snapshot of the selected product and show all of it. Never raises.
 
-        ``spread_s``: show it part by part, that many seconds apart, the book first (None:
-        all at once, as after a key).
+        Every panel gets its part of this one snapshot in this call, so the frame Textual
+        paints next shows one moment (see MainScreen.show_snapshot).
         """
         try:
             snapshot = self.engine.snapshot(self.selected_product)
@@ -272,6 +287,9 @@ class CryptoJApp(App[None]):
             return None
         self._snapshot_error = None
         self.last_snapshot = snapshot
+        if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
+            self._heap_frozen = True
+            self.call_after_refresh(freeze_startup_heap)
         self.main_screen.show_snapshot(
             snapshot,
             # The mode the console was started in is the one the trader must see.
@@ -279,21 +297,54 @@ class CryptoJApp(App[None]):
             product_id=self.selected_product,
             loop_lag_ms=self.loop_lag_ms,
             engine_error=self.engine_error,
-            now=self.clock.monotonic(),
-            spread_s=spread_s,
         )
         return snapshot
 
     # -- the kill switch -------------------------------------------------------------------
 
-    def action_kill(self) -> None:
-        """HALT now (latched inside ``engine.kill``), close any ticket, show the banner."""
+    def post_message(self, message: Message) -> bool:
+        """Queue ``message``; a kill key latches HALTED here, before it waits in the queue.
+
+        Keys reach the App through its message queue, behind whatever is queued or running
+        (a frame being painted, a worker's message). The kill switch must not wait for any
+        of that: the key is latched as it is posted, on the event loop, and when its turn
+        in the queue comes it only closes the tickets and shows the banner (see on_event).
+        """
+        if (
+            isinstance(message, events.Key)
+            and message.key in KILL_KEYS
+            and threading.get_ident() == self._thread_id
+            and self._latch_kill()
+        ):
+            self._kill_keys_latched.add(id(message))
+        return super().post_message(message)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and id(event) in self._kill_keys_latched:
+            # Latched on arrival (post_message): the rest of the kill, not a second one.
+            self._kill_keys_latched.discard(id(event))
+            event.stop()
+            self._show_kill()
+            return
+        await super().on_event(event)
+
+    def _latch_kill(self) -> bool:
+        """Pull the kill switch (HALTED is latched inside ``engine.kill``); False if it failed."""
         try:
             self.kill_task = self.engine.kill(KILL_CAUSE, "user")
         except Exception as error:  # must be seen: the trader believes trading stopped
             self.log_event("error", f"KILL SWITCH FAILED: {type(error).__name__}: {error}")
             self.notify(str(error), title="Kill switch failed", severity="error", timeout=30)
-            return
+            return False
+        return True
+
+    def action_kill(self) -> None:
+        """HALT now (latched inside ``engine.kill``), close any ticket, show the banner."""
+        if self._latch_kill():
+            self._show_kill()
+
+    def _show_kill(self) -> None:
+        """After the latch: close any ticket or confirmation, show HALTED at once."""
         while isinstance(self.screen, _CLOSED_BY_KILL):
             self.screen.dismiss(None)
         self.pull_snapshot()
@@ -348,7 +399,7 @@ class CryptoJApp(App[None]):
         return self._command(f"submit {described}", self.engine.submit(intent), done)
 
     def action_cancel_selected(self) -> None:
-        order = self.main_screen.orders.selected_order
+        order = self.main_screen.selected_order
         if order is None:
             self.notify("no open order selected", severity="warning")
             return

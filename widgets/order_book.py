@@ -230,8 +230,6 @@ class OrderBookLadder(Widget):
         self._strips: dict[int, tuple[LadderRow, Strip]] = {}
         self._layout_size = Size(0, 0)
         self._palette: dict[str, Style] | None = None
-        # Changed bid lines not repainted yet: (first line, count) runs (see update_book).
-        self._pending_bid_runs: list[tuple[int, int]] = []
 
     # -- public API ----------------------------------------------------------------------
 
@@ -249,12 +247,11 @@ class OrderBookLadder(Widget):
     def own_order_prices(self) -> frozenset[float]:
         return self._own_order_prices
 
-    def update_book(self, book: BookView, *, bids_later: bool = False) -> bool:
+    def update_book(self, book: BookView) -> bool:
         """Show ``book``. Returns False (and does nothing) when it is what is already shown.
 
-        ``bids_later``: repaint only the changed lines down to the spread now and keep the
-        changed bid lines for :meth:`repaint_bids` (a caller spreading its repaints over
-        frames; until then the bid lines on screen are the previous update's).
+        Every changed line is marked for the next frame at once, asks and bids alike: a
+        ladder drawn half from one book and half from the next can show a crossed book.
         """
         shown = self._book
         if (
@@ -271,15 +268,8 @@ class OrderBookLadder(Widget):
         switched = shown is None or shown.product_id != book.product_id
         if switched:
             self._strips.clear()
-        self._relayout(force_full=switched, bids_later=bids_later)
+        self._relayout(force_full=switched)
         return True
-
-    def repaint_bids(self) -> None:
-        """Repaint the bid lines an update with ``bids_later`` left (no-op if none)."""
-        pending, self._pending_bid_runs = self._pending_bid_runs, []
-        width = self.size.width
-        for start, count in pending:
-            self.refresh(Region(0, start, width, count))
 
     def set_own_order_prices(self, prices: frozenset[float]) -> None:
         """Mark the levels where the user has resting orders (the hook for order entry)."""
@@ -320,7 +310,7 @@ class OrderBookLadder(Widget):
             self._palette = palette
         return self._palette
 
-    def _relayout(self, *, force_full: bool = False, bids_later: bool = False) -> None:
+    def _relayout(self, *, force_full: bool = False) -> None:
         size = self.size
         new_rows = build_ladder_rows(
             self._book,
@@ -331,24 +321,13 @@ class OrderBookLadder(Widget):
         )
         old_rows = self._rows
         self._rows = new_rows
-        pending, self._pending_bid_runs = self._pending_bid_runs, []
         if force_full or len(old_rows) != len(new_rows) or size != self._layout_size:
             self._layout_size = size
             self.refresh()
             return
-        # Lines still waiting from the last update are compared with what they show.
-        runs = _changed_runs(old_rows, new_rows) + pending
-        spread = next(
-            (y for y, row in enumerate(new_rows) if row.kind is RowKind.SPREAD), len(new_rows)
-        )
-        for start, count in runs:
-            if bids_later and start + count > spread + 1:
-                # The part of the run below the spread waits (a run may cross it).
-                now_count = max(0, spread + 1 - start)
-                self._pending_bid_runs.append((start + now_count, count - now_count))
-                count = now_count
-            if count:
-                self.refresh(Region(0, start, size.width, count))
+        # One region per run of changed lines: the frame repaints those and nothing else.
+        for start, count in _changed_runs(old_rows, new_rows):
+            self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

@@ -1,8 +1,9 @@
 """The status bar: mode badge, trading state, connection health, product, UTC clock, loop lag.
 
-One line at the top of the screen. It is rebuilt from plain values on every snapshot pull but
-only repaints when the text it would show changed. LIVE is drawn white on red and bold so a
-trader cannot mistake real money for the demo.
+One line at the top of the screen, drawn with Textual's Line API. It is rebuilt from plain
+values on every snapshot pull but only repaints when the text it would show changed, and then
+from one cached strip (no Rich text to measure and wrap at every tick). LIVE is drawn white on
+red and bold so a trader cannot mistake real money for the demo.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from core.snapshot import ConnectionState, ConnectionView, StrategyView, TradingView
@@ -147,6 +149,8 @@ class StatusBar(Widget):
         self._left: tuple[Part, ...] = ()
         self._right: tuple[Part, ...] = ()
         self._styles: dict[str, Style] = {}
+        # The drawn line and what it was drawn from (parts and width).
+        self._strip: tuple[tuple[tuple[Part, ...], tuple[Part, ...], int], Strip] | None = None
 
     @property
     def left_text(self) -> str:
@@ -200,27 +204,48 @@ class StatusBar(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+        self._strip = None
+
+    def _base_style(self) -> Style:
+        # The bar's own colours; ``rich_style`` walks every ancestor, so it is asked once.
+        base = self._styles.get("")
+        if base is None:
+            base = self._styles[""] = self.rich_style
+        return base
 
     def _style(self, name: str) -> Style:
         # Looking a component style up walks the CSS; the bar redraws at every pull.
         style = self._styles.get(name)
         if style is None:
-            style = self._styles[name] = self.get_component_rich_style(f"status-bar--{name}")
+            style = self._styles[name] = self._base_style() + self.get_component_rich_style(
+                f"status-bar--{name}"
+            )
         return style
 
-    def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for piece, style in self._left:
-            text.append(piece, self._style(style))
+    def line_parts(self, width: int) -> tuple[Part, ...]:
+        """The pieces drawn on a bar ``width`` cells wide, the padding gap included."""
+        left = self._left
+        used = sum(len(piece) for piece, _ in left)
         right = self._right
-        gap = self.size.width - text.cell_len - sum(len(piece) for piece, _ in right)
+        gap = width - used - sum(len(piece) for piece, _ in right)
         if gap < 1:
             # Too narrow: the clock goes first, the loop lag stays if it fits.
             right = right[1:]
-            gap = self.size.width - text.cell_len - sum(len(piece) for piece, _ in right)
+            gap = width - used - sum(len(piece) for piece, _ in right)
         if gap < 1:
-            return text  # the left side (mode, health, product) matters most
-        text.append(" " * gap)
-        for piece, style in right:
-            text.append(piece, self._style(style))
-        return text
+            return left  # the left side (mode, health, product) matters most
+        return (*left, (" " * gap, "dim"), *right)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        key = (self._left, self._right, width)
+        if y == 0 and self._strip is not None and self._strip[0] == key:
+            return self._strip[1]
+        base = self._base_style()
+        if y != 0:
+            return Strip.blank(width, base)
+        strip = Strip(
+            [Segment(piece, self._style(style)) for piece, style in self.line_parts(width)]
+        ).adjust_cell_length(width, base)
+        self._strip = (key, strip)
+        return strip

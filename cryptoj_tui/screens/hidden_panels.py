@@ -52,7 +52,7 @@ class HiddenPanelsScreen(ModalScreen[None]):
         self._latest = latest
         self.balances = BalancesPanel(id="more-balances")
         self.gauges = RiskGauges(id="more-gauges", min_interval_s=0)
-        self.chart = PriceChart(id="more-chart", min_interval_s=0)
+        self.chart = PriceChart(id="more-chart")
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():

@@ -2,14 +2,14 @@
 positions, events and risk gauges, with the trading keys.
 
 The screen does not know the engine. The App hands it each pulled :class:`EngineSnapshot`
-(:meth:`MainScreen.show_snapshot`), and the screen gives each panel its part; every panel
-decides for itself, from the part's version, whether there is anything to do.
+(:meth:`MainScreen.show_snapshot`), and the screen gives every panel its part of that one
+snapshot at once; a panel whose part did not change (same version) does nothing. The App
+reaches the panels only through the screen (:meth:`MainScreen.log_event`,
+:attr:`MainScreen.selected_order`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -18,7 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core.snapshot import EngineSnapshot
+from core.model import ExchangeOrder
+from core.snapshot import EngineSnapshot, EventView, GaugeView
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
@@ -153,23 +154,9 @@ class MainScreen(Screen[None]):
         self.events = EventLog(id="events")
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
-        self._shown_product: str | None = None
-        # Set while a product switch is drawn: the rate-limited chart and positions draw at once.
-        self._switched = False
-        # The status line's own inputs, kept for when its part of the spread comes round.
-        self._status: tuple[str, str, float | None, str | None] = ("", "", None, None)
-        # What each frame of a spread snapshot shows, in order (see show_snapshot).
-        self._parts: tuple[Callable[[EngineSnapshot, float | None], None], ...] = (
-            self._show_book,
-            self._show_bids,
-            self._show_status,
-            self._show_tape,
-            self._show_chart,
-            self._show_account,
-        )
-        # The newest snapshot (and its ``now``) while a spread is under way, and its next call.
-        self._spread: tuple[EngineSnapshot, float | None] | None = None
-        self._spread_handle: asyncio.TimerHandle | None = None
+        # What the positions and gauges panels last got (they skip equal parts).
+        self._positions_key: tuple[object, ...] | None = None
+        self._gauges_key: tuple[GaugeView, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
@@ -195,6 +182,17 @@ class MainScreen(Screen[None]):
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
         yield Footer(show_command_palette=False)
 
+    # -- what the App asks of the screen ------------------------------------------------------
+
+    @property
+    def selected_order(self) -> ExchangeOrder | None:
+        """The open order highlighted in the orders table (None if there is none)."""
+        return self.orders.selected_order
+
+    def log_event(self, event: EventView) -> None:
+        """Add one of the App's own lines to the event log (the engine's come by snapshot)."""
+        self.events.add_event(event)
+
     def show_snapshot(
         self,
         snapshot: EngineSnapshot,
@@ -203,72 +201,18 @@ class MainScreen(Screen[None]):
         product_id: str,
         loop_lag_ms: float | None,
         engine_error: str | None,
-        now: float | None = None,
-        spread_s: float | None = None,
     ) -> None:
-        """Give each panel its part of ``snapshot`` (panels skip unchanged parts).
+        """Give every panel its part of ``snapshot``, now: one frame shows one moment.
 
-        ``now`` (monotonic seconds) lets slow-changing panels rate-limit their repaints.
-        ``spread_s`` spreads the work over several frames ``spread_s`` apart: the book's asks
-        now, then its bids, the status line and the banner, the tape and the events, the
-        chart and the positions, and the balances, the orders and the gauges. Textual
-        repaints everything that changed since its last frame in one go, on the loop the
-        engine shares, so a part of the screen per frame cuts the longest stall the engine
-        sees. None: everything now (after a key, a product switch).
+        All panels are handed the same snapshot in one call, so the next frame Textual paints
+        shows the ladder, the spread line, the chart's mid, the positions' marks and the
+        status line from one engine version (none is drawn over several frames or rate-limited
+        to an older snapshot). Each frame is kept cheap instead: a panel whose part did not
+        change does nothing, and the busy panels (ladder, tape, chart) are Line-API widgets
+        that repaint only their changed lines from cached strips, without a relayout.
         """
-        self._status = (mode, product_id, loop_lag_ms, engine_error)
-        switched = snapshot.book.product_id != self._shown_product
-        self._shown_product = snapshot.book.product_id
-        if spread_s is None or switched:
-            # A product switch is drawn whole at once: half a screen of the old one is wrong.
-            self._cancel_spread()
-            self._switched = switched
-            for part in self._parts:
-                part(snapshot, now)
-            self._switched = False
-            return
-        self._show_book(snapshot, now, bids_later=True)
-        self._spread = (snapshot, now)
-        if self._spread_handle is None:
-            self._schedule_part(1, spread_s)
-
-    @property
-    def spreading(self) -> bool:
-        """Whether a snapshot is still being shown part by part (some panels lag behind)."""
-        return self._spread is not None
-
-    def _schedule_part(self, index: int, spread_s: float) -> None:
-        self._spread_handle = asyncio.get_running_loop().call_later(
-            spread_s, self._show_part, index, spread_s
-        )
-
-    def _show_part(self, index: int, spread_s: float) -> None:
-        self._spread_handle = None
-        if self._spread is None or not self.is_attached:
-            return
-        snapshot, now = self._spread  # the newest pulled: a slow chain never shows old data
-        self._parts[index](snapshot, now)
-        if index + 1 < len(self._parts):
-            self._schedule_part(index + 1, spread_s)
-        else:
-            self._spread = None
-
-    def _cancel_spread(self) -> None:
-        self._spread = None
-        if self._spread_handle is not None:
-            self._spread_handle.cancel()
-            self._spread_handle = None
-
-    def on_unmount(self) -> None:
-        self._cancel_spread()
-
-    def _show_book(
-        self, snapshot: EngineSnapshot, now: float | None, *, bids_later: bool = False
-    ) -> None:
-        # Spread, the ladder's asks are drawn now and its bids a frame later: the ladder is
-        # the costliest panel to repaint, half of it is a frame's worth.
         book = snapshot.book
-        self.ladder.update_book(book, bids_later=bids_later)
+        self.ladder.update_book(book)
         orders_key = (book.product_id, snapshot.orders_version)
         if orders_key != self._orders_key:
             self._orders_key = orders_key
@@ -281,9 +225,6 @@ class MainScreen(Screen[None]):
                     and order.status.is_open
                 )
             )
-
-    def _show_status(self, snapshot: EngineSnapshot, now: float | None) -> None:
-        mode, product_id, loop_lag_ms, engine_error = self._status
         self.status_bar.update_status(
             mode=mode,
             product_id=product_id,
@@ -295,33 +236,24 @@ class MainScreen(Screen[None]):
             strategy=snapshot.strategy,
         )
         self.banner.update_trading(snapshot.trading)
-
-    def _show_bids(self, snapshot: EngineSnapshot, now: float | None) -> None:
-        self.ladder.repaint_bids()
-
-    def _show_tape(self, snapshot: EngineSnapshot, now: float | None) -> None:
-        book = snapshot.book
         self.tape.update_tape(
             snapshot.tape, price_decimals=book.price_decimals, size_decimals=book.size_decimals
         )
         self.events.update_events(snapshot.events, snapshot.events_version)
-
-    def _show_chart(self, snapshot: EngineSnapshot, now: float | None) -> None:
-        # The chart (once a second) is the costliest redraw, and the positions (twice a
-        # second) would coincide with the gauges, rate-limited alike: each gets its frame.
-        self.chart.update_mids(
-            snapshot.mid_history,
-            snapshot.book.price_decimals,
-            now=None if self._switched else now,
-        )
-        self.positions.update_positions(
+        self.chart.update_chart(snapshot.mid_history, book)
+        positions_key = (
+            snapshot.positions_version,
             snapshot.positions,
-            equity=snapshot.equity,
-            daily_pnl=snapshot.daily_pnl,
-            now=None if self._switched else now,
+            snapshot.equity,
+            snapshot.daily_pnl,
         )
-
-    def _show_account(self, snapshot: EngineSnapshot, now: float | None) -> None:
+        if positions_key != self._positions_key:
+            self._positions_key = positions_key
+            self.positions.update_positions(
+                snapshot.positions, equity=snapshot.equity, daily_pnl=snapshot.daily_pnl
+            )
         self.balances.update_balances(snapshot.balances, snapshot.balances_version)
         self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
-        self.gauges.update_gauges(snapshot.gauges, now=now)
+        if snapshot.gauges != self._gauges_key:
+            self._gauges_key = snapshot.gauges
+            self.gauges.update_gauges(snapshot.gauges)

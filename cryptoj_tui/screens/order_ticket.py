@@ -87,7 +87,7 @@ class OnOffCheckbox(Checkbox):
             return Content.assemble(("[x] on ", "bold $success"), (f" {self.on_text}", style))
         return Content.assemble(("[ ] off", "$text-muted"), (f" {self.off_text}", style))
 
-    def get_content_width(self, container: object, viewport: object) -> int:  # type: ignore[override]
+    def get_content_width(self, container: object, viewport: object) -> int:
         return 8 + max(len(self.on_text), len(self.off_text))
 
     def watch_value(self) -> None:

@@ -25,8 +25,8 @@ from core.order_state import OrderState
 from core.orders import OrderManager
 from core.risk import working_orders_of
 from core.trading_state import TradingState
-from tests.doubles.fake_venue import FakeVenue, PlaceScript
 from tests.core.test_risk import Harness, make_harness
+from tests.doubles.fake_venue import FakeVenue, PlaceScript
 
 D = Decimal
 

@@ -7,16 +7,20 @@ Measured, from one run:
   lines were drawn from a LIVE book (connect, subscribe, snapshot, reconcile, paint);
 - engine loop lag while the UI refreshes: a sampler on the shared event loop asks to wake
   every 2 ms and records how late it wakes (what any engine callback would suffer);
+- UI CPU per frame (``time.process_time``, less noisy than wall-clock figures on a shared
+  box): the CPU spent pulling a snapshot and handing it to the panels (the App's timer tick)
+  plus the CPU spent by Textual repainting the screen (``Screen._on_timer_update``), per
+  frame, while the book streams;
 - kill key to HALTED latched: a ctrl+k key event is handed to the App the way the terminal
   driver does, and the time to the engine's latch (``KillProgress.halted_at``) is recorded;
   between presses the state is put back to ACTIVE directly (a benchmark shortcut, not the
   trader's resume path) and the screen is let settle.
 
-Targets (issue 5): loop lag p99 <= 5 ms, kill p99 <= 20 ms, first paint <= 2 s. In the test
-suite (benchmarks disabled) the run is short and only behaviour is checked: a LIVE book on
-screen, every press latches HALTED. With ``--benchmark-enable`` (``make bench``) it runs longer,
-prints the figures with a verdict each, and fails above the bounds: loose ones with headroom for
-a shared box, or the targets themselves with ``CRYPTOJ_BENCH_STRICT=1``.
+Targets (issue 11): loop lag p99 <= 5 ms and max <= 20 ms, kill p99 <= 5 ms, first paint
+<= 2 s. In the test suite (benchmarks disabled) the run is short and only behaviour is checked:
+a LIVE book on screen, every press latches HALTED. With ``--benchmark-enable`` (``make bench``)
+it runs longer, prints the figures with a verdict each, and fails above the bounds: loose ones
+with headroom for a shared box, or the targets themselves with ``CRYPTOJ_BENCH_STRICT=1``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.screen import Screen
 
 from core.clock import SystemClock
 from core.config import SimSettings, load_settings
@@ -53,7 +58,8 @@ STRICT = os.environ.get("CRYPTOJ_BENCH_STRICT") == "1"
 # The loose bounds still catch what matters: a blocking call on the loop (a synchronous
 # request, a full-screen layout per snapshot) shows up as hundreds of milliseconds.
 LOOP_LAG_P99_MS = (5.0, 5.0 if STRICT else 100.0)
-KILL_P99_MS = (20.0, 20.0 if STRICT else 250.0)
+LOOP_LAG_MAX_MS = (20.0, 20.0 if STRICT else 500.0)
+KILL_P99_MS = (5.0, 5.0 if STRICT else 250.0)
 FIRST_PAINT_S = (2.0, 2.0 if STRICT else 5.0)
 
 
@@ -80,6 +86,43 @@ async def sample_loop_lag(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(max(0.0, time.perf_counter() - start - LAG_INTERVAL_S) * 1000)
 
 
+class FrameCpu:
+    """CPU time (process_time, ms) of each snapshot pull and each screen repaint."""
+
+    def __init__(self) -> None:
+        self.pulls: list[float] = []
+        self.repaints: list[float] = []
+        self.recording = False
+
+    def wrap(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        repaint = Screen._on_timer_update
+        pull = CryptoJApp.pull_tick
+
+        def timed_repaint(screen: Screen[Any]) -> None:
+            start = time.process_time()
+            repaint(screen)
+            if self.recording:
+                self.repaints.append((time.process_time() - start) * 1000)
+
+        def timed_pull(app: CryptoJApp) -> None:
+            start = time.process_time()
+            pull(app)
+            if self.recording:
+                self.pulls.append((time.process_time() - start) * 1000)
+
+        monkeypatch.setattr(Screen, "_on_timer_update", timed_repaint)
+        monkeypatch.setattr(CryptoJApp, "pull_tick", timed_pull)
+
+
+def summary(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{len(values)} samples"
+    return (
+        f"mean {statistics.fmean(values):.2f} ms, p99 {p99(values):.2f} ms,"
+        f" max {max(values):.2f} ms over {len(values)}"
+    )
+
+
 @pytest.fixture
 def sim_endpoints() -> Iterator[SimEndpoints]:
     """The simulated exchange in a child process, streaming at 5,000 level2 updates/s."""
@@ -88,11 +131,16 @@ def sim_endpoints() -> Iterator[SimEndpoints]:
 
 
 async def test_console_under_a_5000_updates_per_second_market(
-    sim_endpoints: SimEndpoints, tmp_path: Path, request: pytest.FixtureRequest
+    sim_endpoints: SimEndpoints,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     measuring = benchmarks_enabled(request.config)
     lag_seconds = LAG_SECONDS[0] if measuring else LAG_SECONDS[1]
     kill_presses = KILL_PRESSES[0] if measuring else KILL_PRESSES[1]
+    frame_cpu = FrameCpu()
+    frame_cpu.wrap(monkeypatch)
     endpoints = sim_endpoints
     settings = load_settings(
         None,
@@ -131,7 +179,11 @@ async def test_console_under_a_5000_updates_per_second_market(
         lags: list[float] = []
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_loop_lag(lags, stop))
+        frame_cpu.recording = True
+        cpu_started = time.process_time()
         await asyncio.sleep(lag_seconds)
+        process_cpu_s = time.process_time() - cpu_started
+        frame_cpu.recording = False
         shown_book = app.main_screen.ladder.book
         stop.set()
         await sampler
@@ -184,25 +236,35 @@ async def test_console_under_a_5000_updates_per_second_market(
             await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
         await pilot.pause()
 
-    assert shown_book is not None and shown_book.status is BookStatus.LIVE
-    assert len(kills) == kill_presses  # every press latched HALTED (asserted per press above)
     lag_p99 = p99(lags)
     kill_p99 = p99(kills)
     print(
         f"\nconsole at {RATE:,.0f} level2 updates/s, 160x48, 10 Hz refresh:"
         f"\n  start to first full paint  {first_paint_s * 1000:,.0f} ms"
+        f" (target {FIRST_PAINT_S[0]:g} s)"
         f"\n  engine loop lag            p50 {statistics.median(lags):.2f} ms,"
         f" p99 {lag_p99:.2f} ms, max {max(lags):.1f} ms over {len(lags)} samples"
+        f" (target p99 {LOOP_LAG_P99_MS[0]:g} ms, max {LOOP_LAG_MAX_MS[0]:g} ms)"
+        f"\n  UI CPU per snapshot pull   {summary(frame_cpu.pulls)}"
+        f"\n  UI CPU per screen repaint  {summary(frame_cpu.repaints)}"
+        f"\n  UI CPU per frame (sum)     "
+        f"{(sum(frame_cpu.pulls) + sum(frame_cpu.repaints)) / max(1, len(frame_cpu.pulls)):.2f} ms"
+        f" per pull; process CPU {process_cpu_s / lag_seconds * 100:.0f}% of a core"
+        f" (engine + UI)"
         f"\n  kill key to HALTED latched p50 {statistics.median(kills):.2f} ms,"
-        f" p99 {kill_p99:.2f} ms over {len(kills)} presses"
+        f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS[0]:g} ms)"
         f"\n  kill key to kill() returned  p50 {statistics.median(returns):.2f} ms,"
         f" p99 {p99(returns):.2f} ms (after the journal writes)"
         f"\n{verdict('first paint', first_paint_s, FIRST_PAINT_S[0], 's')}"
         f"\n{verdict('loop lag p99', lag_p99, LOOP_LAG_P99_MS[0], 'ms')}"
+        f"\n{verdict('loop lag max', max(lags), LOOP_LAG_MAX_MS[0], 'ms')}"
         f"\n{verdict('kill p99', kill_p99, KILL_P99_MS[0], 'ms')}"
     )
+    assert shown_book is not None and shown_book.status is BookStatus.LIVE
+    assert len(kills) == kill_presses  # every press latched HALTED (asserted per press above)
     if not measuring:
         return  # speed is the benchmark's business, not the test suite's
     assert first_paint_s <= FIRST_PAINT_S[1]
     assert lag_p99 <= LOOP_LAG_P99_MS[1]
+    assert max(lags) <= LOOP_LAG_MAX_MS[1]
     assert kill_p99 <= KILL_P99_MS[1]

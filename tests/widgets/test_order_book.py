@@ -277,41 +277,22 @@ async def test_crossing_the_bar_scale_repaints_every_bar(host: Callable[..., Hos
         assert ladder.refreshed == [Region(0, 2, 58, 4), Region(0, 7, 58, 4)]
 
 
-async def test_bids_later_repaints_the_bid_lines_only_when_asked(
-    host: Callable[..., HostApp],
-) -> None:
+async def test_both_sides_are_marked_for_the_same_frame(host: Callable[..., HostApp]) -> None:
     ladder = CountingLadder()
     async with host(ladder).run_test(size=(60, 13)) as pilot:
         ladder.update_book(book(version=1))
         await pilot.pause()
         ladder.refreshed.clear()
-        # Every bar moves (the scale crosses 10): the asks now, the bids when asked.
-        ladder.update_book(book(version=2, bids=(*BIDS[:3], (96.0, 4.25))), bids_later=True)
-        assert ladder.refreshed == [Region(0, 2, 58, 4)]
-        # Another update before the bids were drawn keeps them pending.
-        ladder.update_book(book(version=3, bids=(*BIDS[:3], (96.0, 4.25))), bids_later=True)
-        assert ladder.refreshed == [Region(0, 2, 58, 4)]
-        ladder.repaint_bids()
-        assert ladder.refreshed == [Region(0, 2, 58, 4), Region(0, 7, 58, 4)]
-        ladder.repaint_bids()  # nothing left
-        assert len(ladder.refreshed) == 2
-        await pilot.pause()
-
-
-async def test_a_run_across_the_spread_is_split_at_it(host: Callable[..., HostApp]) -> None:
-    ladder = CountingLadder()
-    async with host(ladder).run_test(size=(60, 13)) as pilot:
-        ladder.update_book(book(version=1))
-        await pilot.pause()
-        ladder.refreshed.clear()
-        # Both best prices move: best ask, spread and best bid lines form one run (5..7).
+        # Both best prices move: best ask, spread and best bid lines form one run (5..7), all
+        # marked by this one update (a ladder drawn half from each book can show it crossed).
         ladder.update_book(
-            book(version=2, asks=((100.5, 0.5), *ASKS[1:]), bids=((99.5, 1.0), *BIDS[1:])),
-            bids_later=True,
+            book(version=2, asks=((100.5, 0.5), *ASKS[1:]), bids=((99.5, 1.0), *BIDS[1:]))
         )
-        assert ladder.refreshed == [Region(0, 5, 58, 2)]
-        ladder.repaint_bids()
-        assert ladder.refreshed == [Region(0, 5, 58, 2), Region(0, 7, 58, 1)]
+        assert ladder.refreshed == [Region(0, 5, 58, 3)]
+        await pilot.pause()
+        lines = [ladder.render_line(y).text for y in range(5, 8)]
+        assert "100.50" in lines[0] and "99.50" in lines[2]
+        assert "mid 100.000" in lines[1]
 
 
 async def test_resize_relayouts_to_the_new_height(host: Callable[..., HostApp]) -> None:

@@ -79,7 +79,7 @@ async def test_status_bar_text(host: Callable[..., HostApp]) -> None:
         await pilot.pause()
         assert bar.left_text == " PAPER  market ● 0.2s  user ⟳ reconnecting #3  ETH-USD"
         assert bar.right_text == "2026-01-01 00:00:00 UTC  lag 0.4 ms "
-        rendered = bar.render().plain
+        rendered = bar.render_line(0).text
         assert rendered.startswith(bar.left_text)
         assert rendered.endswith(bar.right_text)
         assert len(rendered) == 120
@@ -110,8 +110,10 @@ async def test_live_is_white_on_red_and_bold(host: Callable[..., HostApp]) -> No
         assert tuple(style.color.get_truecolor()) == (255, 255, 255)
         assert tuple(style.bgcolor.get_truecolor()) == (255, 0, 0)
         # The badge is drawn with that style.
-        first = bar.render().spans[0]
-        assert first.style == style
+        first = next(iter(bar.render_line(0)))
+        assert first.text == " LIVE "
+        assert first.style is not None and first.style.bold
+        assert first.style.color == style.color and first.style.bgcolor == style.bgcolor
 
 
 async def test_engine_error_and_narrow_width(host: Callable[..., HostApp]) -> None:
@@ -129,9 +131,9 @@ async def test_engine_error_and_narrow_width(host: Callable[..., HostApp]) -> No
         assert bar.style_of("engine ✕ RuntimeError: boom") == "error"
         assert bar.style_of("no such text") is None
         # Too narrow for anything but the left side (mode, health): that is what stays.
-        assert bar.render().plain.startswith(" DEMO ")
-        assert "UTC" not in bar.render().plain
-        assert "lag" not in bar.render().plain
+        assert bar.render_line(0).text.startswith(" DEMO ")
+        assert "UTC" not in bar.render_line(0).text
+        assert "lag" not in bar.render_line(0).text
 
 
 async def test_narrow_bar_drops_the_clock_before_the_lag(host: Callable[..., HostApp]) -> None:
@@ -145,7 +147,7 @@ async def test_narrow_bar_drops_the_clock_before_the_lag(host: Callable[..., Hos
             loop_lag_ms=3.0,
         )
         await pilot.pause()
-        rendered = bar.render().plain
+        rendered = bar.render_line(0).text
         assert rendered.endswith("lag 3.0 ms ")
         assert "UTC" not in rendered
 

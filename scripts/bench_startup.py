@@ -1,0 +1,144 @@
+"""Start-up benchmark: from launching ``cryptoj`` to the first frame that shows a price,
+against a bare Textual app (a header, a footer and one Static showing a price) launched the
+same way in the same terminal.
+
+Both run in a detached tmux session (160x48 by default) whose screen is read every few
+milliseconds with ``tmux capture-pane``; the clock stops at the first capture in which a
+price (``68,012.70``-like: grouped digits, two or more decimals) is visible. Each command is
+run ``--runs`` times, alternating, and the medians are compared. The figures depend on the
+machine and its load: run both in the same session and read the ratio (the target in issue
+11 is cryptoj <= 2x the bare app).
+
+Usage: python scripts/bench_startup.py [--runs 3] [--size 160x48] [--timeout 20]
+Needs tmux. The demo runs with HOME in a temporary directory (its journal and logs go there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PRICE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+\.\d{2,}")
+POLL_S = 0.01
+
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Footer, Header, Static
+
+class Bare(App):
+    def compose(self):
+        yield Header()
+        yield Static("BTC-USD 68,012.70")
+        yield Footer()
+
+Bare().run()
+"""
+
+
+def cryptoj_command() -> list[str]:
+    script = Path(sys.executable).with_name("cryptoj")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "cryptoj_tui"]
+
+
+def time_to_price(
+    command: list[str], *, size: tuple[int, int], env: dict[str, str], timeout_s: float
+) -> float:
+    """Seconds from starting ``command`` in tmux to the first screen showing a price."""
+    session = f"bench-startup-{os.getpid()}"
+    shell = " ".join(shlex.quote(part) for part in command)
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            str(size[0]),
+            "-y",
+            str(size[1]),
+            f"env {exports} {shell}",
+        ],
+        check=True,
+    )
+    try:
+        while True:
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if PRICE.search(screen):
+                return time.perf_counter() - started
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError(f"no price on screen after {timeout_s:g} s:\n{screen}")
+            time.sleep(POLL_S)
+    finally:
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
+        time.sleep(0.5)
+        subprocess.run(
+            ["tmux", "kill-session", "-t", session], check=False, stderr=subprocess.DEVNULL
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--size", default="160x48")
+    parser.add_argument("--timeout", type=float, default=20.0)
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        print("bench_startup: needs tmux", file=sys.stderr)
+        return 2
+    width, height = (int(part) for part in args.size.split("x"))
+    with tempfile.TemporaryDirectory(prefix="cryptoj-startup-") as home:
+        env = {"HOME": home, "TERM": os.environ.get("TERM", "xterm-256color")}
+        bare_file = Path(home) / "bare_app.py"
+        bare_file.write_text(BARE_APP)
+        bare: list[float] = []
+        console: list[float] = []
+        for _ in range(args.runs):
+            bare.append(
+                time_to_price(
+                    [sys.executable, str(bare_file)],
+                    size=(width, height),
+                    env=env,
+                    timeout_s=args.timeout,
+                )
+            )
+            console.append(
+                time_to_price(
+                    cryptoj_command(), size=(width, height), env=env, timeout_s=args.timeout
+                )
+            )
+    bare_s = statistics.median(bare)
+    console_s = statistics.median(console)
+    print(
+        f"bare Textual app to a price on screen: median {bare_s:.2f} s "
+        f"({', '.join(f'{value:.2f}' for value in bare)})"
+    )
+    print(
+        f"cryptoj (demo) to a price on screen:   median {console_s:.2f} s "
+        f"({', '.join(f'{value:.2f}' for value in console)})"
+    )
+    ratio = console_s / bare_s
+    print(f"ratio {ratio:.2f}x (target <= 2x): {'OK' if ratio <= 2 else 'OVER'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
