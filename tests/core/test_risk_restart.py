@@ -28,8 +28,10 @@ from core.orders import OrderManager
 from core.portfolio import KEY_PNL_CHECKPOINT, PnlCheckpoint, PnlMemory, Portfolio
 from core.risk import AutomaticTriggers, RiskGate, TradingStateMachine, TriggerName
 from core.trading_state import TradingState
-from tests.core.test_emergency import AllowAll, HeldVenue, Prices, Sleeps
+from tests.core.test_emergency import HeldVenue, Prices
 from tests.core.test_risk import FakeMarket, Quote, limit, make_product
+from tests.doubles.gate import StubGate
+from tests.doubles.sleeps import Sleeps
 
 D = Decimal
 LIMITS = RiskSettings(daily_loss_limit=D(2000), max_drawdown=D(5000))
@@ -236,7 +238,7 @@ async def test_resume_is_refused_while_the_daily_loss_is_past_the_limit(
     venue = HeldVenue(clock)
     ids = (f"coid-{n}" for n in itertools.count(1))
     orders = OrderManager(
-        venue, second.journal, AllowAll(), clock=clock, id_factory=lambda: next(ids)
+        venue, second.journal, StubGate(), clock=clock, id_factory=lambda: next(ids)
     )
     venue.set_listener(orders)
     manager = EmergencyManager(
