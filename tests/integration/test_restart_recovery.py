@@ -272,7 +272,10 @@ async def test_killed_between_fills(
     child = await EngineChild.start(sim_process, tmp_path)
     await child.submit("0.5", await top_bid(exchange))
     submitted = await child.answer()
-    assert submitted is not None and submitted["state"] == "ACCEPTED", submitted
+    # The sim's agents may hit a bid inside the spread before the answer (a busy machine
+    # widens that window): a partial fill is as good a starting point as none.
+    assert submitted is not None, submitted
+    assert submitted["state"] in {"ACCEPTED", "PARTIALLY_FILLED"}, submitted
     client_order_id, order_id = submitted["client_order_id"], submitted["order_id"]
 
     def fills_journaled() -> int:
