@@ -225,6 +225,12 @@ def parse_number(text: str) -> Decimal | None:
     return value if isinstance(value, Decimal) else None
 
 
+def _shown(value: Decimal) -> str:
+    """A number for a message: plain when short, scientific when it would be a wall of digits."""
+    plain = decimal_str(value)
+    return plain if len(plain) <= 24 else f"{value:.6E}"
+
+
 def _number(text: str, field: TicketField, note: _Note) -> Decimal | None:
     value = read_number(text)
     if isinstance(value, str):

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.book import L2Book
 from core.clock import ManualClock
@@ -1180,3 +1182,39 @@ async def test_market_protection_is_a_setting() -> None:
     rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (140.0, 5.0)])
     buy = await rig.place(market(Side.BUY, base="2"))
     assert rig.listener.last(buy).status is FILLED
+
+
+# ---------------------------------------------------------------------- properties
+
+_LEVEL_SIZES = st.sampled_from([0.0, 0.3, 0.5, 1.0, 1.05, 1.1, 1.15, 2.0])
+_BOOK_OR_BUY = st.one_of(
+    st.tuples(st.just("book"), _LEVEL_SIZES),
+    st.tuples(st.just("buy"), st.sampled_from([0.1, 0.5, 1.0, 2.0])),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(start=_LEVEL_SIZES.filter(lambda size: size > 0), steps=st.lists(_BOOK_OR_BUY, max_size=25))
+def test_fills_at_a_level_never_exceed_what_the_book_showed_arriving(
+    start: float, steps: list[tuple[str, float]]
+) -> None:
+    """Whatever the book does between our market buys, we never take more at a level than
+    its first size plus every rise the book showed: liquidity cannot come from nowhere."""
+
+    async def scenario() -> tuple[Decimal, Decimal]:
+        rig = make_rig(latency_ms=0)
+        await rig.venue.start()
+        rig.market.snapshot(bids=[(99.0, 1.0)], asks=[(100.0, start), (105.0, 1000.0)])
+        shown, arrived, orders = start, D(repr(start)), []
+        for kind, value in steps:
+            if kind == "book":
+                arrived += max(D(0), D(repr(value)) - D(repr(shown)))
+                shown = value
+                rig.market.set_ask(100.0, value)
+            else:
+                orders.append(await rig.place(market(Side.BUY, base=repr(value))))
+        fills = await rig.venue.list_fills(order_ids=orders)
+        return sum((f.size for f in fills if f.price == D(100)), D(0)), arrived
+
+    taken, arrived = asyncio.run(scenario())
+    assert taken <= arrived
