@@ -470,7 +470,8 @@ class RiskGate:
                 return Denial(
                     DenialReason.INSUFFICIENT_BOOK_DEPTH,
                     f"market {side.value} of {asked}: the visible "
-                    f"{'asks' if side is _BUY else 'bids'} of {product_id} cannot fill it",
+                    f"{'asks' if side is _BUY else 'bids'} of {product_id} cannot fill it "
+                    f"({len(levels)} levels seen)",
                 )
             # Valued at the worst level the walk reaches: that is where the last part fills.
             price = walked.worst_price
