@@ -29,6 +29,22 @@ from then on. Removed holdings leave at the mark (their open P&L is realized, so
 is not a loss), or at cost with no mark. Balances of currencies with no tracked product are
 kept as ``other_balances`` and are not part of equity.
 
+Balances and fills are layered by time (``set_balances(..., as_of=)``, the time the balances
+were asked for): the venue's answer holds every fill executed before it. A fill executed later
+is added on top of it; a fill executed before it whose update arrives after it is booked once,
+replacing the external change the balances had booked for it (at the same price, so no P&L
+appears or disappears). Each fill is therefore counted once, whatever arrives first.
+
+Positions are kept once per base asset: the first tracked product of a base quoted in the
+portfolio's currency (or the first one) holds it, and another product on that base
+(BTC-USDC next to BTC-USD) is an alias that reads the same size but adds no exposure or
+equity, so the asset is counted once.
+
+P&L survives restarts through ``PnlMemory`` (the journal's key/value table): the day's P&L,
+the total and its peak are carried into the next process, and holdings re-adopted from
+balances take the last journaled mark as their cost, so a price move while the process was
+down is part of the day.
+
 Peak equity and drawdown measure *trading* results, not deposits and withdrawals: the
 drawdown is the fall of total P&L from its peak, and the peak equity is ``equity +
 drawdown`` (the equity we would have at the P&L peak with today's capital). A withdrawal
@@ -282,7 +298,9 @@ class Portfolio:
         self._alias: dict[str, str] = {}
         # Fills applied recently, (trade time, product, signed size, cash change), to layer
         # them over balances that were asked for before they happened.
-        self._recent_fills: deque[tuple[float, str, Decimal, Decimal]] = deque()
+        self._recent_fills: deque[tuple[float, str, Decimal, Decimal]] = deque(
+            maxlen=_REMEMBERED_FILLS
+        )
         self._balances_as_of: float | None = None
         # Products quoted in our currency first: they are the primaries.
         for product_id in sorted(product_ids, key=lambda p: not p.endswith("-" + quote_currency)):

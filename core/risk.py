@@ -13,16 +13,19 @@ The checks run in this order; the first that fails decides the reason:
 5. price on the tick, size on the increment -> PRICE_PRECISION / SIZE_PRECISION
 6. base size within the product's min/max -> SIZE_BELOW_MIN / SIZE_ABOVE_MAX
 7. market data age over the limit or unknown -> STALE_MARKET_DATA
-8. no mid, or no touch to value a market order -> NO_MARKET_PRICE
+8. no mid, or no touch to value a market order -> NO_MARKET_PRICE; a market order the
+   visible book cannot fill -> INSUFFICIENT_BOOK_DEPTH
 9. state REDUCING and the order does not shrink a position -> REDUCING_ONLY
 10. a reduce-only order that does not shrink a position -> REDUCE_ONLY_WOULD_INCREASE
 11. notional within the product's min and the per-order max -> NOTIONAL_BELOW_MIN / _ABOVE_MAX
 12. price band around the mid (fat finger) -> PRICE_BAND
 13. daily loss limit reached, for orders that do not shrink a position -> DAILY_LOSS_LIMIT
-14. resulting position value per product -> POSITION_LIMIT (not for shrinking orders)
-15. resulting gross exposure -> GROSS_EXPOSURE_LIMIT (not for shrinking orders)
-16. free balance -> INSUFFICIENT_BALANCE
-17. open orders -> MAX_OPEN_ORDERS
+14. resulting position value per product, working orders on the order's side included ->
+    POSITION_LIMIT (not for shrinking orders)
+15. resulting gross exposure, every working order included -> GROSS_EXPOSURE_LIMIT (not for
+    shrinking orders)
+16. free balance, net of what working orders need -> INSUFFICIENT_BALANCE
+17. open orders (UNKNOWN and PENDING_CANCEL included) -> MAX_OPEN_ORDERS
 18. order rate -> ORDER_RATE
 
 Why this order: states that refuse everything come first, so the trader sees the real
@@ -298,10 +301,13 @@ def _price(value: Decimal | float) -> str:
 class RiskGate:
     """The one pre-trade check (implements ``core.orders.PreTradeCheck``); see the module doc.
 
-    ``reserved(currency)`` says how much of a currency our open orders already hold (buys:
-    remaining size x limit price with fees; sells: remaining base). Without it the gate uses
+    ``working_orders()`` is the narrow view of the order manager's open orders (the engine
+    passes ``working_orders_of(orders.open_orders())``): what each may still trade, counted
+    as if it fills for the position, gross exposure and free-balance checks. ``reserved``
+    (currency) overrides what is held for open orders (tests); with neither, the gate uses
     the venue's ``hold`` from the last balances, which misses orders placed since.
     ``fee_allowance_rate`` is the fee share a buy must leave room for.
+    ``check_resend`` is the check for re-sending our own UNKNOWN order (see its doc).
     """
 
     __slots__ = (
@@ -465,7 +471,8 @@ class RiskGate:
                 return Denial(
                     DenialReason.INSUFFICIENT_BOOK_DEPTH,
                     f"market {side.value} of {asked}: the visible "
-                    f"{'asks' if side is _BUY else 'bids'} of {product_id} cannot fill it",
+                    f"{'asks' if side is _BUY else 'bids'} of {product_id} cannot fill it "
+                    f"({len(levels)} levels seen)",
                 )
             # Valued at the worst level the walk reaches: that is where the last part fills.
             price = walked.worst_price

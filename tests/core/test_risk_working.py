@@ -111,6 +111,25 @@ def test_unknown_and_pending_cancel_orders_count_like_working_ones() -> None:
     assert denial is not None and denial.reason is DenialReason.POSITION_LIMIT
 
 
+def test_unknown_and_pending_cancel_orders_count_toward_the_open_order_limit() -> None:
+    """The engine counts ``open_orders()``: every order that may still be at the venue."""
+    h = flat_harness(max_open_orders=2)
+    states = [OrderState.UNKNOWN, OrderState.PENDING_CANCEL]
+    orders = [
+        ManagedOrder(
+            client_order_id=f"m{n}",
+            intent=limit(BUY, "0.01", "50000.00"),
+            state=state,
+            created_at=0.0,
+            updated_at=0.0,
+        )
+        for n, state in enumerate(states)
+    ]
+    h.open_orders = sum(1 for order in orders if order.is_open)
+    denial = h.check(limit(BUY, "0.01", "50000.00"))
+    assert denial is not None and denial.reason is DenialReason.MAX_OPEN_ORDERS
+
+
 def test_working_buys_do_not_block_a_sell_and_working_sells_do_not_block_a_buy() -> None:
     """Per side: the worst case of a buy is every buy filling, not the sells."""
     h = make_harness(use_working=True, max_gross_exposure=D("1000000"))  # 0.5 BTC held
