@@ -23,7 +23,7 @@ import os
 import stat
 import sys
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -582,7 +582,7 @@ def load_settings(
     *,
     overrides: dict[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    warn: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Read settings; raise ``ConfigError`` with a one-line message per problem.
 

@@ -140,8 +140,8 @@ def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | 
     if console or getattr(args, "uses_data_dir", False):
         ensure_private_dir(settings.storage.data_dir, "storage.data_dir")
     modes = (getattr(args, "paper", False), getattr(args, "live", False), args.replay)
-    if console and not any(modes) and settings.mode is Mode.DEMO and settings.sim.port:
-        # Port 0 picks a free port, nothing to check; a fixed one may be taken.
+    if console and not any(modes) and settings.mode is Mode.DEMO:
+        # The demo's sim child would fail with a log file to read; say it here in one line.
         check_listen_address(settings.sim.host, settings.sim.port)
 
 
