@@ -147,6 +147,15 @@ class MarketSettings(_Section):
     # A book with no update for this long is shown and treated as stale.
     stale_after_s: float = Field(default=10.0, gt=0, le=3600)
 
+    @field_validator("products", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``"BTC-USD,ETH-USD"`` (one string, as a shell or a hurried TOML line gives it) is
+        the list it spells."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @field_validator("products")
     @classmethod
     def _product_ids(cls, value: list[str]) -> list[str]:

@@ -281,6 +281,13 @@ def test_world_readable_secret_file_warns(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ environment sources
 
 
+def test_products_in_toml_may_be_one_comma_separated_string(toml_file) -> None:
+    path = toml_file('[market]\nproducts = "BTC-USD, ETH-USD"\n')
+    assert load_settings(path, environ={}).market.products == ["BTC-USD", "ETH-USD"]
+    with pytest.raises(ConfigError, match="config key 'market.products' = 5"):
+        load_settings(toml_file("[market]\nproducts = 5\n"), environ={})
+
+
 def test_products_from_the_environment_may_be_a_comma_separated_list() -> None:
     for raw in ("BTC-USD", "BTC-USD,ETH-USD", " BTC-USD , ETH-USD ,", '["BTC-USD", "ETH-USD"]'):
         settings = load_settings(None, environ={"CRYPTOJ_MARKET__PRODUCTS": raw})
