@@ -188,12 +188,9 @@ class RiskSettings(_Section):
     """Pre-trade limits and automatic triggers. Money in the quote currency (USD)."""
 
     max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0, le=MAX_MONEY)
-    max_position_notional: Decimal = Field(
-        default=Decimal("50000"), gt=0, le=MAX_MONEY
-    )  # per product
-    max_gross_exposure: Decimal = Field(
-        default=Decimal("100000"), gt=0, le=MAX_MONEY
-    )  # all products
+    # Per product, and over all products.
+    max_position_notional: Decimal = Field(default=Decimal("50000"), gt=0, le=MAX_MONEY)
+    max_gross_exposure: Decimal = Field(default=Decimal("100000"), gt=0, le=MAX_MONEY)
     price_band_bps: Decimal = Field(default=Decimal("200"), gt=0, le=10000)  # around mid
     max_open_orders: int = Field(default=200, ge=1, le=10000)
     max_orders_per_s: float = Field(default=10.0, gt=0, le=1000)  # denied above, never queued

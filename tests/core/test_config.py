@@ -284,7 +284,7 @@ def test_world_readable_secret_file_warns(tmp_path: Path) -> None:
 def test_products_in_toml_may_be_one_comma_separated_string(toml_file) -> None:
     path = toml_file('[market]\nproducts = "BTC-USD, ETH-USD"\n')
     assert load_settings(path, environ={}).market.products == ["BTC-USD", "ETH-USD"]
-    with pytest.raises(ConfigError, match="config key 'market.products' = 5"):
+    with pytest.raises(ConfigError, match=r"config key 'market\.products' = 5"):
         load_settings(toml_file("[market]\nproducts = 5\n"), environ={})
 
 
