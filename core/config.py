@@ -19,6 +19,7 @@ ceiling no real account reaches (a size of ``1e400`` is a typo, not an order).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import stat
 import sys
@@ -323,8 +324,6 @@ def strategy_names() -> tuple[str, ...]:
 
 def check_listen_host(value: str) -> str:
     """A host name or IP address to listen on: no scheme, port, path or spaces."""
-    import ipaddress
-
     try:
         ipaddress.ip_address(value)
         return value
@@ -571,7 +570,10 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None
 
 
 def _user_dir(
-    environ: Mapping[str, str] | None, xdg: str, under_home: str, platform_dir: Any
+    environ: Mapping[str, str] | None,
+    xdg: str,
+    under_home: str,
+    platform_dir: Callable[..., str],
 ) -> Path | None:
     """CryptoJ's directory of one kind: platformdirs for this process; for another
     environment mapping (platformdirs reads only os.environ) the XDG rule applied to it."""
