@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         filename=str(log_file) if log_file else None,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A log line that cannot be written (a full disk) must not print a traceback over the
+    # console or into headless output; the engine says "disk full" in its events instead.
+    logging.raiseExceptions = False
     try:
         return handler(args, settings)
     except ConfigError as exc:
