@@ -19,11 +19,12 @@ ceiling no real account reaches (a size of ``1e400`` is a typo, not an order).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import stat
 import sys
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -152,6 +153,15 @@ class MarketSettings(_Section):
     # A book with no update for this long is shown and treated as stale.
     stale_after_s: float = Field(default=10.0, gt=0, le=3600)
 
+    @field_validator("products", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``"BTC-USD,ETH-USD"`` (one string, as a shell or a hurried TOML line gives it) is
+        the list it spells."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @field_validator("products")
     @classmethod
     def _product_ids(cls, value: list[str]) -> list[str]:
@@ -184,12 +194,9 @@ class RiskSettings(_Section):
     """Pre-trade limits and automatic triggers. Money in the quote currency (USD)."""
 
     max_order_notional: Decimal = Field(default=Decimal("25000"), gt=0, le=MAX_MONEY)
-    max_position_notional: Decimal = Field(
-        default=Decimal("50000"), gt=0, le=MAX_MONEY
-    )  # per product
-    max_gross_exposure: Decimal = Field(
-        default=Decimal("100000"), gt=0, le=MAX_MONEY
-    )  # all products
+    # Per product, and over all products.
+    max_position_notional: Decimal = Field(default=Decimal("50000"), gt=0, le=MAX_MONEY)
+    max_gross_exposure: Decimal = Field(default=Decimal("100000"), gt=0, le=MAX_MONEY)
     price_band_bps: Decimal = Field(default=Decimal("200"), gt=0, le=10000)  # around mid
     max_open_orders: int = Field(default=200, ge=1, le=10000)
     max_orders_per_s: float = Field(default=10.0, gt=0, le=1000)  # denied above, never queued
@@ -325,8 +332,6 @@ def strategy_names() -> tuple[str, ...]:
 
 def check_listen_host(value: str) -> str:
     """A host name or IP address to listen on: no scheme, port, path or spaces."""
-    import ipaddress
-
     try:
         ipaddress.ip_address(value)
         return value
@@ -576,7 +581,10 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None
 
 
 def _user_dir(
-    environ: Mapping[str, str] | None, xdg: str, under_home: str, platform_dir: Any
+    environ: Mapping[str, str] | None,
+    xdg: str,
+    under_home: str,
+    platform_dir: Callable[..., str],
 ) -> Path | None:
     """CryptoJ's directory of one kind: platformdirs for this process; for another
     environment mapping (platformdirs reads only os.environ) the XDG rule applied to it."""
@@ -593,7 +601,7 @@ def load_settings(
     *,
     overrides: dict[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    warn: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Read settings; raise ``ConfigError`` with a one-line message per problem.
 

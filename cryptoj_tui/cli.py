@@ -140,8 +140,8 @@ def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | 
     if console or getattr(args, "uses_data_dir", False):
         ensure_private_dir(settings.storage.data_dir, "storage.data_dir")
     modes = (getattr(args, "paper", False), getattr(args, "live", False), args.replay)
-    if console and not any(modes) and settings.mode is Mode.DEMO and settings.sim.port:
-        # Port 0 picks a free port, nothing to check; a fixed one may be taken.
+    if console and not any(modes) and settings.mode is Mode.DEMO:
+        # The demo's sim child would fail with a log file to read; say it here in one line.
         check_listen_address(settings.sim.host, settings.sim.port)
 
 
@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         filename=str(log_file) if log_file else None,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A log line that cannot be written (a full disk) must not print a traceback over the
+    # console or into headless output; the engine says "disk full" in its events instead.
+    logging.raiseExceptions = False
     try:
         return handler(args, settings)
     except ConfigError as exc:

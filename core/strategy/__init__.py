@@ -1,7 +1,9 @@
 """Automated strategies: the ``Strategy`` protocol, its context, and the built-in strategies.
 
 A strategy emits intents through its ``StrategyContext``; the engine sends every one through the
-risk gate. ``build_strategy(settings.strategy)`` makes the configured one (or None).
+risk gate. ``build_strategy(settings.strategy)`` makes the configured one (or None);
+``STRATEGIES`` (``core/strategy/registry.py``) is the one list of strategies and their
+``[strategy.NAME]`` settings tables.
 """
 
 from core.strategy.base import (
@@ -14,10 +16,11 @@ from core.strategy.base import (
     StrategyContext,
 )
 from core.strategy.market_maker import MarketMaker, MarketMakerParams
-from core.strategy.registry import build_strategy
+from core.strategy.registry import STRATEGIES, StrategyEntry, build_strategy
 from core.strategy.trend import TrendFollower, TrendParams
 
 __all__ = [
+    "STRATEGIES",
     "BookTop",
     "FillEventView",
     "MarketMaker",
@@ -27,6 +30,7 @@ __all__ = [
     "Strategy",
     "StrategyBase",
     "StrategyContext",
+    "StrategyEntry",
     "TrendFollower",
     "TrendParams",
     "build_strategy",

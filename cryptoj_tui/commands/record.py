@@ -79,9 +79,9 @@ def run_record_command(args: argparse.Namespace, settings: Settings) -> int:
     except FileExistsError:
         print(f"cryptoj record: {args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except OSError as exc:  # a bad local path: one line, exit 2 like every bad input
         print(f"cryptoj record: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return 2
 
     channels = [subscription.channel for subscription in subscriptions]
     if "heartbeats" not in channels:

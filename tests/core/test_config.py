@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.config import (
     ConfigError,
@@ -279,6 +281,13 @@ def test_world_readable_secret_file_warns(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ environment sources
 
 
+def test_products_in_toml_may_be_one_comma_separated_string(toml_file) -> None:
+    path = toml_file('[market]\nproducts = "BTC-USD, ETH-USD"\n')
+    assert load_settings(path, environ={}).market.products == ["BTC-USD", "ETH-USD"]
+    with pytest.raises(ConfigError, match=r"config key 'market\.products' = 5"):
+        load_settings(toml_file("[market]\nproducts = 5\n"), environ={})
+
+
 def test_products_from_the_environment_may_be_a_comma_separated_list() -> None:
     for raw in ("BTC-USD", "BTC-USD,ETH-USD", " BTC-USD , ETH-USD ,", '["BTC-USD", "ETH-USD"]'):
         settings = load_settings(None, environ={"CRYPTOJ_MARKET__PRODUCTS": raw})
@@ -520,3 +529,44 @@ def test_one_registry_names_the_strategies() -> None:
     for name, entry in STRATEGIES.items():
         settings = load_settings(None, environ={"CRYPTOJ_STRATEGY__NAME": name})
         assert isinstance(settings.strategy.section(name), entry.settings_type)
+
+
+# ------------------------------------------------------------------ whatever is typed
+
+
+_variable_names = st.sampled_from(
+    [
+        "CRYPTOJ_MODE",
+        "CRYPTOJ_RISK",
+        "CRYPTOJ_MARKET",
+        "CRYPTOJ_MARKET__PRODUCTS",
+        "CRYPTOJ_PAPER__STARTING_BALANCES",
+        "CRYPTOJ_PAPER__STARTING_BALANCES__USD",
+        "CRYPTOJ_STRATEGY",
+        "CRYPTOJ_STRATEGY__MARKET_MAKER",
+        "CRYPTOJ_STRATEGY__MARKET_MAKER__ORDER_SIZE",
+        "CRYPTOJ_STRATEGY__MM_ORDER_SIZE",
+        "CRYPTOJ_SIM__PORT",
+        "CRYPTOJ_SIM__HOST",
+        "CRYPTOJ_EXCHANGE__REQUEST_TIMEOUT_S",
+        "CRYPTOJ_LOG__LEVEL",
+        "CRYPTOJ_STORAGE__DATA_DIR",
+        "CRYPTOJ_CREDENTIALS",
+    ]
+) | st.from_regex(r"CRYPTOJ_[A-Z_]{0,30}", fullmatch=True)
+_values = st.sampled_from(
+    ["", "{", "[", "[]", "{}", "null", "1e400", "-1", "nan", "inf", '{"x": 1}', "a,b", "BTC-USD"]
+) | st.text(max_size=30)
+
+
+@given(environ=st.dictionaries(_variable_names, _values, max_size=4))
+@settings(max_examples=150, derandomize=True, deadline=None, database=None)
+def test_any_environment_gives_settings_or_one_line_per_problem(environ: dict[str, str]) -> None:
+    """Nothing a shell can hold makes loading raise anything but ``ConfigError`` (the CLI's
+    exit code 2), and its message names a key or a variable on every line."""
+    environ = {name: value.replace("\x00", "") for name, value in environ.items()}
+    try:
+        load_settings(None, environ=environ, warn=lambda line: None)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            assert line.startswith(("config key '", "environment variable CRYPTOJ_")), line

@@ -355,8 +355,9 @@ def test_cli_refuses_to_overwrite_unless_asked(
 
 def test_cli_reports_an_unwritable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = parse("--out", str(tmp_path / "missing" / "x.jsonl"), "--url", "ws://127.0.0.1:9")
-    assert args.handler(args, Settings()) == 1
-    assert "cannot write" in capsys.readouterr().err
+    assert args.handler(args, Settings()) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(lines) == 1 and "cannot write" in lines[0] and "x.jsonl" in lines[0]
 
 
 def test_cli_rejects_a_broken_key_as_a_configuration_error(tmp_path: Path) -> None:

@@ -484,6 +484,12 @@ def _local_cases(home: Path, taken_port: int) -> dict[str, LocalCase]:
         "sim host unknown": LocalCase(
             ("sim", "--host", "no-such-host.invalid"), {}, "'sim.host' = 'no-such-host.invalid'"
         ),
+        "demo sim host unknown": LocalCase(
+            ("--headless",), {"CRYPTOJ_SIM__HOST": "no-such-host.invalid"}, "'sim.host'"
+        ),
+        "record to an unwritable file": LocalCase(
+            ("record", "--out", str(a_file / "feed.jsonl")), {}, "cannot write"
+        ),
         "malformed key with --live": LocalCase(
             ("--live",),
             {
@@ -572,6 +578,8 @@ LOCAL_CASE_IDS = (
     "sim port in use",
     "demo sim port in use",
     "sim host unknown",
+    "demo sim host unknown",
+    "record to an unwritable file",
     "malformed key with --live",
     "journal not a database",
     "journal corrupt",
@@ -588,7 +596,7 @@ def test_a_bad_local_input_is_one_line_and_exit_2(
     assert run.returncode == 2, run
     assert "Traceback" not in run.stderr + run.stdout
     assert len(lines) == 1, lines
-    assert lines[0].startswith("cryptoj: "), lines
+    assert lines[0].startswith(("cryptoj: ", "cryptoj record: ")), lines
     assert cases[case].words in lines[0], lines[0]
 
 
