@@ -27,7 +27,8 @@ from core.coinbase.errors import CoinbaseError, NotFoundError
 from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink
 from core.coinbase.user_messages import UserOrdersEvent
-from core.coinbase.ws import CoinbaseWebSocket, WsState
+from core.coinbase.ws import CoinbaseWebSocket
+from core.feed_state import ConnectionState
 from core.model import Balance, ExchangeOrder, Fill, OrderSpec, Product
 from core.user_stream import UserStream
 from core.venue import CancelResult, CreateOrderOutcome, OrderNotFound, OrderRejected, VenueListener
@@ -68,7 +69,7 @@ class CoinbaseVenue:
     @property
     def stream_connected(self) -> bool:
         socket = self.user_socket
-        return socket is not None and socket.status.state is WsState.CONNECTED
+        return socket is not None and socket.status.state is ConnectionState.CONNECTED
 
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener

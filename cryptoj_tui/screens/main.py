@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from core.snapshot import EngineSnapshot
+from core.snapshot import EngineSnapshot, Mode
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
 from widgets.open_orders import OpenOrdersTable
@@ -142,7 +142,7 @@ class MainScreen(Screen[None]):
         # Set while a product switch is drawn: the rate-limited chart and positions draw at once.
         self._switched = False
         # The status line's own inputs, kept for when its part of the spread comes round.
-        self._status: tuple[str, str, float | None, str | None] = ("", "", None, None)
+        self._status: tuple[Mode, str, float | None, str | None] = (Mode.DEMO, "", None, None)
         # What each frame of a spread snapshot shows, in order (see show_snapshot).
         self._parts: tuple[Callable[[EngineSnapshot, float | None], None], ...] = (
             self._show_book,
@@ -179,7 +179,7 @@ class MainScreen(Screen[None]):
         self,
         snapshot: EngineSnapshot,
         *,
-        mode: str,
+        mode: Mode,
         product_id: str,
         loop_lag_ms: float | None,
         engine_error: str | None,

@@ -10,7 +10,8 @@ import pytest
 from core.book import BookDepth
 from core.clock import ManualClock
 from core.coinbase.stream import ConnectionControl
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.replay import ReplayControl, ReplayFeed
 from core.synthetic_l2 import SyntheticL2Config, write_l2_recording
 
@@ -123,7 +124,7 @@ def test_control_records_requests() -> None:
 
 async def test_replay_drives_the_market_data_service(recording: Path) -> None:
     service = MarketDataService(["BTC-USD", "ETH-USD"], clock=ManualClock())
-    books: dict[str, tuple[int, BookState]] = {}
+    books: dict[str, tuple[int, BookStatus]] = {}
 
     class Spy:
         """Forwards to the service and keeps each book's state just before the end."""
@@ -147,9 +148,9 @@ async def test_replay_drives_the_market_data_service(recording: Path) -> None:
     assert feed.control.reconnect_requests == []
     for p in ("BTC-USD", "ETH-USD"):
         depth, state = books[p]
-        assert state is BookState.LIVE and depth > 0
+        assert state is BookStatus.LIVE and depth > 0
         # The end of a file is a disconnect: books are dropped, never left looking live.
-        assert service.health(p).state is BookState.STALE
+        assert service.health(p).state is BookStatus.STALE
         assert service.book(p).depth == BookDepth(0, 0)
 
 
