@@ -27,7 +27,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from enum import StrEnum
 from typing import Protocol
 
 from core.clock import Clock
@@ -45,7 +44,7 @@ from core.model import (
 from core.order_state import ManagedOrder
 from core.orders import OrderManager, ReconcileReport
 from core.risk import TradingStateMachine, TrippedTrigger
-from core.trading_state import TradingState
+from core.trading_state import KillPhase, TradingState
 from core.venue import Venue
 
 log = logging.getLogger(__name__)
@@ -77,13 +76,6 @@ class PriceSource(Protocol):
     def best_bid(self, product_id: str) -> float | None: ...
 
     def best_ask(self, product_id: str) -> float | None: ...
-
-
-class KillPhase(StrEnum):
-    IDLE = "IDLE"
-    CANCELLING = "CANCELLING"
-    DONE = "DONE"  # the venue lists no open order
-    FAILED = "FAILED"  # orders still open after every round: the trader must look
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,13 +37,13 @@ from core.coinbase.auth import JwtSigner, rest_host_from_url
 from core.coinbase.errors import CoinbaseError
 from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink, Subscription
-from core.coinbase.ws import CoinbaseWebSocket, WsState, WsStatus
+from core.coinbase.ws import CoinbaseWebSocket, WsStatus
 from core.config import Credentials, Mode, Settings, resolve_credentials
 from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
 from core.journal import Journal, journal_path
 from core.journal_records import JournalError
-from core.market import BookState, MarketDataService
+from core.market import MarketDataService
 from core.model import (
     ExchangeOrder,
     ExchangeOrderStatus,
@@ -71,11 +71,13 @@ from core.snapshot import (
     ConnectionState,
     ConnectionView,
     EngineSnapshot,
+    EventLevel,
     EventView,
     GaugeView,
     PositionView,
     StrategyView,
     TapeView,
+    TradingState,
     TradingView,
 )
 from core.strategy.base import BookTop, Strategy, StrategyBase
@@ -145,7 +147,7 @@ class MarketPrices:
         self._connection_age = connection_age
 
     def _live(self, product_id: str) -> bool:
-        return self._market.health(product_id).state is BookState.LIVE
+        return self._market.health(product_id).state is BookStatus.LIVE
 
     def mid(self, product_id: str) -> float | None:
         return self._market.book(product_id).mid() if self._live(product_id) else None
@@ -167,7 +169,7 @@ class MarketPrices:
 
     def data_age_s(self, product_id: str) -> float | None:
         health = self._market.health(product_id)
-        if health.state is not BookState.LIVE or health.last_update_at is None:
+        if health.state is not BookStatus.LIVE or health.last_update_at is None:
             return None
         book_age = max(0.0, self._clock.monotonic() - max(health.last_update_at, health.since))
         # A LIVE book on a connection whose messages (heartbeats included) keep arriving with
@@ -186,14 +188,14 @@ class Engine:
         endpoints: ExchangeEndpoints | None,
         *,
         clock: Clock,
-        mode: str,
+        mode: Mode,
         journal_file: Path | None = None,
         market_feed: Callable[[MarketDataService], asyncio.Task[None] | None] | None = None,
     ) -> None:
         self._settings = settings
         self._endpoints = endpoints
         self._clock = clock
-        self.mode = mode
+        self.mode = Mode(mode)  # a plain string from an older caller still works
         self.products: tuple[str, ...] = tuple(settings.market.products)
         self._market_feed = market_feed
         exchange = settings.exchange
@@ -296,9 +298,9 @@ class Engine:
         self._mid_history: dict[str, deque[float]] = {
             product_id: deque(maxlen=MID_HISTORY_LENGTH) for product_id in self.products
         }
-        self._last_connection_states: dict[str, WsState] = {}
+        self._last_connection_states: dict[str, ConnectionState] = {}
         self._last_reconnects: dict[str, int] = {}
-        self._last_book_states: dict[str, BookState] = {}
+        self._last_book_states: dict[str, BookStatus] = {}
         self._last_trading_version = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -332,7 +334,7 @@ class Engine:
         return self.market_socket.status.age_of_last_message(self._clock.monotonic())
 
     def _build_venue(self) -> Venue:
-        if self.mode in (Mode.DEMO.value, Mode.LIVE.value):
+        if self.mode in (Mode.DEMO, Mode.LIVE):
             from core.venues.coinbase import CoinbaseVenue
 
             assert self.rest is not None and self._endpoints is not None
@@ -355,23 +357,27 @@ class Engine:
 
     async def run(self) -> None:
         """Run until ``stop()``. Network trouble is reported, never raised."""
-        self.add_event("info", f"{self.mode} mode starting")
+        self.add_event(EventLevel.INFO, f"{self.mode} mode starting")
         restored_pnl = self.pnl_memory.restore()
         if restored_pnl is not None:
-            self.add_event("info", restored_pnl)
+            self.add_event(EventLevel.INFO, restored_pnl)
         if isinstance(self.strategy, StrategyBase):
             note = self.strategy.attach_inventory_store(self.journal)
             if note is not None:
-                self.add_event("info", note)
+                self.add_event(EventLevel.INFO, note)
         restored = self.orders.restore()
         if restored:
-            self.add_event("info", f"restored {restored} unfinished order(s) from the journal")
+            self.add_event(
+                EventLevel.INFO, f"restored {restored} unfinished order(s) from the journal"
+            )
         interrupted = self.emergency.check_unfinished_flatten()
         if interrupted:
-            self.add_event("error", interrupted)
-        if self.trading_state.state.value != "ACTIVE":
+            self.add_event(EventLevel.ERROR, interrupted)
+        if self.trading_state.state is not TradingState.ACTIVE:
             change = self.trading_state.last_change
-            self.add_event("warning", f"trading state {change.state.value} kept: {change.cause}")
+            self.add_event(
+                EventLevel.WARNING, f"trading state {change.state.value} kept: {change.cause}"
+            )
         if self.market_socket is not None:
             self._tasks.append(asyncio.create_task(self.market_socket.run()))
         elif self._market_feed is not None:
@@ -399,10 +405,12 @@ class Engine:
             return
         error = feed.exception()
         if error is not None:
-            self.add_event("error", f"market feed failed: {error!r}")
+            self.add_event(EventLevel.ERROR, f"market feed failed: {error!r}")
             return
         self.feed_finished.set()
-        self.add_event("info", "replay finished: the file has ended; the book shows its last state")
+        self.add_event(
+            EventLevel.INFO, "replay finished: the file has ended; the book shows its last state"
+        )
 
     @property
     def settings(self) -> Settings:
@@ -436,7 +444,9 @@ class Engine:
                     await asyncio.wait_for(self._stopped.wait(), PRODUCTS_RETRY_S)
                 continue
             if failures:
-                self.add_event("info", f"reached {self._rest_host} after {failures} failed tries")
+                self.add_event(
+                    EventLevel.INFO, f"reached {self._rest_host} after {failures} failed tries"
+                )
             self.product_info.update({p.product_id: p for p in products})
             add_products = getattr(self.venue, "add_products", None)
             if add_products is not None:
@@ -455,12 +465,14 @@ class Engine:
         if failures == 1:
             reason = str(error).rsplit(": ", 1)[-1]
             self.add_event(
-                "warning",
+                EventLevel.WARNING,
                 f"cannot reach {self._rest_host} ({reason}); retrying every "
                 f"{PRODUCTS_RETRY_S:g} s, nothing can trade until it answers",
             )
         elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
-            self.add_event("warning", f"still cannot reach {self._rest_host}: {failures} tries")
+            self.add_event(
+                EventLevel.WARNING, f"still cannot reach {self._rest_host}: {failures} tries"
+            )
         else:
             log.debug("cannot reach %s: try %d: %s", self._rest_host, failures, error)
 
@@ -497,7 +509,7 @@ class Engine:
         if self._strategy_runner is None and self.strategy is not None and self.started.is_set():
             self._strategy_runner = StrategyRunner(self, self.strategy)
             self._strategy_runner.start()
-            self.add_event("info", f"strategy {self.strategy.strategy_id} started")
+            self.add_event(EventLevel.INFO, f"strategy {self.strategy.strategy_id} started")
         if self._strategy_runner is not None:
             self._strategy_runner.tick(now)
 
@@ -505,15 +517,15 @@ class Engine:
         try:
             report = await self.orders.reconcile()
         except CoinbaseError as exc:
-            self.add_event("warning", f"reconciliation failed ({exc}); retrying")
+            self.add_event(EventLevel.WARNING, f"reconciliation failed ({exc}); retrying")
             return None
         if report.complete:
             await self._refresh_balances()
             if not self.started.is_set():
                 self.started.set()
-                self.add_event("info", "reconciled with the venue: trading allowed")
+                self.add_event(EventLevel.INFO, "reconciled with the venue: trading allowed")
         else:
-            self.add_event("warning", f"reconciliation incomplete: {report}")
+            self.add_event(EventLevel.WARNING, f"reconciliation incomplete: {report}")
         return report
 
     async def _refresh_balances(self) -> None:
@@ -523,7 +535,7 @@ class Engine:
         try:
             balances = await self.venue.balances()
         except CoinbaseError as exc:
-            self.add_event("warning", f"balances not refreshed: {exc}")
+            self.add_event(EventLevel.WARNING, f"balances not refreshed: {exc}")
             return
         if not self.orders.reconciling:
             self.portfolio.set_balances(balances, as_of=asked_at)
@@ -559,7 +571,7 @@ class Engine:
             return
         self._last_trading_version = version
         change = self.trading_state.last_change
-        level = "info" if change.state.value == "ACTIVE" else "error"
+        level = EventLevel.INFO if change.state is TradingState.ACTIVE else EventLevel.ERROR
         self.add_event(level, f"trading {change.state.value}: {change.cause}")
 
     def _note_connection_changes(self, now: float) -> None:
@@ -572,11 +584,17 @@ class Engine:
             self._last_reconnects[status.name] = status.reconnects
             why = f": {status.last_error}" if status.last_error else ""
             lost_since_last_poll = status.reconnects > reconnects
-            losing_now = status.state is WsState.RECONNECTING and previous is WsState.CONNECTED
+            losing_now = (
+                status.state is ConnectionState.RECONNECTING
+                and previous is ConnectionState.CONNECTED
+            )
             if lost_since_last_poll or losing_now:
-                self.add_event("warning", f"{status.name} stream lost{why}; reconnecting")
-            if status.state is WsState.CONNECTED and previous is not WsState.CONNECTED:
-                self.add_event("info", f"{status.name} stream connected")
+                self.add_event(EventLevel.WARNING, f"{status.name} stream lost{why}; reconnecting")
+            if (
+                status.state is ConnectionState.CONNECTED
+                and previous is not ConnectionState.CONNECTED
+            ):
+                self.add_event(EventLevel.INFO, f"{status.name} stream connected")
 
     def _note_book_changes(self) -> None:
         for product_id in self.products:
@@ -585,10 +603,12 @@ class Engine:
             if previous is health.state:
                 continue
             self._last_book_states[product_id] = health.state
-            if health.state is BookState.STALE:
-                self.add_event("warning", f"{product_id} book STALE: {health.reason}; resyncing")
-            elif health.state is BookState.LIVE and previous is BookState.STALE:
-                self.add_event("info", f"{product_id} book rebuilt from a fresh snapshot")
+            if health.state is BookStatus.STALE:
+                self.add_event(
+                    EventLevel.WARNING, f"{product_id} book STALE: {health.reason}; resyncing"
+                )
+            elif health.state is BookStatus.LIVE and previous is BookStatus.STALE:
+                self.add_event(EventLevel.INFO, f"{product_id} book rebuilt from a fresh snapshot")
 
     def _journal_write_failed(self, failure: JournalError) -> None:
         """Say why trading is blocked ("disk full: ...") where the trader looks, at most once
@@ -599,12 +619,12 @@ class Engine:
         if shown is not None and shown[0] == text and now - shown[1] < JOURNAL_FAILURE_REPEAT_S:
             return
         self._journal_failure_shown = (text, now)
-        self.add_event("error", text)
+        self.add_event(EventLevel.ERROR, text)
 
-    def add_event(self, level: str, text: str) -> None:
+    def add_event(self, level: EventLevel, text: str) -> None:
         self._events.append(EventView(self._clock.time(), level, text))
         self._events_version += 1
-        log.log(logging.WARNING if level != "info" else logging.INFO, "%s", text)
+        log.log(logging.WARNING if level is not EventLevel.INFO else logging.INFO, "%s", text)
 
     # ------------------------------------------------------------------ commands
 
@@ -647,31 +667,31 @@ class Engine:
     def pause_strategy(self) -> None:
         if self.strategy is not None:
             self.strategy.pause()
-            self.add_event("info", f"strategy {self.strategy.strategy_id} paused")
+            self.add_event(EventLevel.INFO, f"strategy {self.strategy.strategy_id} paused")
 
     def resume_strategy(self) -> None:
         if self.strategy is not None:
             self.strategy.resume()
-            self.add_event("info", f"strategy {self.strategy.strategy_id} resumed")
+            self.add_event(EventLevel.INFO, f"strategy {self.strategy.strategy_id} resumed")
 
     # ------------------------------------------------------------------ order events
 
     def _on_order_event(self, event: OrderEvent) -> None:
         order = event.order
         if order.state is OrderState.DENIED and order.denial is not None:
-            self.add_event("warning", f"DENIED {_describe(order)}: {order.denial}")
+            self.add_event(EventLevel.WARNING, f"DENIED {_describe(order)}: {order.denial}")
         elif order.state is OrderState.REJECTED and event.previous is not OrderState.REJECTED:
             self._reject_times.append(self._clock.monotonic())
             self.add_event(
-                "warning",
+                EventLevel.WARNING,
                 f"REJECTED {_describe(order)}: {order.reject_code} {order.reject_message or ''}",
             )
         elif order.state is OrderState.UNKNOWN and event.previous is not OrderState.UNKNOWN:
-            self.add_event("warning", f"UNKNOWN outcome {_describe(order)}: {event.cause}")
+            self.add_event(EventLevel.WARNING, f"UNKNOWN outcome {_describe(order)}: {event.cause}")
         elif order.state is OrderState.CANCELED and event.previous is not OrderState.CANCELED:
             # The confirmation a cancel request waits for: what left the book, not an id.
             filled = f", {_plain(order.filled_size)} filled" if order.filled_size else ""
-            self.add_event("info", f"cancelled {_describe(order)}{filled}")
+            self.add_event(EventLevel.INFO, f"cancelled {_describe(order)}{filled}")
         if order.state.is_terminal:
             self._balances_due = True
 
@@ -682,7 +702,7 @@ class Engine:
         info = self.product_info.get(fill.product_id)
         price = _plain(fill.price) if info is None else _on_step(fill.price, info.price_increment)
         self.add_event(
-            "info",
+            EventLevel.INFO,
             f"FILL {fill.side.value} {_plain(fill.size)} {fill.product_id} @ {price} "
             f"(fee {_on_step(fill.commission, _CENT)}){' external' if event.external else ''}",
         )
@@ -747,11 +767,11 @@ class Engine:
             events_version=self._events_version,
             mid_history=tuple(self._mid_history[selected]),
             trading=TradingView(
-                state=change.state.value,
+                state=change.state,
                 cause=change.cause,
                 source=change.source,
                 reconciling=self.orders.reconciling,
-                kill_phase=progress.phase.value,
+                kill_phase=progress.phase,
                 kill_rounds=progress.rounds,
                 kill_still_open=progress.still_open,
                 kill_took_ms=took,
@@ -791,7 +811,7 @@ class Engine:
             bids=tuple(bids),
             asks=tuple(asks),
             status_reason="replay finished"
-            if self.feed_finished.is_set() and health.state is BookState.LIVE
+            if self.feed_finished.is_set() and health.state is BookStatus.LIVE
             else health.reason,
             last_update_age_s=None
             if health.last_update_at is None
@@ -935,7 +955,7 @@ def _position_view(position: Position) -> PositionView:
 def _connection_view(status: WsStatus, now: float) -> ConnectionView:
     return ConnectionView(
         name=status.name,
-        state=ConnectionState[status.state.name],
+        state=status.state,
         attempt=status.attempt,
         last_message_age_s=status.age_of_last_message(now),
         reconnects=status.reconnects,

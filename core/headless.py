@@ -58,10 +58,11 @@ from enum import Enum
 from typing import Any, TextIO
 
 from core.clock import Clock, SystemClock
-from core.emergency import KillPhase, KillProgress
+from core.emergency import KillProgress
 from core.engine import Engine
 from core.order_state import OrderState
 from core.orders import FillEvent, OrderEvent
+from core.trading_state import KillPhase
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from core.bad_input import BadInputCounter
@@ -67,6 +66,7 @@ from core.coinbase.market_messages import (
 )
 from core.coinbase.sequence import SequenceTracker, SequenceVerdict
 from core.coinbase.stream import ConnectionControl
+from core.feed_state import BookStatus
 from core.model import Candle, Product, Ticker, Trade
 
 _log = logging.getLogger(__name__)
@@ -74,15 +74,9 @@ _log = logging.getLogger(__name__)
 LEVEL2_CHANNEL = "level2"
 
 
-class BookState(StrEnum):
-    SYNCING = "SYNCING"  # waiting for the first snapshot on this connection
-    LIVE = "LIVE"
-    STALE = "STALE"  # a fault was seen; waiting for a fresh snapshot
-
-
 @dataclass(frozen=True, slots=True)
 class BookHealth:
-    state: BookState
+    state: BookStatus
     reason: str | None
     since: float  # monotonic time of the last state change
     # Monotonic time of the last snapshot or of the FIRST update applied since the previous
@@ -108,7 +102,7 @@ class MarketStats:
     heartbeat_jumps: int = 0
 
 
-_LIVE = BookState.LIVE
+_LIVE = BookStatus.LIVE
 _Keyed = TypeVar("_Keyed", Ticker, Trade, Candle)
 _SEQ_OK = SequenceVerdict.OK
 
@@ -145,7 +139,7 @@ class _ProductFeed:
         self.book = L2Book(product_id, window=window)
         # Bound once: the book object lives as long as the feed (it is cleared, never replaced).
         self.apply_updates = self.book.apply_updates
-        self.state = BookState.SYNCING
+        self.state = BookStatus.SYNCING
         self.reason: str | None = "waiting for a connection"
         self.since = now
         self.last_update_at: float | None = None
@@ -216,14 +210,14 @@ class MarketDataService:
         for feed in self._feeds.values():
             if not feed.disabled:
                 reason = f"connected via {control.name}: awaiting snapshot"
-                self._drop(feed, BookState.SYNCING, reason)
+                self._drop(feed, BookStatus.SYNCING, reason)
         self._changes += 1
 
     def on_disconnected(self, reason: str) -> None:
         self._connected = False
         for feed in self._feeds.values():
             if not feed.disabled:
-                self._drop(feed, BookState.STALE, f"disconnected: {reason}")
+                self._drop(feed, BookStatus.STALE, f"disconnected: {reason}")
         self._changes += 1
 
     def on_frame(self, frame: str | bytes) -> None:
@@ -291,7 +285,7 @@ class MarketDataService:
         reason = f"internal error: {exc!r}"
         for feed in self._feeds.values():
             if feed.state is _LIVE:
-                self._drop(feed, BookState.STALE, reason)
+                self._drop(feed, BookStatus.STALE, reason)
         if self._control is not None:
             self._control.request_reconnect(reason)
         self._changes += 1
@@ -315,7 +309,7 @@ class MarketDataService:
             self._resync(feed, "crossed snapshot")
             return
         now = self._monotonic()
-        self._set_state(feed, BookState.LIVE, None, now)
+        self._set_state(feed, BookStatus.LIVE, None, now)
         feed.last_update_at = now
         feed.stamp_due = False
 
@@ -338,7 +332,7 @@ class MarketDataService:
             if feed.state is _LIVE:
                 feed.resyncs += 1  # rebuilt from the snapshot the reconnect brings
                 self.stats.resyncs += 1
-            self._drop(feed, BookState.STALE, reason)
+            self._drop(feed, BookStatus.STALE, reason)
         if self._control is not None:
             self._control.request_reconnect(reason)
         self._changes += 1
@@ -472,7 +466,7 @@ class MarketDataService:
     # ----------------------------------------------------------------- state changes
 
     def _set_state(
-        self, feed: _ProductFeed, state: BookState, reason: str | None, now: float
+        self, feed: _ProductFeed, state: BookStatus, reason: str | None, now: float
     ) -> None:
         if feed.state is not state or feed.reason != reason:
             feed.state = state
@@ -484,14 +478,14 @@ class MarketDataService:
             feed.since = now
             self._changes += 1
 
-    def _drop(self, feed: _ProductFeed, state: BookState, reason: str) -> None:
+    def _drop(self, feed: _ProductFeed, state: BookStatus, reason: str) -> None:
         feed.book.clear()
         self._set_state(feed, state, reason, self._monotonic())
 
     def _resync(self, feed: _ProductFeed, reason: str) -> None:
         """One product's book is wrong: drop it and ask for a fresh snapshot of it alone."""
         _log.warning("%s: %s; resyncing", feed.product_id, reason)
-        self._drop(feed, BookState.STALE, reason)
+        self._drop(feed, BookStatus.STALE, reason)
         feed.resyncs += 1
         self.stats.resyncs += 1
         if self._control is not None:
@@ -554,7 +548,7 @@ class MarketDataService:
 
     def _set_aside(self, feed: _ProductFeed, reason: str) -> None:
         feed.disabled = True
-        self._drop(feed, BookState.STALE, reason)
+        self._drop(feed, BookStatus.STALE, reason)
 
     def _set_precision(self, products: Sequence[Product]) -> None:
         for product in products:

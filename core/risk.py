@@ -64,7 +64,8 @@ from typing import Protocol
 from core.clock import Clock
 from core.config import RiskSettings
 from core.denials import Denial, DenialReason
-from core.market import BookHealth, BookState
+from core.feed_state import BookStatus
+from core.market import BookHealth
 from core.model import (
     IntentSource,
     OrderIntent,
@@ -1093,7 +1094,7 @@ class AutomaticTriggers:
         for product_id in sorted(market_health):
             health = market_health[product_id]
             down_for = now - health.since
-            if health.state is not BookState.LIVE and down_for > bound:
+            if health.state is not BookStatus.LIVE and down_for > bound:
                 why = f": {health.reason}" if health.reason else ""
                 tripped.append(
                     TrippedTrigger(

@@ -11,22 +11,37 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from core.config import Mode
+from core.feed_state import BookStatus, ConnectionState
 from core.model import ExchangeOrder, Trade
+from core.trading_state import KillPhase, TradingState
+
+__all__ = [
+    "BalanceView",
+    "BookStatus",
+    "BookView",
+    "ConnectionState",
+    "ConnectionView",
+    "EngineSnapshot",
+    "EventLevel",
+    "EventView",
+    "GaugeView",
+    "KillPhase",
+    "Mode",
+    "PositionView",
+    "StrategyView",
+    "TapeView",
+    "TradingState",
+    "TradingView",
+]
 
 
-class ConnectionState(StrEnum):
-    IDLE = "IDLE"
-    CONNECTING = "CONNECTING"
-    SUBSCRIBING = "SUBSCRIBING"
-    CONNECTED = "CONNECTED"
-    RECONNECTING = "RECONNECTING"
-    STOPPED = "STOPPED"
+class EventLevel(StrEnum):
+    """How loud one line of the event log is."""
 
-
-class BookStatus(StrEnum):
-    SYNCING = "SYNCING"  # waiting for the first snapshot
-    LIVE = "LIVE"
-    STALE = "STALE"  # dropped; being rebuilt from a fresh snapshot
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +117,7 @@ class EventView:
     """One line of the event log (fills, denials with their reason, disconnects, kill switch)."""
 
     time: float  # wall-clock seconds
-    level: str  # "info" | "warning" | "error"
+    level: EventLevel
     text: str
 
 
@@ -110,11 +125,11 @@ class EventView:
 class TradingView:
     """The trading state banner and the kill switch's progress."""
 
-    state: str  # "ACTIVE" | "REDUCING" | "HALTED"
+    state: TradingState
     cause: str
     source: str
     reconciling: bool
-    kill_phase: str = "IDLE"  # IDLE | CANCELLING | DONE | FAILED
+    kill_phase: KillPhase = KillPhase.IDLE
     kill_rounds: int = 0
     kill_still_open: int | None = None
     kill_took_ms: float | None = None
@@ -157,7 +172,7 @@ class StrategyView:
 class EngineSnapshot:
     """Everything the screen shows, at one instant."""
 
-    mode: str  # "demo" | "paper" | "live" | "replay"
+    mode: Mode
     wall_time: float
     products: tuple[str, ...]
     selected_product: str

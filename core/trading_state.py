@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class KillPhase(StrEnum):
+    """Where the kill switch's cancel sequence is (``core/emergency.py`` runs it). Here, next to
+    the state the kill latches, so the UI's views can name it without the emergency machinery."""
+
+    IDLE = "IDLE"
+    CANCELLING = "CANCELLING"
+    DONE = "DONE"  # the venue lists no open order
+    FAILED = "FAILED"  # orders still open after every round: the trader must look
+
+
 class TradingState(StrEnum):
     ACTIVE = "ACTIVE"
     REDUCING = "REDUCING"

@@ -41,7 +41,7 @@ from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
 from core.model import OrderIntent, Product, Side
 from core.order_state import ManagedOrder
 from core.orders import ReconcileReport
-from core.snapshot import BookStatus, EngineSnapshot, EventView
+from core.snapshot import BookStatus, EngineSnapshot, EventLevel, EventView, Mode
 from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
@@ -170,7 +170,7 @@ class CryptoJApp(App[None]):
         self,
         engine: ConsoleEngine,
         *,
-        mode: str,
+        mode: Mode,
         products: Sequence[str],
         clock: Clock,
         refresh_hz: float = 10.0,
@@ -182,7 +182,7 @@ class CryptoJApp(App[None]):
             raise ValueError(f"refresh_hz must be positive, got {refresh_hz}")
         super().__init__()
         self.engine = engine
-        self.mode = mode
+        self.mode = Mode(mode)
         self.products: tuple[str, ...] = tuple(products)
         self.clock = clock
         self.refresh_interval = 1.0 / refresh_hz
@@ -218,7 +218,7 @@ class CryptoJApp(App[None]):
 
     @property
     def is_live(self) -> bool:
-        return self.mode.lower() == "live"
+        return self.mode is Mode.LIVE
 
     def get_default_screen(self) -> Screen[None]:
         return self.main_screen
@@ -249,14 +249,14 @@ class CryptoJApp(App[None]):
 
     def _report_engine_problem(self, message: str) -> None:
         self.engine_error = message
-        self.log_event("error", message)
+        self.log_event(EventLevel.ERROR, message)
         self.pull_snapshot()
 
     def _event_time(self) -> float:
         snapshot = self.last_snapshot
         return snapshot.wall_time if snapshot is not None else self.clock.time()
 
-    def log_event(self, level: str, text: str) -> None:
+    def log_event(self, level: EventLevel, text: str) -> None:
         """Write one of the App's own lines into the event log (the engine writes its own)."""
         self.main_screen.log_event(EventView(self._event_time(), level, text))
 
@@ -283,7 +283,7 @@ class CryptoJApp(App[None]):
             message = f"snapshot failed: {type(error).__name__}: {error}"
             if message != self._snapshot_error:
                 self._snapshot_error = message
-                self.log_event("error", message)
+                self.log_event(EventLevel.ERROR, message)
             return None
         self._snapshot_error = None
         self.last_snapshot = snapshot
@@ -333,7 +333,7 @@ class CryptoJApp(App[None]):
         try:
             self.kill_task = self.engine.kill(KILL_CAUSE, "user")
         except Exception as error:  # must be seen: the trader believes trading stopped
-            self.log_event("error", f"KILL SWITCH FAILED: {type(error).__name__}: {error}")
+            self.log_event(EventLevel.ERROR, f"KILL SWITCH FAILED: {type(error).__name__}: {error}")
             self.notify(str(error), title="Kill switch failed", severity="error", timeout=30)
             return False
         return True
@@ -394,7 +394,7 @@ class CryptoJApp(App[None]):
             if order.denial is not None:
                 self.notify(str(order.denial), title="Order denied", severity="error")
             else:
-                self.log_event("info", f"sent {described}: {order.state.value}")
+                self.log_event(EventLevel.INFO, f"sent {described}: {order.state.value}")
 
         return self._command(f"submit {described}", self.engine.submit(intent), done)
 
@@ -403,14 +403,14 @@ class CryptoJApp(App[None]):
         if order is None:
             self.notify("no open order selected", severity="warning")
             return
-        self.log_event("info", f"cancel {describe_order(order)}: request sent")
+        self.log_event(EventLevel.INFO, f"cancel {describe_order(order)}: request sent")
         self._command("cancel", self.engine.cancel([order.client_order_id]))
 
     def action_cancel_all(self) -> None:
         product_id = self.selected_product
 
         def done(count: int) -> None:
-            self.log_event("info", f"cancel all {product_id}: {count} cancel(s) sent")
+            self.log_event(EventLevel.INFO, f"cancel all {product_id}: {count} cancel(s) sent")
 
         self._command(f"cancel all {product_id}", self.engine.cancel_all([product_id]), done)
 
@@ -422,7 +422,7 @@ class CryptoJApp(App[None]):
         def answered(answer: str | None) -> None:
             if answer != YES:
                 return
-            self.log_event("warning", "flatten confirmed: selling what is held")
+            self.log_event(EventLevel.WARNING, "flatten confirmed: selling what is held")
             self._command("flatten", self.engine.flatten(confirmed=True), self._flattened)
 
         self.push_screen(
@@ -442,7 +442,7 @@ class CryptoJApp(App[None]):
         denied = [order for order in result.orders if order.denial is not None]
         sent = len(result.orders) - len(denied)
         self.log_event(
-            "error" if denied else "info",
+            EventLevel.ERROR if denied else EventLevel.INFO,
             f"flatten: {sent} order(s) sent, {len(denied)} denied; skipped: {skipped}",
         )
         if denied:
@@ -479,10 +479,10 @@ class CryptoJApp(App[None]):
         try:
             report = await self.engine.resume(typed)
         except ResumeRefused as refused:
-            self.log_event("error", f"resume refused: {refused}")
+            self.log_event(EventLevel.ERROR, f"resume refused: {refused}")
             self.notify(str(refused), title="Resume refused", severity="error")
             return None
-        self.log_event("info", "trading resumed")
+        self.log_event(EventLevel.INFO, "trading resumed")
         self.pull_snapshot()
         return report
 
@@ -510,7 +510,7 @@ class CryptoJApp(App[None]):
             try:
                 result = await command
             except Exception as error:  # a failing command is reported, the console stays
-                self.log_event("error", f"{what} failed: {type(error).__name__}: {error}")
+                self.log_event(EventLevel.ERROR, f"{what} failed: {type(error).__name__}: {error}")
                 self.notify(
                     f"{type(error).__name__}: {error}", title=f"{what} failed", severity="error"
                 )

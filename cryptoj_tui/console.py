@@ -224,7 +224,7 @@ def _run_app(
             settings,
             endpoints,
             clock=clock,
-            mode=mode.value,
+            mode=mode,
             journal_file=journal_file,
             market_feed=market_feed,
         )
@@ -242,6 +242,6 @@ def _run_app(
     from cryptoj_tui.app import CryptoJApp
 
     engine = build()
-    app = CryptoJApp(engine, mode=mode.value, products=engine.products, clock=clock)
+    app = CryptoJApp(engine, mode=mode, products=engine.products, clock=clock)
     app.run()
     return 0

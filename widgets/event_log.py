@@ -27,12 +27,12 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import RichLog
 
-from core.snapshot import EventView
+from core.snapshot import EventLevel, EventView
 from widgets.format import format_time_of_day
 
 MAX_LINES = 500
 
-LEVEL_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+LEVEL_STYLES = {EventLevel.INFO: "", EventLevel.WARNING: "yellow", EventLevel.ERROR: "bold red"}
 
 
 def event_line(event: EventView) -> Text:

@@ -16,7 +16,14 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from core.snapshot import ConnectionState, ConnectionView, StrategyView, TradingView
+from core.snapshot import (
+    ConnectionState,
+    ConnectionView,
+    Mode,
+    StrategyView,
+    TradingState,
+    TradingView,
+)
 from widgets.format import format_age, format_lag_ms, format_utc_clock
 
 # A connected stream that has been silent this long is shown as a warning.
@@ -31,7 +38,7 @@ CAUSE_WIDTH = 40
 Part = tuple[str, str]
 
 
-def mode_badge(mode: str) -> Part:
+def mode_badge(mode: Mode) -> Part:
     """The badge for ``mode``: its upper-case name and the style that goes with it."""
     name = mode.lower()
     style = name if name in KNOWN_MODES else "unknown"
@@ -60,12 +67,12 @@ def connection_part(connection: ConnectionView) -> Part:
 def trading_part(trading: TradingView) -> Part:
     """E.g. ("ACTIVE", "ok"), ("REDUCING: daily loss 2,010.00 >= …", "warn"), ("HALTED: …", "error")."""
     state = trading.state
-    if state == "ACTIVE":
+    if state == TradingState.ACTIVE:
         return ("RECONCILING", "warn") if trading.reconciling else ("ACTIVE", "ok")
     cause = trading.cause
     if len(cause) > CAUSE_WIDTH:
         cause = cause[: CAUSE_WIDTH - 1] + "…"
-    return (f"{state}: {cause}", "error" if state == "HALTED" else "warn")
+    return (f"{state}: {cause}", "error" if state == TradingState.HALTED else "warn")
 
 
 def strategy_part(strategy: StrategyView) -> Part:
@@ -77,7 +84,7 @@ def strategy_part(strategy: StrategyView) -> Part:
 
 def status_parts(
     *,
-    mode: str,
+    mode: Mode,
     product_id: str,
     connections: Sequence[ConnectionView],
     wall_time: float | None,
@@ -175,7 +182,7 @@ class StatusBar(Widget):
     def update_status(
         self,
         *,
-        mode: str,
+        mode: Mode,
         product_id: str,
         connections: Sequence[ConnectionView],
         wall_time: float | None,

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from textual.widgets import Static
 
-from core.snapshot import TradingView
+from core.snapshot import KillPhase, TradingState, TradingView
 
 # What the trader can do next, shown on the banner (the keys are the main screen's bindings).
 HALTED_HINT = "F flatten · R resume"
@@ -25,14 +25,14 @@ REDUCING_HINT = "R resume"
 def kill_progress_text(trading: TradingView) -> str:
     """The kill switch's cancel sequence in a few words ("" when it is not running)."""
     phase = trading.kill_phase
-    if phase == "CANCELLING":
+    if phase == KillPhase.CANCELLING:
         if trading.kill_still_open is None:
             return "cancelling every open order…"
         return f"cancelling: round {trading.kill_rounds}, {trading.kill_still_open} still open"
-    if phase == "DONE":
+    if phase == KillPhase.DONE:
         took = "" if trading.kill_took_ms is None else f" ({trading.kill_took_ms:,.0f} ms)"
         return f"no open orders{took}"
-    if phase == "FAILED":
+    if phase == KillPhase.FAILED:
         still = "?" if trading.kill_still_open is None else str(trading.kill_still_open)
         return f"{still} STILL OPEN after {trading.kill_rounds} rounds: check the venue"
     return ""
@@ -42,14 +42,14 @@ def banner_text(trading: TradingView | None) -> tuple[str, str] | None:
     """(text, level) for the banner, level "halted" | "reducing" | "reconciling"; None: hidden."""
     if trading is None:
         return None
-    if trading.state == "HALTED":
+    if trading.state == TradingState.HALTED:
         parts = [f"⛔ HALTED: {trading.cause} (by {trading.source})"]
         progress = kill_progress_text(trading)
         if progress:
             parts.append(progress)
         parts.append(HALTED_HINT)
         return " · ".join(parts), "halted"
-    if trading.state == "REDUCING":
+    if trading.state == TradingState.REDUCING:
         text = f"▼ REDUCING: only orders that shrink a position · {trading.cause} · {REDUCING_HINT}"
         return text, "reducing"
     if trading.reconciling:

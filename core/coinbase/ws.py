@@ -22,7 +22,6 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +33,7 @@ from websockets.uri import parse_uri
 from core.clock import Clock
 from core.coinbase.rest import is_coinbase_host
 from core.coinbase.stream import FrameSink, Subscription
+from core.feed_state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +51,13 @@ _MAX_CLOSE_REASON_BYTES = 120
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class WsState(StrEnum):
-    IDLE = "idle"  # constructed, run() not called yet
-    CONNECTING = "connecting"  # TCP/TLS + WebSocket handshake in progress
-    SUBSCRIBING = "subscribing"  # socket open, subscribe messages being sent
-    CONNECTED = "connected"  # subscribed; frames flow to the sink
-    RECONNECTING = "reconnecting"  # waiting out the backoff delay after a loss or failure
-    STOPPED = "stopped"  # stop() was called, or run() returned
-
-
 @dataclass(frozen=True, slots=True)
 class WsStatus:
     """A snapshot of one connection's health, for the UI and for logs."""
 
     name: str
     url: str
-    state: WsState
+    state: ConnectionState
     attempt: int  # consecutive failed connection attempts (0 while healthy)
     connected_since: float | None  # clock.monotonic() when subscribed; None when not connected
     last_message_at: float | None  # clock.monotonic() of the last frame received, on any socket
@@ -144,7 +135,7 @@ class CoinbaseWebSocket:
         self._stable_after_s = stable_after_s
 
         # Status, written by the loop, read through ``status``.
-        self._state = WsState.IDLE
+        self._state = ConnectionState.IDLE
         self._attempt = 0
         self._refused = False  # the server refused a subscription on the current socket
         self._connected_since: float | None = None
@@ -209,7 +200,7 @@ class CoinbaseWebSocket:
         try:
             while not self._stopping:
                 if delay > 0:
-                    self._state = WsState.RECONNECTING
+                    self._state = ConnectionState.RECONNECTING
                     logger.info(
                         "%s: reconnecting in %.2f s (attempt %d)", self._name, delay, self._attempt
                     )
@@ -223,7 +214,7 @@ class CoinbaseWebSocket:
                 delay = self.backoff_delay(self._attempt)
         finally:
             await self._cancel_background()
-            self._state = WsState.STOPPED
+            self._state = ConnectionState.STOPPED
             self._connected_since = None
             self._running = False
             self._run_finished.set()
@@ -237,7 +228,7 @@ class CoinbaseWebSocket:
             self._drop(conn, "stopped")
         if self._running:
             await self._run_finished.wait()
-        self._state = WsState.STOPPED
+        self._state = ConnectionState.STOPPED
 
     def request_reconnect(self, reason: str) -> None:
         """Close the live socket; ``run()`` connects again (a sink saw a gap or garbage)."""
@@ -262,7 +253,7 @@ class CoinbaseWebSocket:
         everything anyway.
         """
         conn = self._conn
-        if conn is None or self._state is not WsState.CONNECTED:
+        if conn is None or self._state is not ConnectionState.CONNECTED:
             logger.info(
                 "%s: resubscribe %s requested while %s; the next connection subscribes afresh",
                 self._name,
@@ -296,7 +287,7 @@ class CoinbaseWebSocket:
 
     async def _connect_once(self) -> bool:
         """Open, subscribe and pump one socket until it ends; True if it was healthy."""
-        self._state = WsState.CONNECTING
+        self._state = ConnectionState.CONNECTING
         self._drop_reason = None
         self._refused = False
         self._frames_on_connection = 0
@@ -310,10 +301,10 @@ class CoinbaseWebSocket:
             try:
                 if self._stopping:  # pragma: no cover - stop() in the tick the handshake ended
                     return False
-                self._state = WsState.SUBSCRIBING
+                self._state = ConnectionState.SUBSCRIBING
                 opened_at = self._clock.monotonic()
                 await self._subscribe_all(conn, opened_at)
-                self._state = WsState.CONNECTED
+                self._state = ConnectionState.CONNECTED
                 connected_at = self._connected_since = self._clock.monotonic()
                 self._connections_established += 1
                 if self._connections_established > 1:

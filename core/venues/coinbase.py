@@ -27,7 +27,8 @@ from core.coinbase.errors import CoinbaseError, NotFoundError
 from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink
 from core.coinbase.user_messages import UserOrdersEvent
-from core.coinbase.ws import CoinbaseWebSocket, WsState
+from core.coinbase.ws import CoinbaseWebSocket
+from core.feed_state import ConnectionState
 from core.model import Balance, ExchangeOrder, Fill, OrderSpec, Product
 from core.user_stream import UserStream
 from core.venue import CancelResult, CreateOrderOutcome, OrderNotFound, OrderRejected, VenueListener
@@ -71,7 +72,7 @@ class CoinbaseVenue:
         # Connected is not enough: a refused subscription keeps the socket open (user_stream).
         return (
             socket is not None
-            and socket.status.state is WsState.CONNECTED
+            and socket.status.state is ConnectionState.CONNECTED
             and self.user_stream.subscribed
         )
 

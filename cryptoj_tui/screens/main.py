@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from core.model import ExchangeOrder
-from core.snapshot import EngineSnapshot, EventView, GaugeView
+from core.snapshot import EngineSnapshot, EventView, GaugeView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
@@ -197,7 +197,7 @@ class MainScreen(Screen[None]):
         self,
         snapshot: EngineSnapshot,
         *,
-        mode: str,
+        mode: Mode,
         product_id: str,
         loop_lag_ms: float | None,
         engine_error: str | None,

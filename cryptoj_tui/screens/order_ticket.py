@@ -27,6 +27,7 @@ from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Stat
 
 from core.denials import Denial
 from core.model import OrderIntent, OrderType, Product, Side, TimeInForce, decimal_str
+from core.snapshot import Mode
 from core.ticket import (
     TicketCheck,
     TicketEntry,
@@ -145,7 +146,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         side: Side,
         product: Product,
         *,
-        mode: str,
+        mode: Mode,
         preview: Preview,
         now: Callable[[], float],
         price: Decimal | None = None,
@@ -154,7 +155,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         cursor_blink: bool = True,
     ) -> None:
         classes = ["-sell" if side is Side.SELL else "-buy"]
-        if mode.lower() == "live":
+        if mode == Mode.LIVE:
             classes.append("-live")
         super().__init__(classes=" ".join(classes))
         self.side = side
@@ -394,7 +395,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             )
             return
         intent = manual_intent(check.spec)
-        if self.mode.lower() != "live":
+        if self.mode != Mode.LIVE:
             self.dismiss(intent)
             return
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from core.book import BookSide, InvalidLevelError, L2Book, levels_checksum
 from core.clock import ManualClock
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 
 TOP_N = 5
 
@@ -195,7 +196,7 @@ def test_service_matches_reference(steps: list[tuple[str, str, object]], window:
     service = MarketDataService(PRODUCTS, clock=ManualClock(), book_window=window)
     service.on_connected(Control())
     refs = {p: ReferenceBook() for p in PRODUCTS}
-    states = dict.fromkeys(PRODUCTS, BookState.SYNCING)
+    states = dict.fromkeys(PRODUCTS, BookStatus.SYNCING)
     seq = -1
 
     def send(events: list[object], *, sequence: int) -> None:
@@ -211,7 +212,7 @@ def test_service_matches_reference(steps: list[tuple[str, str, object]], window:
             )
         )
 
-    def drop(product_id: str, state: BookState) -> None:
+    def drop(product_id: str, state: BookStatus) -> None:
         refs[product_id] = ReferenceBook()
         states[product_id] = state
 
@@ -232,10 +233,10 @@ def test_service_matches_reference(steps: list[tuple[str, str, object]], window:
             for t, s in ask_levels.items():
                 ref.apply(False, price_of(t), float(s))
             if ref.crossed():
-                drop(product_id, BookState.STALE)
+                drop(product_id, BookStatus.STALE)
             else:
                 refs[product_id] = ref
-                states[product_id] = BookState.LIVE
+                states[product_id] = BookStatus.LIVE
             return
 
         changes: list[tuple[bool, int, str]] = payload  # type: ignore[assignment]
@@ -250,21 +251,21 @@ def test_service_matches_reference(steps: list[tuple[str, str, object]], window:
         if kind == "gap":
             if seq >= 0:  # the first frame on a connection is the baseline, never a gap
                 for p in PRODUCTS:
-                    drop(p, BookState.STALE)
+                    drop(p, BookStatus.STALE)
             seq += 3
         else:
             seq += 1
         send([{"type": "update", "product_id": product_id, "updates": updates}], sequence=seq)
-        if states[product_id] is not BookState.LIVE:
+        if states[product_id] is not BookStatus.LIVE:
             return
         if kind == "bad_update":
-            drop(product_id, BookState.STALE)
+            drop(product_id, BookStatus.STALE)
             return
         ref = refs[product_id]
         for is_bid, tick, size in changes:
             ref.apply(is_bid, price_of(tick), float(size))
         if ref.crossed():
-            drop(product_id, BookState.STALE)
+            drop(product_id, BookStatus.STALE)
 
     for kind, product_id, payload in steps:
         step(kind, product_id, payload)

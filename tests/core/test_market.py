@@ -11,7 +11,8 @@ import pytest
 from core.book import BookDepth
 from core.clock import ManualClock
 from core.coinbase.market_messages import BadInputKind, HeartbeatMessage
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.model import Side
 
 
@@ -119,8 +120,8 @@ def live(service: MarketDataService, frames: Frames) -> MarketDataService:
     )
     service.on_frame(frames.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))
     service.on_frame(frames.snapshot("ETH-USD", [("10.00", "5")], [("11.00", "5")]))
-    assert service.health("BTC-USD").state is BookState.LIVE
-    assert service.health("ETH-USD").state is BookState.LIVE
+    assert service.health("BTC-USD").state is BookStatus.LIVE
+    assert service.health("ETH-USD").state is BookStatus.LIVE
     return service
 
 
@@ -128,14 +129,14 @@ def test_starts_syncing_and_a_snapshot_makes_it_live(
     service: MarketDataService, frames: Frames, clock: ManualClock
 ) -> None:
     health = service.health("BTC-USD")
-    assert health.state is BookState.SYNCING
+    assert health.state is BookStatus.SYNCING
     assert health.last_update_at is None
     assert service.product_ids == ("BTC-USD", "ETH-USD")
     clock.advance(2.0)
     v0 = service.version
     service.on_frame(frames.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))
     health = service.health("BTC-USD")
-    assert health.state is BookState.LIVE
+    assert health.state is BookStatus.LIVE
     assert health.reason is None
     assert health.since == 2.0
     assert health.last_update_at == 2.0
@@ -166,7 +167,7 @@ def test_updates_before_the_snapshot_are_ignored(
 ) -> None:
     service.on_frame(frames.update("BTC-USD", ("bid", "100", "1")))
     assert service.book("BTC-USD").depth == BookDepth(0, 0)
-    assert service.health("BTC-USD").state is BookState.SYNCING
+    assert service.health("BTC-USD").state is BookStatus.SYNCING
 
 
 def test_sequence_gap_drops_every_book_and_reconnects(
@@ -176,7 +177,7 @@ def test_sequence_gap_drops_every_book_and_reconnects(
     live.on_frame(frames.update("BTC-USD", ("bid", "100.5", "1")))
     for product in ("BTC-USD", "ETH-USD"):
         health = live.health(product)
-        assert health.state is BookState.STALE
+        assert health.state is BookStatus.STALE
         assert health.reason is not None and "sequence gap" in health.reason
         assert live.book(product).depth == BookDepth(0, 0)
     assert live.stats.gaps == 1
@@ -185,16 +186,16 @@ def test_sequence_gap_drops_every_book_and_reconnects(
     live.on_frame(frames.update("BTC-USD", ("bid", "100.7", "1")))
     assert live.book("BTC-USD").depth == BookDepth(0, 0)
     live.on_frame(frames.snapshot("BTC-USD", [("90.00", "1")], [("91.00", "1")]))
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
     assert live.book("BTC-USD").top(5) == ([(90.0, 1.0)], [(91.0, 1.0)])
-    assert live.health("ETH-USD").state is BookState.STALE
+    assert live.health("ETH-USD").state is BookStatus.STALE
 
 
 def test_a_snapshot_in_the_gap_frame_is_used(live: MarketDataService, frames: Frames) -> None:
     frames.seq += 3
     live.on_frame(frames.snapshot("ETH-USD", [("9.00", "1")], [("12.00", "1")]))
-    assert live.health("ETH-USD").state is BookState.LIVE
-    assert live.health("BTC-USD").state is BookState.STALE
+    assert live.health("ETH-USD").state is BookStatus.LIVE
+    assert live.health("BTC-USD").state is BookStatus.STALE
 
 
 def test_duplicate_or_stale_sequence_is_ignored(live: MarketDataService, frames: Frames) -> None:
@@ -202,7 +203,7 @@ def test_duplicate_or_stale_sequence_is_ignored(live: MarketDataService, frames:
     live.on_frame(frames.update("BTC-USD", ("bid", "100.5", "1"), seq=frames.seq))
     assert live.book("BTC-USD").top(5) == before
     assert live.stats.duplicates == 1
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
     # A duplicate heartbeat is ignored the same way.
     live.on_frame(frames.heartbeat(1, seq=frames.seq))
     assert live.stats.duplicates == 2
@@ -219,13 +220,13 @@ def test_a_sequence_going_backwards_is_a_new_stream_and_resyncs(
     assert live.stats.restarts == 1 and live.stats.duplicates == 0
     for product in ("BTC-USD", "ETH-USD"):
         health = live.health(product)
-        assert health.state is BookState.STALE
+        assert health.state is BookStatus.STALE
         assert health.reason is not None and "backwards" in health.reason
     assert control.reconnects and "new stream" in control.reconnects[-1]
     # The new stream's snapshot rebuilds the book, and its updates are applied, not dropped.
     live.on_frame(frames.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))
     live.on_frame(frames.update("BTC-USD", ("bid", "100.50", "3")))
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
     assert live.book("BTC-USD").top(1)[0] == [(100.5, 3.0)]
 
 
@@ -234,20 +235,20 @@ def test_crossed_update_resyncs_only_that_product(
 ) -> None:
     live.on_frame(frames.update("BTC-USD", ("bid", "101.50", "1")))
     health = live.health("BTC-USD")
-    assert health.state is BookState.STALE
+    assert health.state is BookStatus.STALE
     assert health.reason == "crossed book"
     assert health.resyncs == 1
     assert live.book("BTC-USD").depth == BookDepth(0, 0)
     assert control.resubscribes == [("level2", ("BTC-USD",))]
     assert live.stats.crossed == 1 and live.stats.resyncs == 1
-    assert live.health("ETH-USD").state is BookState.LIVE
+    assert live.health("ETH-USD").state is BookStatus.LIVE
     assert control.reconnects == []
 
 
 def test_crossed_snapshot_is_not_trusted(live: MarketDataService, frames: Frames) -> None:
     live.on_frame(frames.snapshot("ETH-USD", [("12.00", "1")], [("11.00", "1")]))
     health = live.health("ETH-USD")
-    assert health.state is BookState.STALE
+    assert health.state is BookStatus.STALE
     assert health.reason == "crossed snapshot"
 
 
@@ -257,7 +258,7 @@ def test_bad_update_resyncs_that_product_and_keeps_counting(
     live.on_frame(frames.update("ETH-USD", ("bid", "10.5", "1"), ("offer", "11.5", "-3")))
     assert live.bad_input.count(BadInputKind.NEGATIVE_NUMBER) == 1
     health = live.health("ETH-USD")
-    assert health.state is BookState.STALE
+    assert health.state is BookStatus.STALE
     assert health.reason is not None and "negative_number" in health.reason
     assert live.book("ETH-USD").depth == BookDepth(0, 0)
     assert control.resubscribes == [("level2", ("ETH-USD",))]
@@ -273,7 +274,7 @@ def test_bad_l2_frame_without_a_product_resyncs_every_live_book(
     live.on_frame(frames.channel("l2_data", [{"type": "update", "updates": []}]))
     assert live.bad_input.count(BadInputKind.MISSING_FIELD) == 1
     assert {p for _, (p,) in control.resubscribes} == {"BTC-USD", "ETH-USD"}
-    assert live.health("BTC-USD").state is BookState.STALE
+    assert live.health("BTC-USD").state is BookStatus.STALE
 
 
 def test_malformed_frame_is_counted_and_its_lost_number_is_a_gap(
@@ -282,7 +283,7 @@ def test_malformed_frame_is_counted_and_its_lost_number_is_a_gap(
     live.on_frame(b'{"channel":"l2_data","sequence_num":')
     frames.seq += 1  # that frame carried a number nobody could read
     assert live.bad_input.count(BadInputKind.MALFORMED_JSON) == 1
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
     live.on_frame(frames.update("BTC-USD", ("bid", "100.5", "1")))
     assert live.stats.gaps == 1
     assert control.reconnects
@@ -309,7 +310,7 @@ def test_disconnect_drops_every_book(live: MarketDataService) -> None:
     live.on_disconnected("silence for 5.0s")
     for product in live.product_ids:
         health = live.health(product)
-        assert health.state is BookState.STALE
+        assert health.state is BookStatus.STALE
         assert health.reason == "disconnected: silence for 5.0s"
         assert live.book(product).depth == BookDepth(0, 0)
 
@@ -318,11 +319,11 @@ def test_reconnect_restarts_sequence_and_waits_for_snapshots(
     live: MarketDataService, control: RecordingControl
 ) -> None:
     live.on_connected(control)
-    assert live.health("BTC-USD").state is BookState.SYNCING
+    assert live.health("BTC-USD").state is BookStatus.SYNCING
     fresh = Frames()  # the new connection numbers from 0 again
     live.on_frame(fresh.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))
     assert live.stats.gaps == 0
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
 
 
 def test_watchdog_resyncs_a_silent_book(
@@ -333,13 +334,13 @@ def test_watchdog_resyncs_a_silent_book(
     live.check_staleness()  # observes BTC's update at t=6
     clock.advance(5.0)
     live.check_staleness()  # ETH silent for 11 s > 10 s; BTC only 5 s
-    assert live.health("ETH-USD").state is BookState.STALE
+    assert live.health("ETH-USD").state is BookStatus.STALE
     assert live.health("ETH-USD").reason == "no update for 11.0s"
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
     assert control.resubscribes == [("level2", ("ETH-USD",))]
     clock.advance(5.5)
     live.check_staleness()
-    assert live.health("BTC-USD").state is BookState.STALE
+    assert live.health("BTC-USD").state is BookStatus.STALE
 
 
 def test_heartbeat_jumps_are_counted_and_reset_on_connect(
@@ -445,7 +446,7 @@ def test_a_bug_in_a_handler_never_escapes(
     assert live.bad_input.count(BadInputKind.INTERNAL_ERROR) == 1
     # What the failed frame did is unknown: no book stays in use.
     health = live.health("BTC-USD")
-    assert health.state is BookState.STALE
+    assert health.state is BookStatus.STALE
     assert health.reason == "internal error: RuntimeError('boom')"
     assert live.book("BTC-USD").depth == BookDepth(0, 0)
     assert control.reconnects == ["internal error: RuntimeError('boom')"]
@@ -479,7 +480,7 @@ def test_duplicates_on_every_channel_are_ignored(live: MarketDataService, frames
     assert live.ticker("BTC-USD") is None
     assert live.trades("BTC-USD") == ()
     assert live.candles("BTC-USD") == ()
-    assert live.health("BTC-USD").state is BookState.LIVE
+    assert live.health("BTC-USD").state is BookStatus.LIVE
 
 
 def test_unknown_products_in_trades_and_candles(live: MarketDataService, frames: Frames) -> None:
@@ -508,7 +509,7 @@ def test_works_without_a_connection_control(clock: ManualClock, frames: Frames) 
     svc.on_frame(frames.snapshot("BTC-USD", BTC_BIDS, BTC_ASKS))  # a gap, then a snapshot
     svc.on_frame(b'{"type":"error","message":"nope"}')
     assert svc.stats.gaps == 1
-    assert svc.health("BTC-USD").state is BookState.LIVE
+    assert svc.health("BTC-USD").state is BookStatus.LIVE
 
 
 def test_invalid_levels_that_got_past_the_decoder_still_resync(

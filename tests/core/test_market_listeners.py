@@ -7,7 +7,8 @@ from typing import Any
 
 from core.clock import ManualClock
 from core.coinbase.market_messages import BadInputKind
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.model import Trade
 from tests.core.test_market import Frames, RecordingControl
 
@@ -63,7 +64,7 @@ def test_a_failing_listener_is_counted_and_does_not_stop_the_feed() -> None:
 
     service.add_book_listener(broken)
     service.on_frame(frames.snapshot("BTC-USD", [("99.00", "1")], [("101.00", "1")]))
-    assert service.health("BTC-USD").state is BookState.LIVE
+    assert service.health("BTC-USD").state is BookStatus.LIVE
     assert service.bad_input.count(BadInputKind.INTERNAL_ERROR) == 1
 
 
@@ -73,7 +74,7 @@ def test_a_sequence_gap_counts_as_a_resync_of_each_live_book() -> None:
     frames.seq += 5
     service.on_frame(frames.heartbeat(1))
     health = service.health("BTC-USD")
-    assert health.state is BookState.STALE and health.resyncs == 1
+    assert health.state is BookStatus.STALE and health.resyncs == 1
     assert service.stats.resyncs == 1 and control.reconnects
 
 
@@ -88,7 +89,7 @@ def test_a_snapshot_that_never_comes_is_asked_for_again() -> None:
     clock.advance(2)
     service.check_staleness()
     assert control.resubscribes == [("level2", ("BTC-USD",))]
-    assert service.health("BTC-USD").state is BookState.STALE
+    assert service.health("BTC-USD").state is BookStatus.STALE
 
 
 def test_no_resubscribe_while_disconnected() -> None:

@@ -13,7 +13,8 @@ import pytest
 from core.clock import ManualClock
 from core.coinbase.market_messages import BadInputKind
 from core.coinbase.rest_decode import decode_products
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.model import Product
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "coinbase"
@@ -76,7 +77,7 @@ def test_a_usdc_book_goes_live_from_data_keyed_by_its_alias() -> None:
     notes = market.configure_products(products())
     assert notes == ["BTC-USDC: market data arrives keyed BTC-USD (alias)"]
     market.on_frame(raw("l2_snapshot_keyed_usd.json", sequence_num=0))
-    assert market.health("BTC-USDC").state is BookState.LIVE
+    assert market.health("BTC-USDC").state is BookStatus.LIVE
     market.on_frame(l2("BTC-USD", 1, "update", ("bid", "67995.00", "0.3")))
     assert market.book("BTC-USDC").top(1)[0] == [(67995.0, 0.3)]
     trade = {
@@ -111,7 +112,7 @@ def test_alias_learned_after_connect_asks_for_a_fresh_snapshot() -> None:
     market.configure_products(products())
     assert ("level2", ("BTC-USDC",)) in control.resubscribes
     market.on_frame(raw("l2_snapshot_keyed_usd.json", sequence_num=1))
-    assert market.health("BTC-USDC").state is BookState.LIVE
+    assert market.health("BTC-USDC").state is BookStatus.LIVE
 
 
 def test_an_alias_configured_with_its_target_is_set_aside_by_name() -> None:
@@ -119,8 +120,8 @@ def test_an_alias_configured_with_its_target_is_set_aside_by_name() -> None:
     notes = market.configure_products(products())
     assert any(n.startswith("BTC-USDC: same market data as BTC-USD") for n in notes)
     market.on_frame(raw("l2_snapshot_keyed_usd.json", sequence_num=0))
-    assert market.health("BTC-USD").state is BookState.LIVE
-    assert market.health("BTC-USDC").state is BookState.STALE
+    assert market.health("BTC-USD").state is BookStatus.LIVE
+    assert market.health("BTC-USDC").state is BookStatus.STALE
 
 
 # --------------------------------------------------------------------------- unknown products
@@ -131,9 +132,9 @@ def test_a_product_the_exchange_does_not_list_is_named_and_the_rest_stream() -> 
     notes = market.configure_products(products())
     assert len(notes) == 1 and notes[0].startswith("DOGE-EUR: not listed by the exchange")
     market.on_frame(raw("l2_snapshot_keyed_usd.json", sequence_num=0))
-    assert market.health("BTC-USD").state is BookState.LIVE
+    assert market.health("BTC-USD").state is BookStatus.LIVE
     health = market.health("DOGE-EUR")
-    assert health.state is BookState.STALE and "not listed" in (health.reason or "")
+    assert health.state is BookStatus.STALE and "not listed" in (health.reason or "")
     # Never asked for again (on Coinbase that would fail the subscription), not even after
     # a reconnect or a long wait.
     market.on_disconnected("test")
@@ -159,7 +160,7 @@ def test_a_level_finer_than_the_increments_is_refused_and_the_book_resynced(name
     market.on_frame(raw(name, sequence_num=1))
     assert market.bad_input.count(BadInputKind.TOO_PRECISE) == 1
     health = market.health("BTC-USD")
-    assert health.state is BookState.STALE and "not a multiple of" in (health.reason or "")
+    assert health.state is BookStatus.STALE and "not a multiple of" in (health.reason or "")
     assert control.resubscribes == [("level2", ("BTC-USD",))]
     assert before != ([], [])
     # The fresh snapshot rebuilds it.
@@ -173,7 +174,7 @@ def test_a_snapshot_off_the_increments_is_refused() -> None:
     snapshot = l2("BTC-USD", 0, "snapshot", ("bid", "67990.005", "1"), ("offer", "68010.00", "1"))
     market.on_frame(snapshot)
     assert market.bad_input.count(BadInputKind.TOO_PRECISE) == 1
-    assert market.health("BTC-USD").state is BookState.STALE
+    assert market.health("BTC-USD").state is BookStatus.STALE
 
 
 def test_before_increments_are_known_nothing_is_refused_for_decimals() -> None:
@@ -181,7 +182,7 @@ def test_before_increments_are_known_nothing_is_refused_for_decimals() -> None:
     market.on_frame(raw("l2_snapshot_keyed_usd.json", sequence_num=0))
     market.on_frame(raw("l2_update_40_decimals.json", sequence_num=1))
     assert market.bad_input.total == 0
-    assert market.health("BTC-USD").state is BookState.LIVE
+    assert market.health("BTC-USD").state is BookStatus.LIVE
 
 
 def test_a_level_on_the_increments_is_applied() -> None:

@@ -14,10 +14,10 @@ from core.clock import ManualClock
 from core.coinbase.stream import ConnectionControl
 from core.config import Mode, load_settings
 from core.engine import MAINTENANCE_PERIOD_S, Engine
+from core.feed_state import BookStatus
 from core.headless import run_headless
-from core.market import BookState, MarketDataService
+from core.market import MarketDataService
 from core.replay import ReplayControl, ReplayFeed
-from core.snapshot import BookStatus
 from core.synthetic_l2 import SyntheticL2Config, write_l2_recording
 from cryptoj_tui.console import fresh_demo_journal
 
@@ -130,7 +130,7 @@ def test_control_records_requests() -> None:
 
 async def test_replay_drives_the_market_data_service(recording: Path) -> None:
     service = MarketDataService(["BTC-USD", "ETH-USD"], clock=ManualClock())
-    books: dict[str, tuple[int, BookState]] = {}
+    books: dict[str, tuple[int, BookStatus]] = {}
 
     class Spy:
         """Forwards to the service and keeps each book's state just before the end."""
@@ -154,9 +154,9 @@ async def test_replay_drives_the_market_data_service(recording: Path) -> None:
     assert feed.control.reconnect_requests == []
     for p in ("BTC-USD", "ETH-USD"):
         depth, state = books[p]
-        assert state is BookState.LIVE and depth > 0
+        assert state is BookStatus.LIVE and depth > 0
         # The end of a file is a disconnect: books are dropped, never left looking live.
-        assert service.health(p).state is BookState.STALE
+        assert service.health(p).state is BookStatus.STALE
         assert service.book(p).depth == BookDepth(0, 0)
 
 
@@ -176,7 +176,7 @@ async def test_without_a_disconnect_at_the_end_the_books_stay_as_they_were(
     service = MarketDataService(["BTC-USD", "ETH-USD"], clock=ManualClock())
     await ReplayFeed(recording, service, sleep=SleepLog(), disconnect_at_end=False).run()
     for product_id in ("BTC-USD", "ETH-USD"):
-        assert service.health(product_id).state is BookState.LIVE
+        assert service.health(product_id).state is BookStatus.LIVE
         assert service.book(product_id).depth.bids > 0
 
 

@@ -13,7 +13,8 @@ import pytest
 from core.clock import ManualClock
 from core.config import RiskSettings
 from core.denials import Denial, DenialReason
-from core.market import BookHealth, BookState
+from core.feed_state import BookStatus
+from core.market import BookHealth
 from core.model import (
     Balance,
     IntentSource,
@@ -1069,7 +1070,7 @@ def test_a_change_needs_a_cause_and_a_source() -> None:
 
 
 def _live(since: float = 0.0) -> BookHealth:
-    return BookHealth(BookState.LIVE, None, since, since, 0)
+    return BookHealth(BookStatus.LIVE, None, since, since, 0)
 
 
 def _evaluate(
@@ -1115,12 +1116,12 @@ def test_drawdown_trigger_halts() -> None:
 
 
 def test_market_data_trigger_needs_the_outage_to_last(h: Harness) -> None:
-    stale = BookHealth(BookState.STALE, "sequence gap", 80.0, 70.0, 1)
+    stale = BookHealth(BookStatus.STALE, "sequence gap", 80.0, 70.0, 1)
     assert _evaluate(h, health={"BTC-USD": stale}, now=110.0) == {}  # 30s: not past
     trigger = _evaluate(h, health={"BTC-USD": stale}, now=111.0)[TriggerName.MARKET_DATA_STALE]
     assert trigger.state is TradingState.HALTED
     assert trigger.cause == "BTC-USD market data STALE for 31s > 30s: sequence gap"
-    syncing = BookHealth(BookState.SYNCING, None, 0.0, None, 0)
+    syncing = BookHealth(BookStatus.SYNCING, None, 0.0, None, 0)
     assert TriggerName.MARKET_DATA_STALE in _evaluate(h, health={"ETH-USD": syncing})
 
 

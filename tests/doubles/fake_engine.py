@@ -48,11 +48,15 @@ from core.snapshot import (
     ConnectionState,
     ConnectionView,
     EngineSnapshot,
+    EventLevel,
     EventView,
     GaugeView,
+    KillPhase,
+    Mode,
     PositionView,
     StrategyView,
     TapeView,
+    TradingState,
     TradingView,
 )
 
@@ -177,7 +181,7 @@ class FakeEngine:
         clock: ManualClock,
         products: Sequence[str] = DEFAULT_PRODUCTS,
         seed: int = 7,
-        mode: str = "demo",
+        mode: Mode = Mode.DEMO,
         levels: int = 25,
         warmup_steps: int = 80,
         run_error: BaseException | None = None,
@@ -187,7 +191,7 @@ class FakeEngine:
             raise ValueError("the fake engine needs at least one product")
         self._clock = clock
         self.products = tuple(products)
-        self.mode = mode
+        self.mode = Mode(mode)
         self._random = random.Random(seed)
         self._markets = {
             product_id: self._new_market(product_id, seed, levels) for product_id in self.products
@@ -214,7 +218,7 @@ class FakeEngine:
         self._events: deque[EventView] = deque(maxlen=_EVENT_HISTORY_LENGTH)
         self._events_version = 0
         self._trading = TradingView(
-            state="ACTIVE",
+            state=TradingState.ACTIVE,
             cause="first start: no trading state stored yet",
             source="startup",
             reconciling=False,
@@ -242,8 +246,8 @@ class FakeEngine:
         for _ in range(warmup_steps):
             self.step()
         self._add_default_orders()
-        self.add_event("info", f"{mode} session started")
-        self.add_event("info", "market stream connected; books synced")
+        self.add_event(EventLevel.INFO, f"{mode} session started")
+        self.add_event(EventLevel.INFO, "market stream connected; books synced")
 
     # -- ConsoleEngine -------------------------------------------------------------------
 
@@ -322,7 +326,7 @@ class FakeEngine:
             updated_at=now,
         )
         if denial is not None:
-            self.add_event("warning", f"DENIED {_describe(spec)}: {denial}")
+            self.add_event(EventLevel.WARNING, f"DENIED {_describe(spec)}: {denial}")
             return order
         if spec.order_type is OrderType.MARKET:
             market = self._markets[spec.product_id]
@@ -370,13 +374,13 @@ class FakeEngine:
         """Latch HALTED now; the returned task cancels every open order (at its first step)."""
         self.kill_calls.append((cause, source))
         self._trading = TradingView(
-            state="HALTED",
+            state=TradingState.HALTED,
             cause=cause,
             source=source,
             reconciling=False,
-            kill_phase="CANCELLING",
+            kill_phase=KillPhase.CANCELLING,
         )
-        self.add_event("error", f"trading HALTED: {cause}")
+        self.add_event(EventLevel.ERROR, f"trading HALTED: {cause}")
         if self._strategy is not None and not self._strategy.paused:
             self._strategy = StrategyView(self._strategy.name, paused=True)
         if self._kill_task is None or self._kill_task.done():
@@ -391,12 +395,12 @@ class FakeEngine:
             cause=self._trading.cause,
             source=self._trading.source,
             reconciling=False,
-            kill_phase="DONE",
+            kill_phase=KillPhase.DONE,
             kill_rounds=1,
             kill_still_open=0,
             kill_took_ms=0.0,
         )
-        self.add_event("info", f"kill switch: {sent} cancel(s) sent, no open orders")
+        self.add_event(EventLevel.INFO, f"kill switch: {sent} cancel(s) sent, no open orders")
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
         if not confirmed:
@@ -434,7 +438,7 @@ class FakeEngine:
                     updated_at=now,
                 )
             )
-        self.add_event("warning", f"flatten: {len(orders)} order(s)")
+        self.add_event(EventLevel.WARNING, f"flatten: {len(orders)} order(s)")
         return FlattenResult(tuple(orders), tuple(skipped))
 
     async def resume(self, confirmation: str) -> ReconcileReport:
@@ -444,12 +448,14 @@ class FakeEngine:
         if self._kill_task is not None and not self._kill_task.done():
             raise ResumeRefused("the kill switch is still cancelling orders")
         self._trading = TradingView(
-            state="ACTIVE",
+            state=TradingState.ACTIVE,
             cause="resumed by the trader after reconciliation",
             source="user",
             reconciling=False,
         )
-        self.add_event("info", "trading ACTIVE: resumed by the trader after reconciliation")
+        self.add_event(
+            EventLevel.INFO, "trading ACTIVE: resumed by the trader after reconciliation"
+        )
         return ReconcileReport()
 
     def pause_strategy(self) -> None:
@@ -480,7 +486,7 @@ class FakeEngine:
         self._trading = trading
 
     def _decide(self, intent: OrderIntent) -> Denial | None:
-        if self._trading.state == "HALTED" and intent.source is not IntentSource.FLATTEN:
+        if self._trading.state is TradingState.HALTED and intent.source is not IntentSource.FLATTEN:
             return Denial(
                 DenialReason.TRADING_HALTED,
                 f"trading is HALTED ({self._trading.cause}); cancels only",
@@ -512,7 +518,7 @@ class FakeEngine:
             if position.size == 0:
                 position.avg_entry = None
         self._positions_version += 1
-        self.add_event("info", f"FILL {side.value} {size} {product_id} @ {price}")
+        self.add_event(EventLevel.INFO, f"FILL {side.value} {size} {product_id} @ {price}")
 
     def _mark(self, product_id: str) -> Decimal | None:
         market = self._markets.get(product_id)
@@ -660,7 +666,7 @@ class FakeEngine:
         self._orders = tuple(orders)
         self._orders_version += 1
 
-    def add_event(self, level: str, text: str) -> None:
+    def add_event(self, level: EventLevel, text: str) -> None:
         self._events.append(EventView(self._clock.time(), level, text))
         self._events_version += 1
 

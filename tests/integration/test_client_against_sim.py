@@ -30,13 +30,13 @@ from core.coinbase.stream import Subscription
 from core.coinbase.ws import CoinbaseWebSocket
 from core.config import Credentials, load_settings
 from core.engine import Engine, ExchangeEndpoints
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.model import ExchangeOrderStatus, OrderSpec, OrderType, Side, TimeInForce
 from core.sim.agents import MarketAgents
 from core.sim.exchange import SimExchange
 from core.sim.runner import build_exchange
 from core.sim.server import SimEndpoints, SimServer
-from core.snapshot import BookStatus
 
 SEED = 11
 PRODUCTS = ("BTC-USD", "ETH-USD")
@@ -248,7 +248,7 @@ class TestMarketStream:
     @staticmethod
     def books_match(service: MarketDataService, exchange: SimExchange) -> bool:
         for product_id in PRODUCTS:
-            if service.health(product_id).state is not BookState.LIVE:
+            if service.health(product_id).state is not BookStatus.LIVE:
                 return False
             bids, asks = exchange.book_levels(product_id, 50)
             ours_bids, ours_asks = service.book(product_id).top_decimal(50)

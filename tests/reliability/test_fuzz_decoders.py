@@ -50,7 +50,8 @@ from core.coinbase.market_messages import (
     decode_market_message,
 )
 from core.coinbase.user_messages import UserMessageError, UserOrdersEvent, decode_user_frame
-from core.market import BookState, MarketDataService
+from core.feed_state import BookStatus
+from core.market import MarketDataService
 from core.model import Side, decimal_str
 from core.sim import wire
 from core.sim.exchange import SimExchange
@@ -313,11 +314,11 @@ def hostile_frame(draw: st.DrawFn, seeds: Sequence[dict[str, Any]], seq: int) ->
 # --------------------------------------------------------------------------- invariants
 
 
-def assert_book_sound(book: L2Book, state: BookState) -> None:
+def assert_book_sound(book: L2Book, state: BookStatus) -> None:
     """LIVE: uncrossed, every level a positive finite price with a positive finite size.
     Anything else: empty (a book that is not trusted is never kept around)."""
     bids_count, asks_count = book.depth
-    if state is not BookState.LIVE:
+    if state is not BookStatus.LIVE:
         assert (bids_count, asks_count) == (0, 0), f"{book.product_id} {state} holds levels"
         return
     bids, asks = book.top(max(bids_count, asks_count))
@@ -428,7 +429,7 @@ def live_market() -> tuple[MarketDataService, RecordingControl]:
     service.on_connected(control)
     for seq, snapshot in enumerate(CORPUS.snapshots):
         service.on_frame(orjson.dumps({**snapshot, "sequence_num": seq}))
-    assert all(service.health(p).state is BookState.LIVE for p in PRODUCTS)
+    assert all(service.health(p).state is BookStatus.LIVE for p in PRODUCTS)
     return service, control
 
 
@@ -488,7 +489,7 @@ def test_deeply_nested_frame_is_bad_input_not_an_internal_error() -> None:
     service.on_frame(frame)
     assert service.bad_input.count(BadInputKind.MALFORMED_JSON) == 1
     assert service.bad_input.count(BadInputKind.INTERNAL_ERROR) == 0
-    assert all(service.health(p).state is BookState.LIVE for p in PRODUCTS)
+    assert all(service.health(p).state is BookStatus.LIVE for p in PRODUCTS)
     assert control.reconnects == []
 
 
@@ -639,7 +640,7 @@ def test_invalid_utf8_in_a_binary_frame_is_bad_input() -> None:
     service.on_frame(frame)
     assert service.bad_input.count(BadInputKind.MALFORMED_JSON) == 1
     assert service.bad_input.count(BadInputKind.INTERNAL_ERROR) == 0
-    assert all(service.health(p).state is BookState.LIVE for p in PRODUCTS)
+    assert all(service.health(p).state is BookStatus.LIVE for p in PRODUCTS)
     assert control.reconnects == []
 
 

@@ -24,7 +24,7 @@ from core.coinbase.stream import ConnectionControl, Subscription
 from core.coinbase.ws import (
     SINK_ERROR_LOG_INTERVAL_S,
     CoinbaseWebSocket,
-    WsState,
+    ConnectionState,
     WsStatus,
 )
 from tests.core.coinbase.ws_server import ScriptedWsServer, ServerSide, unused_port
@@ -175,7 +175,7 @@ async def test_sends_one_subscribe_per_channel_adds_heartbeats_and_a_fresh_jwt_e
         {"type": "subscribe", "channel": "heartbeats", "product_ids": [], "jwt": "jwt-3"},
     ]
     assert await ws.wait_connected(WAIT_S)
-    assert ws.status.state is WsState.CONNECTED
+    assert ws.status.state is ConnectionState.CONNECTED
     assert sink.controls == [ws]
     # Subscribed within the deadline: the clock never moved and nothing was reported late.
     assert ws.status.last_error is None
@@ -391,7 +391,7 @@ async def test_backoff_doubles_with_full_jitter_up_to_the_cap_and_never_gives_up
     assert len(set(sleep.delays)) == len(sleep.delays)  # jittered, not a fixed schedule
 
     status = ws.status
-    assert status.state is WsState.RECONNECTING
+    assert status.state is ConnectionState.RECONNECTING
     assert status.attempt == 9
     assert status.last_error is not None and "503" in status.last_error
     assert server.retry_counters() == [str(n) for n in range(9)]
@@ -544,7 +544,7 @@ async def test_request_reconnect_without_a_socket_does_nothing(
     ws = CoinbaseWebSocket("idle", server.url, SUBSCRIPTIONS, SinkProbe(), clock=ManualClock())
     ws.request_reconnect("nothing to drop")
     ws.request_resubscribe("level2", ["BTC-USD"])
-    assert ws.status.state is WsState.IDLE
+    assert ws.status.state is ConnectionState.IDLE
     assert server.requests == []
 
 
@@ -623,7 +623,7 @@ async def test_stop_while_connected_closes_the_socket_and_ends_run(
     assert side.close_code == 1000
     assert sink.disconnect_reasons == ["stopped"]
     status = ws.status
-    assert status.state is WsState.STOPPED
+    assert status.state is ConnectionState.STOPPED
     assert status.connected_since is None
     assert status.last_error is None  # stopping is not an error
     assert not await ws.wait_connected(0)
@@ -638,12 +638,12 @@ async def test_stop_during_a_backoff_wait_ends_run(server: ScriptedWsServer) -> 
     task = asyncio.create_task(ws.run())
     await sleep.wait_calls(1)
     waiting = ws.status
-    assert waiting.state is WsState.RECONNECTING
+    assert waiting.state is ConnectionState.RECONNECTING
     async with asyncio.timeout(WAIT_S):
         await ws.stop()
     assert task.done()
     stopped = ws.status
-    assert stopped.state is WsState.STOPPED
+    assert stopped.state is ConnectionState.STOPPED
 
 
 async def test_stop_during_a_hanging_handshake_ends_run() -> None:
@@ -664,12 +664,12 @@ async def test_stop_during_a_hanging_handshake_ends_run() -> None:
         async with asyncio.timeout(WAIT_S):
             await accepted.wait()
         connecting = ws.status
-        assert connecting.state is WsState.CONNECTING
+        assert connecting.state is ConnectionState.CONNECTING
         async with asyncio.timeout(WAIT_S):  # far below the 10 s open timeout
             await ws.stop()
         assert task.done() and task.exception() is None
         stopped = ws.status
-        assert stopped.state is WsState.STOPPED
+        assert stopped.state is ConnectionState.STOPPED
     finally:
         for writer in writers:
             writer.close()
@@ -682,7 +682,7 @@ async def test_stop_before_run_makes_run_return_at_once(server: ScriptedWsServer
     await ws.stop()
     async with asyncio.timeout(WAIT_S):
         await ws.run()
-    assert ws.status.state is WsState.STOPPED
+    assert ws.status.state is ConnectionState.STOPPED
     assert server.requests == []
 
 
@@ -771,11 +771,11 @@ def test_status_reports_identity_and_age_of_last_message() -> None:
     assert (status.name, status.url, status.state) == (
         "market",
         "wss://advanced-trade-ws.coinbase.com",
-        WsState.IDLE,
+        ConnectionState.IDLE,
     )
     assert ws.name == "market"
     assert ws.subscriptions == (Subscription("heartbeats"),)
     assert status.age_of_last_message(100.0) is None
-    seen = WsStatus("m", "u", WsState.CONNECTED, 0, 1.0, 10.0, 5, 0, None)
+    seen = WsStatus("m", "u", ConnectionState.CONNECTED, 0, 1.0, 10.0, 5, 0, None)
     assert seen.age_of_last_message(12.5) == 2.5
     assert seen.age_of_last_message(9.0) == 0.0  # never negative

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from core.book import L2Book
 from core.clock import ManualClock
 from core.config import PaperSettings
+from core.feed_state import BookStatus
 from core.fees import FeeSchedule
-from core.market import BookState, MarketDataService
+from core.market import MarketDataService
 from core.model import (
     Balance,
     ExchangeOrder,
@@ -1069,7 +1070,7 @@ async def test_fills_on_the_real_market_data_service_book() -> None:
         ("offer", "68010.00", "0.5"),
         ("offer", "68020.00", "0.5"),
     )
-    assert market.service.health(PRODUCT).state is BookState.LIVE
+    assert market.service.health(PRODUCT).state is BookStatus.LIVE
 
     resting = await venue.place(limit(Side.BUY, "0.5", "67990.00"), "rest")
     taking = await venue.place(market_order_base("0.6"), "take")
