@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import uuid
@@ -259,6 +260,13 @@ class SimServer:
     ) -> None:
         self.exchange = exchange
         self.agents = agents
+        # USDC aliases, as on Coinbase: BTC-USDC is listed with ``alias`` BTC-USD, and a
+        # market-channel subscription to it is answered with BTC-USD's data, keyed BTC-USD.
+        self.aliases: dict[str, str] = {
+            f"{product_id[:-4]}-USDC": product_id
+            for product_id in exchange.products
+            if product_id.endswith("-USD")
+        }
         self.clock = clock
         self.host = host
         self.port = port
@@ -735,6 +743,9 @@ class SimServer:
                 conn, {"type": "error", "message": "product_ids must be a list of strings"}
             )
             return
+        if channel in PRODUCT_CHANNELS:
+            # The alias's data is its target's: subscribe to the target (deduplicated).
+            product_ids = list(dict.fromkeys(self.aliases.get(p, p) for p in product_ids))
         unknown = [p for p in product_ids if p not in self.exchange.products]
         if unknown:
             self._send_raw(
@@ -1001,20 +1012,34 @@ class SimServer:
     async def _list_products(self, request: web.Request) -> web.Response:
         wanted = _list_param(request, "product_ids")
         product_type = request.query.get("product_type", "")
-        products = [
-            p for pid, p in sorted(self.exchange.products.items()) if not wanted or pid in wanted
-        ]
+        # Aliases are listed when asked for by id (the unfiltered list stays the tradable set).
+        ids = sorted(self.exchange.products) + [a for a in sorted(self.aliases) if a in wanted]
+        products = [pid for pid in ids if not wanted or pid in wanted]
         if product_type and product_type != "SPOT":
             products = []
         offset = _int_param(request, "offset", 0, 0, 1_000_000)
         limit = _int_param(request, "limit", len(products) or 1, 1, 10_000)
         chosen = products[offset : offset + limit]
-        body = [wire.encode_product(p, self.exchange.ticker(p.product_id)) for p in chosen]
+        body = [self._encode_product(pid) for pid in chosen]
         return _json({"products": body, "num_products": len(body)})
 
     async def _get_product(self, request: web.Request) -> web.Response:
-        product = self._product(request.match_info["product_id"])
-        return _json(wire.encode_product(product, self.exchange.ticker(product.product_id)))
+        product_id = request.match_info["product_id"]
+        if product_id not in self.aliases:
+            self._product(product_id)
+        return _json(self._encode_product(product_id))
+
+    def _encode_product(self, product_id: str) -> dict[str, Any]:
+        """A product as ``/products`` shows it, with Coinbase's alias fields."""
+        target = self.aliases.get(product_id)
+        if target is None:
+            product = self.exchange.products[product_id]
+            alias_to = [a for a, t in sorted(self.aliases.items()) if t == product_id]
+            return wire.encode_product(product, self.exchange.ticker(product_id), alias_to=alias_to)
+        product = dataclasses.replace(
+            self.exchange.products[target], product_id=product_id, quote_currency="USDC"
+        )
+        return wire.encode_product(product, self.exchange.ticker(target), alias=target)
 
     async def _product_book(self, request: web.Request) -> web.Response:
         product_id = request.query.get("product_id", "")
