@@ -549,3 +549,60 @@ class TestProductsAtStart:
         finally:
             await engine.stop()
             await task
+
+
+class TestUserStreamDownTrigger:
+    async def test_a_refused_user_subscription_trips_the_user_stream_down_trigger(
+        self, endpoints: SimEndpoints, clock: ManualClock, server: SimServer, tmp_path: Path
+    ) -> None:
+        """The stream was up; after a reconnect the exchange refuses the user subscription
+        (socket open, heartbeats flowing). That is a down stream: shown, and the trigger
+        fires once the outage outlasts its bound."""
+        settings = load_settings(
+            None,
+            environ={
+                "HOME": "/nonexistent-home",
+                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD"]',
+                "CRYPTOJ_EXCHANGE__RECONNECT_INITIAL_S": "0.05",
+                "CRYPTOJ_EXCHANGE__RECONNECT_MAX_S": "0.2",
+            },
+        )
+        engine = Engine(
+            settings,
+            ExchangeEndpoints(
+                endpoints.rest_url,
+                endpoints.ws_market_url,
+                endpoints.ws_user_url,
+                endpoints.credentials,
+            ),
+            clock=clock,
+            mode="demo",
+            journal_file=tmp_path / "journal-demo.sqlite3",
+        )
+        task = asyncio.create_task(engine.run())
+        try:
+            await eventually(engine.started.is_set, timeout=15)
+            subscribe = server._subscribe
+
+            def refuse_user(conn: Any, channel: str, product_ids: list[str], token: object) -> None:
+                subscribe(conn, channel, product_ids, "expired" if channel == "user" else token)
+
+            server._subscribe = refuse_user  # type: ignore[method-assign]
+            server.faults.drop_websockets()
+            await eventually(lambda: engine.venue.user_stream.error_messages >= 1)  # type: ignore[attr-defined]
+            assert not engine.venue.stream_connected
+            await eventually(
+                lambda: any(
+                    "subscription refused: authentication failure" in e.text
+                    for e in engine.snapshot().events
+                )
+            )
+            clock.advance(settings.risk.user_stream_outage_s + 1)
+            await eventually(
+                lambda: any("user stream down" in e.text for e in engine.snapshot().events),
+                timeout=15,
+            )
+            assert engine.trading_state.state.value == "HALTED"
+        finally:
+            await engine.stop()
+            await task
