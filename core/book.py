@@ -243,10 +243,10 @@ class L2Book:
         for update in updates:
             price = update.price
             size = update.size
-            if low < size * size_inv % 1.0 < high:
-                self._off_increment("size", size, size_inv)
             if update.side == bid:
                 if 0.0 < size < inf:
+                    if low < size * size_inv % 1.0 < high:  # a delete (size 0) needs no check
+                        self._off_increment("size", size, size_inv)
                     if price not in bid_sizes:
                         # Prices of existing levels were checked when they were added.
                         if not 0.0 < price < inf:
@@ -274,6 +274,8 @@ class L2Book:
                 else:
                     self._reject(f"bid size {size!r} at {price!r}")
             elif 0.0 < size < inf:
+                if low < size * size_inv % 1.0 < high:
+                    self._off_increment("size", size, size_inv)
                 if price not in ask_sizes:
                     if not 0.0 < price < inf:
                         self._reject(f"ask price {price!r}")

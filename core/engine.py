@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.bad_input import REFUSED_EXCHANGE_DATA
 from core.clock import Clock
 from core.coinbase.auth import JwtSigner, rest_host_from_url
 from core.coinbase.errors import CoinbaseError
@@ -98,6 +99,9 @@ _UNREACHABLE_REMINDERS = frozenset({10, 100})
 _ACCOUNT_GAUGES = frozenset(
     {GaugeName.POSITION, GaugeName.GROSS_EXPOSURE, GaugeName.DAILY_LOSS, GaugeName.DRAWDOWN}
 )
+
+# At most one event per kind of refused exchange data this often (the counts keep counting).
+REFUSAL_EVENT_INTERVAL_S = 10.0
 REJECT_HISTORY = 200
 # A journal failure with the same message is shown again after this long (a full disk fails
 # every write; one line is enough until it changes).
@@ -231,14 +235,7 @@ class Engine:
         self.market_socket: CoinbaseWebSocket | None = None
         if endpoints is not None and market_feed is None:
             self.market_socket = self._socket(
-                "market",
-                endpoints.ws_market_url,
-                [
-                    Subscription("level2", self.products),
-                    Subscription("market_trades", self.products),
-                    Subscription("ticker", self.products),
-                ],
-                self.market,
+                "market", endpoints.ws_market_url, self._market_subscriptions(), self.market
             )
         self.prices = MarketPrices(self.market, clock, self._market_connection_age)
         self.product_info: dict[str, Product] = {}
@@ -303,6 +300,10 @@ class Engine:
         self._last_book_states: dict[str, BookStatus] = {}
         self._last_trading_version = -1
         self._tasks: list[asyncio.Task[None]] = []
+        # Refused exchange data (core.bad_input): one event per kind at most every
+        # REFUSAL_EVENT_INTERVAL_S, so a hostile feed cannot flood the event list.
+        self._refusal_events_at: dict[str, float] = {}
+        REFUSED_EXCHANGE_DATA.add_listener(self._on_refused_exchange_data)
         self._stopped = asyncio.Event()
         self.started = asyncio.Event()  # set once the first reconciliation has completed
         # Set when a market feed that ends (a replay file) has delivered its last frame.
@@ -418,6 +419,7 @@ class Engine:
         return self._settings
 
     async def _shutdown(self) -> None:
+        REFUSED_EXCHANGE_DATA.remove_listener(self._on_refused_exchange_data)
         if self._strategy_runner is not None:
             self._strategy_runner.stop()
         if self.market_socket is not None:
@@ -447,7 +449,10 @@ class Engine:
                 self.add_event(
                     EventLevel.INFO, f"reached {self._rest_host} after {failures} failed tries"
                 )
-            self.product_info.update({p.product_id: p for p in products})
+            self.product_info.update(
+                {p.product_id: p for p in products if p.product_id in self.products}
+            )
+            self._apply_product_details()
             add_products = getattr(self.venue, "add_products", None)
             if add_products is not None:
                 add_products(products)
@@ -475,6 +480,45 @@ class Engine:
             )
         else:
             log.debug("cannot reach %s: try %d: %s", self._rest_host, failures, error)
+
+    def _apply_product_details(self) -> None:
+        """Name every configured product the exchange does not list (or refused), stream the
+        others only (one unknown product in a subscription fails it for all), follow aliases."""
+        for note in self.market.configure_products(self.product_info):
+            self.add_event(EventLevel.WARNING, note)
+        streamable = tuple(p for p in self.products if p in self.product_info)
+        if self.market_socket is not None and streamable:
+            changed = self.market_socket.set_subscriptions(
+                [Subscription(s.channel, streamable) for s in self._market_subscriptions()]
+            )
+            if changed:
+                self.market_socket.request_reconnect("subscribing to the listed products only")
+
+    def _market_subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription("level2", self.products),
+            Subscription("market_trades", self.products),
+            Subscription("ticker", self.products),
+        ]
+
+    def _on_refused_exchange_data(self, kind: str, detail: str) -> None:
+        now = self._clock.monotonic()
+        last = self._refusal_events_at.get(kind)
+        if last is not None and now - last < REFUSAL_EVENT_INTERVAL_S:
+            return
+        self._refusal_events_at[kind] = now
+        self.add_event(EventLevel.ERROR, f"refused exchange data ({kind}): {detail}")
+
+    def refused_input_counts(self) -> dict[str, int]:
+        """Every refused or malformed exchange input so far, by source and kind (for the soak's
+        table): ``market.<kind>`` (market socket), ``user.<kind>`` (user socket) and
+        ``exchange.<kind>`` (impossible data refused anywhere, REST included)."""
+        counts = {f"market.{k}": v for k, v in self.market.bad_input.counts().items()}
+        user_stream = getattr(self.venue, "user_stream", None)
+        if user_stream is not None:
+            counts.update({f"user.{k}": v for k, v in user_stream.bad_input.counts().items()})
+        counts.update({f"exchange.{k}": v for k, v in REFUSED_EXCHANGE_DATA.counts().items()})
+        return counts
 
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:

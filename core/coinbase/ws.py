@@ -171,6 +171,15 @@ class CoinbaseWebSocket:
         """What every new socket subscribes to (``heartbeats`` included)."""
         return self._subscriptions
 
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> bool:
+        """Replace what sockets subscribe to; True if it changed. The live socket keeps its
+        subscriptions: call ``request_reconnect`` to apply the new ones now."""
+        updated = _with_heartbeats(subscriptions)
+        if updated == self._subscriptions:
+            return False
+        self._subscriptions = updated
+        return True
+
     @property
     def status(self) -> WsStatus:
         return WsStatus(

@@ -512,7 +512,15 @@ def encode_account(account: SimAccount, created_at: datetime) -> JsonObject:
     }
 
 
-def encode_product(product: Product, ticker: SimTicker | None) -> JsonObject:
+def encode_product(
+    product: Product,
+    ticker: SimTicker | None,
+    *,
+    alias: str = "",
+    alias_to: Sequence[str] = (),
+) -> JsonObject:
+    """A ``/products`` item. ``alias``: the product whose market data this one shares (a USDC
+    product's USD twin); ``alias_to``: the products that share this one's."""
     price = ticker.price if ticker is not None else product.price
     return {
         "product_id": product.product_id,
@@ -542,8 +550,8 @@ def encode_product(product: Product, ticker: SimTicker | None) -> JsonObject:
         "base_currency_id": product.base_currency,
         "fcm_trading_session_details": None,
         "mid_market_price": "",
-        "alias": "",
-        "alias_to": [],
+        "alias": alias,
+        "alias_to": list(alias_to),
         "base_display_symbol": product.base_currency,
         "quote_display_symbol": product.quote_currency,
         "view_only": False,

@@ -432,13 +432,13 @@ class TestUserStreamRefused:
             socket = venue.user_socket
             assert socket is not None
             try:
-                # Refused twice: it reconnected (with a new token) after the first refusal.
-                await eventually(lambda: venue.user_stream.error_messages >= 2)
+                # The refused socket was dropped, saying why...
+                await eventually(
+                    lambda: "authentication failure" in (socket.status.last_error or "")
+                )
+                # ...and a new one subscribed with fresh tokens (user + heartbeats each time).
+                await eventually(lambda: tokens.count("bad") >= 4)
                 assert not venue.stream_connected
-                assert tokens.count("bad") >= 2
-                status = socket.status
-                assert status.last_error is not None
-                assert "authentication failure" in status.last_error
                 # Each refused socket counts as a failed attempt: the backoff grows.
                 assert socket.status.attempt >= 1
                 assert any("user subscription refused" in r for r in resets)
@@ -447,3 +447,156 @@ class TestUserStreamRefused:
                 assert tokens[-1] == "good"
             finally:
                 await venue.stop()
+
+
+class TestProductsAtStart:
+    """Products checked against the products endpoint over loopback: USDC aliases served and
+    re-keyed like Coinbase, unknown products named and left out, the rest streamed."""
+
+    async def test_the_sim_lists_aliases_like_coinbase(self, client: CoinbaseRestClient) -> None:
+        products = {p.product_id: p for p in await client.list_products(["BTC-USD", "BTC-USDC"])}
+        assert products["BTC-USDC"].alias == "BTC-USD"
+        assert products["BTC-USDC"].quote_currency == "USDC"
+        assert "BTC-USDC" in products["BTC-USD"].alias_to
+        assert (await client.get_product("BTC-USDC")).alias == "BTC-USD"
+
+    async def test_a_usdc_book_goes_live_from_the_usd_data(
+        self,
+        client: CoinbaseRestClient,
+        endpoints: SimEndpoints,
+        clock: ManualClock,
+        server: SimServer,
+        exchange: SimExchange,
+    ) -> None:
+        configured = ("BTC-USDC", "ETH-USD")
+        service = MarketDataService(configured, clock=clock)
+        products = {p.product_id: p for p in await client.list_products(list(configured))}
+        assert service.configure_products(products) == [
+            "BTC-USDC: market data arrives keyed BTC-USD (alias)"
+        ]
+        socket = CoinbaseWebSocket(
+            "market",
+            endpoints.ws_market_url,
+            [Subscription("level2", configured), Subscription("market_trades", configured)],
+            service,
+            clock=clock,
+            reconnect_initial_s=0.01,
+            reconnect_max_s=0.05,
+        )
+        task = asyncio.create_task(socket.run())
+        try:
+
+            def usdc_matches_usd() -> bool:
+                if service.health("BTC-USDC").state is not BookState.LIVE:
+                    return False
+                bids, asks = exchange.book_levels("BTC-USD", 20)
+                return service.book("BTC-USDC").top_decimal(20) == (bids, asks)
+
+            await eventually(usdc_matches_usd)
+            for _ in range(30):
+                server.advance_market(0.02)
+                await asyncio.sleep(0)
+            await eventually(usdc_matches_usd)
+            assert service.health("ETH-USD").state is BookState.LIVE
+            assert service.bad_input.counts() == {}
+        finally:
+            await socket.stop()
+            await task
+
+    async def test_the_engine_names_an_unknown_product_and_streams_the_rest(
+        self, endpoints: SimEndpoints, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        settings = load_settings(
+            None,
+            environ={
+                "HOME": "/nonexistent-home",
+                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USDC","DOGE-EUR","ETH-USD"]',
+            },
+        )
+        engine = Engine(
+            settings,
+            ExchangeEndpoints(
+                endpoints.rest_url,
+                endpoints.ws_market_url,
+                endpoints.ws_user_url,
+                endpoints.credentials,
+            ),
+            clock=clock,
+            mode="demo",
+            journal_file=tmp_path / "journal-demo.sqlite3",
+        )
+        task = asyncio.create_task(engine.run())
+        try:
+            await eventually(
+                lambda: any("DOGE-EUR: not listed" in e.text for e in engine.snapshot().events)
+            )
+            for product in ("BTC-USDC", "ETH-USD"):
+                await eventually(
+                    lambda product=product: engine.snapshot(product).book.status is BookStatus.LIVE,
+                    timeout=15,
+                )
+            assert engine.market.health("DOGE-EUR").state is BookState.STALE
+            assert engine.market_socket is not None
+            subscribed = {p for s in engine.market_socket.subscriptions for p in s.product_ids}
+            assert subscribed == {"BTC-USDC", "ETH-USD"}
+            assert "DOGE-EUR" not in engine.product_info
+        finally:
+            await engine.stop()
+            await task
+
+
+class TestUserStreamDownTrigger:
+    async def test_a_refused_user_subscription_trips_the_user_stream_down_trigger(
+        self, endpoints: SimEndpoints, clock: ManualClock, server: SimServer, tmp_path: Path
+    ) -> None:
+        """The stream was up; after a reconnect the exchange refuses the user subscription
+        (socket open, heartbeats flowing). That is a down stream: shown, and the trigger
+        fires once the outage outlasts its bound."""
+        settings = load_settings(
+            None,
+            environ={
+                "HOME": "/nonexistent-home",
+                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD"]',
+                "CRYPTOJ_EXCHANGE__RECONNECT_INITIAL_S": "0.05",
+                "CRYPTOJ_EXCHANGE__RECONNECT_MAX_S": "0.2",
+            },
+        )
+        engine = Engine(
+            settings,
+            ExchangeEndpoints(
+                endpoints.rest_url,
+                endpoints.ws_market_url,
+                endpoints.ws_user_url,
+                endpoints.credentials,
+            ),
+            clock=clock,
+            mode="demo",
+            journal_file=tmp_path / "journal-demo.sqlite3",
+        )
+        task = asyncio.create_task(engine.run())
+        try:
+            await eventually(engine.started.is_set, timeout=15)
+            subscribe = server._subscribe
+
+            def refuse_user(conn: Any, channel: str, product_ids: list[str], token: object) -> None:
+                subscribe(conn, channel, product_ids, "expired" if channel == "user" else token)
+
+            server._subscribe = refuse_user  # type: ignore[method-assign]
+            server.faults.drop_websockets()
+            await eventually(lambda: engine.venue.user_stream.error_messages >= 1)  # type: ignore[attr-defined]
+            assert not engine.venue.stream_connected
+            await eventually(
+                lambda: any(
+                    "subscription refused: authentication failure" in e.text
+                    for e in engine.snapshot().events
+                )
+            )
+            clock.advance(settings.risk.user_stream_outage_s + 1)
+            await eventually(
+                lambda: any("user stream down" in e.text for e in engine.snapshot().events),
+                timeout=15,
+            )
+            assert engine.trading_state.state.value == "HALTED"
+        finally:
+            await engine.stop()
+            await task

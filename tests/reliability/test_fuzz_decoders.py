@@ -712,3 +712,174 @@ def test_a_candle_beyond_float_range_is_refused() -> None:
     candle = {**CORPUS.rest[4][1]["candles"][0], "high": "9" * 400}
     with pytest.raises(DecodeError, match="'high' is out of range"):
         rest_decode.decode_candles({"candles": [candle]}, "BTC-USD")
+
+
+# --------------------------------------------------------------------------- impossible data
+# Issue 10: values a real exchange never sends (fills past their order, 1e400, negative or
+# non-finite balances, zero increments, off-increment book levels, sequence numbers going
+# backwards). Whatever comes in, nothing impossible comes out.
+
+HOSTILE_AMOUNTS: tuple[str, ...] = (
+    "1e400", "-1e400", "1E+999999", "1e-400", "0", "-0", "-1", "-1000000", "NaN", "sNaN",
+    "Infinity", "-Infinity", "9" * 400, "0." + "0" * 39 + "1", "1e15", "1000000000000001",
+    "0.00000001", "68000.12345678901234567890123456789012345678",
+)  # fmt: skip
+hostile_amounts = st.one_of(
+    st.sampled_from(HOSTILE_AMOUNTS),
+    st.decimals(allow_nan=False, allow_infinity=False, places=None).map(str),
+)
+
+# Amount fields per REST seed: where a hostile number goes.
+_AMOUNT_FIELDS: dict[str, tuple[tuple[str | int, ...], ...]] = {
+    "fills": (("price",), ("size",), ("commission",)),
+    "orders": (
+        ("filled_size",),
+        ("average_filled_price",),
+        ("filled_value",),
+        ("total_fees",),
+        ("order_configuration", "*", "base_size"),
+    ),
+    "accounts": (("available_balance", "value"), ("hold", "value")),
+    "products": (("base_increment",), ("quote_increment",), ("price_increment",)),
+}
+_ITEMS_KEY = {"fills": "fills", "orders": "orders", "accounts": "accounts", "products": "products"}
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str | int, ...], value: object) -> None:
+    node: Any = tree
+    for key in path[:-1]:
+        if key == "*":
+            node = next(iter(node.values()))
+            continue
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _sane(value: Decimal | None, *, zero_ok: bool = True) -> bool:
+    from core.fill_guard import amount_problem
+
+    return value is None or amount_problem(value, "x", zero_ok=zero_ok) is None
+
+
+@given(data=st.data())
+@FUZZ
+def test_rest_decoding_never_lets_an_impossible_amount_through(data: st.DataObject) -> None:
+    from core.fill_guard import fill_problem
+
+    name = data.draw(st.sampled_from(sorted(_AMOUNT_FIELDS)))
+    seed = next(tree for seed_name, tree, _ in CORPUS.rest if seed_name == name)
+    decode = next(d for seed_name, _, d in CORPUS.rest if seed_name == name)
+    tree = copy.deepcopy(seed)
+    items = tree[_ITEMS_KEY[name]]
+    for item in items:
+        if data.draw(st.booleans()):
+            _set_path(
+                item, data.draw(st.sampled_from(_AMOUNT_FIELDS[name])), data.draw(hostile_amounts)
+            )
+        if name == "fills":
+            item["size_in_quote"] = data.draw(st.sampled_from([True, False, "true", "false"]))
+    try:
+        decoded: Any = decode(tree)
+    except DecodeError:
+        return  # refused: nothing comes out
+    assert_well_typed(decoded, name)
+    if name == "products":
+        for product in decoded:
+            for inc in (product.base_increment, product.quote_increment, product.price_increment):
+                assert _sane(inc, zero_ok=False), product
+        return
+    for item in decoded.items:
+        if name == "fills":
+            assert fill_problem(item.price, item.size, item.commission) is None, item
+        elif name == "orders":
+            for amount in (
+                item.filled_size,
+                item.average_filled_price,
+                item.filled_value,
+                item.total_fees,
+            ):
+                assert _sane(amount), item
+            assert item.base_size is None or item.filled_size <= item.base_size, item
+        else:
+            assert _sane(item.available) and _sane(item.hold), item
+
+
+@given(data=st.data())
+@FUZZ
+def test_the_user_stream_never_hands_on_an_impossible_amount(data: st.DataObject) -> None:
+    listener = RecordingListener()
+    stream = UserStream(listener, clock=ManualClock(START))
+    stream.on_connected(RecordingControl())
+    orders = copy.deepcopy(CORPUS.user[2]["events"][0]["orders"])
+    for order in orders:
+        for key in (
+            "cumulative_quantity",
+            "avg_price",
+            "filled_value",
+            "total_fees",
+            "leaves_quantity",
+        ):
+            if data.draw(st.booleans()):
+                order[key] = data.draw(hostile_amounts)
+        order["order_type"] = data.draw(
+            st.sampled_from(["Limit", "StopLimit", "Stop Limit", "Stop", "Bracket", "Twap", 7])
+        )
+        order["post_only"] = data.draw(st.sampled_from(["true", "false", True, None, "x"]))
+    stream.on_frame(orjson.dumps(_frame("user", [{"type": "update", "orders": orders}], 0)))
+    assert listener.resets == []  # bad orders cost themselves, never the stream
+    delivered = [o for event in listener.events for o in event.orders]
+    assert len(delivered) + stream.bad_input.total == len(orders)
+    for event in listener.events:
+        assert_user_order_sound(event)
+        for order in event.orders:
+            for amount in (
+                order.filled_size,
+                order.average_filled_price,
+                order.filled_value,
+                order.total_fees,
+            ):
+                assert _sane(amount), order
+
+
+def _l2_update_frame(seq: int, product_id: str, price: str, size: str) -> bytes:
+    side = "bid" if Decimal(price) < 68000 else "offer"
+    event = {"type": "update", "product_id": product_id, "updates": [_l2_update(side, price, size)]}
+    return orjson.dumps(_frame("l2_data", [event], seq))
+
+
+@given(steps=st.lists(st.integers(min_value=-6, max_value=3), min_size=1, max_size=25))
+@FUZZ
+def test_sequence_numbers_in_any_order_never_leave_a_wrong_live_book(steps: list[int]) -> None:
+    """Any walk of sequence numbers (repeats, gaps, going backwards): the books stay sound,
+    and after a backwards step no book is LIVE until a fresh snapshot arrives."""
+    service, control = live_market()
+    seq = len(CORPUS.snapshots) - 1
+    for step in steps:
+        seq = max(seq + step, 0)
+        restarts = service.stats.restarts
+        service.on_frame(_l2_update_frame(seq, "BTC-USD", "67900.00", "0.5"))
+        if service.stats.restarts > restarts:
+            assert all(service.health(p).state is not BookState.LIVE for p in PRODUCTS)
+            assert control.reconnects and "backwards" in control.reconnects[-1]
+        assert_market_sound(service)
+
+
+@given(data=st.data())
+@FUZZ
+def test_books_with_known_increments_hold_only_levels_on_them(data: st.DataObject) -> None:
+    exchange = build_exchange(7, ManualClock(START))
+    service, _control = live_market()
+    service.configure_products(dict(exchange.products))
+    for seq in range(3, 3 + data.draw(st.integers(min_value=1, max_value=8))):
+        whole = data.draw(st.integers(min_value=67000, max_value=69000))
+        decimals = data.draw(st.text(alphabet="0123456789", min_size=1, max_size=40))
+        size = data.draw(st.sampled_from(["0", "0.5", "1.25", "0.00000001", "0.000000001", "2e-9"]))
+        service.on_frame(_l2_update_frame(seq, "BTC-USD", f"{whole}.{decimals}", size))
+        assert_market_sound(service)
+        if service.health("BTC-USD").state is BookState.LIVE:
+            bids, asks = service.book("BTC-USD").top(10_000)
+            for price, level_size in (*bids, *asks):
+                cents = price * 100
+                assert abs(cents - round(cents)) < 1e-3, price
+                sats = level_size * 1e8
+                assert abs(sats - round(sats)) < 1e-3, level_size
