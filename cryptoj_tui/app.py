@@ -556,6 +556,10 @@ class CryptoJApp(App[None]):
             return True
         return False
 
+    def action_show_help_panel(self) -> None:
+        """Textual's keys side panel squeezes the layout: our help (a modal) instead."""
+        self.action_help()
+
     def save_console_svg(self) -> Path | None:
         """Save an SVG of the screen under the data directory and say where."""
         directory = screenshot_dir(self.engine)

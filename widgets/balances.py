@@ -2,7 +2,7 @@
 
 Balances change a few times a minute, so a small Rich table in a ``Static`` is plenty; it is
 rebuilt only when the snapshot's ``balances_version`` moves. Before the first load the panel
-says "loading…"; a value that is not known is "—", never 0.
+says "balances — (not loaded yet)"; a value that is not known is "—", never 0.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual.widgets import Static
 from core.snapshot import BalanceView
 from widgets.format import currency_decimals, format_decimal
 
-LOADING = "loading…"
+LOADING = "balances — (not loaded yet)"
 
 
 def balance_rows(balances: Sequence[BalanceView]) -> list[tuple[str, str, str, str]]:

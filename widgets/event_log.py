@@ -75,6 +75,7 @@ class EventLog(RichLog, can_focus=False):
     ) -> None:
         super().__init__(max_lines=max_lines, wrap=False, markup=False, name=name, id=id)
         self.border_title = "Events"
+        self.border_subtitle = "e: full text"
         self._seen_version = 0
         # The plain texts written, bounded like the log itself (what tests and the UI read).
         self.texts: deque[str] = deque(maxlen=max_lines)

@@ -34,6 +34,11 @@ class Choice:
 YES = "yes"
 NO = "no"
 
+# The kill switch is an App priority binding and works over every dialog, but a modal's
+# footer shows only the modal's keys: each dialog lists it too, so it is always in sight.
+# (The App's priority binding acts first; this one is there to be seen.)
+KILL_IN_SIGHT = Binding("ctrl+k", "app.kill", "KILL", tooltip="Kill switch", show=True)
+
 
 def yes_no(yes_label: str = "Yes", no_label: str = "No") -> tuple[Choice, Choice]:
     """A dangerous "yes" (y) and a safe "no" (n)."""
@@ -68,6 +73,7 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
+        KILL_IN_SIGHT,
         Binding("left", "app.focus_previous", "Previous answer", show=False, id="confirm.left"),
         Binding("right", "app.focus_next", "Next answer", show=False, id="confirm.right"),
     ]

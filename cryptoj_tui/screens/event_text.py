@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from core.snapshot import EventView
+from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 from widgets.event_log import LEVEL_STYLES
 from widgets.format import format_time_of_day
 
@@ -55,6 +56,7 @@ class EventTextScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", id="events.close"),
+        KILL_IN_SIGHT,
         Binding("e", "close", "Close", show=False, id="events.close_e"),
     ]
 

@@ -17,6 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
+
 
 @dataclass(frozen=True, slots=True)
 class HelpRow:
@@ -84,6 +86,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close help", id="help.close"),
+        KILL_IN_SIGHT,
         Binding("question_mark", "close", "Close help", show=False, id="help.close_question"),
     ]
 

@@ -17,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer
 
 from core.snapshot import EngineSnapshot
+from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 from widgets.balances import BalancesPanel
 from widgets.price_chart import PriceChart
 from widgets.risk_gauges import RiskGauges
@@ -44,6 +45,7 @@ class HiddenPanelsScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close", id="more.close"),
+        KILL_IN_SIGHT,
         Binding("v", "close", "Close", show=False, id="more.close_v"),
     ]
 

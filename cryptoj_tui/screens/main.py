@@ -130,6 +130,7 @@ class MainScreen(Screen[None]):
             "app.show_events",
             "Events",
             tooltip="The event log in full: every line's whole text",
+            show=False,  # named on the log's border; the footer's room is for trading keys
             id="events.full",
         ),
         Binding(
@@ -137,6 +138,7 @@ class MainScreen(Screen[None]):
             "app.show_hidden_panels",
             "More",
             tooltip="Balances, risk limits and chart (hidden below 120 columns)",
+            show=False,  # named by the hint line that narrow terminals show
             id="panels.more",
         ),
     ]

@@ -37,7 +37,7 @@ from core.ticket import (
     manual_intent,
     parse_number,
 )
-from cryptoj_tui.screens.confirm import YES, ConfirmScreen, yes_no
+from cryptoj_tui.screens.confirm import KILL_IN_SIGHT, YES, ConfirmScreen, yes_no
 from widgets.format import format_number
 
 Preview = Callable[[OrderIntent], Denial | None]
@@ -138,6 +138,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Close ticket", id="ticket.cancel"),
+        KILL_IN_SIGHT,
         Binding("ctrl+s", "submit", "Send order", id="ticket.submit"),
     ]
 

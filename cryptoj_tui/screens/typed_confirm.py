@@ -15,6 +15,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
+
 
 class TypedConfirmScreen(ModalScreen[str | None]):
     """Ask the trader to type ``word``; dismissed with it, or None on escape."""
@@ -40,6 +42,7 @@ class TypedConfirmScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="typed_confirm.cancel"),
+        KILL_IN_SIGHT,
     ]
 
     def __init__(self, title: str, question: str, word: str, *, cursor_blink: bool = True) -> None:

@@ -8,12 +8,17 @@ Update with: pytest tests/tui/test_snapshots.py --snapshot-update
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Select
 
-from core.snapshot import BookStatus, ConnectionState
+from core.denials import Denial, DenialReason
+from core.model import OrderType
+from core.snapshot import BookStatus, ConnectionState, EngineSnapshot
 from cryptoj_tui.app import CryptoJApp
 from tests.doubles.fake_engine import FakeEngine
 from tests.tui.helpers import AppFactory, wait_until
@@ -88,3 +93,163 @@ def test_halted_state(
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=kill)
+
+
+ACCOUNT_GAUGES = ("position", "gross_exposure", "daily_loss", "drawdown")
+
+
+def _unknown_account(engine: FakeEngine) -> None:
+    """The engine's snapshots as with --paper/--live offline: nothing of the account known."""
+    taken = engine.snapshot
+
+    def snapshot(product_id: str | None = None) -> EngineSnapshot:
+        shown = taken(product_id)
+        return replace(
+            shown,
+            balances=None,
+            positions=None,
+            equity=None,
+            daily_pnl=None,
+            gauges=tuple(
+                replace(gauge, used=None) if gauge.name in ACCOUNT_GAUGES else gauge
+                for gauge in shown.gauges
+            ),
+        )
+
+    engine.snapshot = snapshot  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_unknown_account_shows_dashes(
+    snap_compare: Any, make_app: AppFactory, engine: FakeEngine, size: tuple[int, int]
+) -> None:
+    """Offline paper: positions, day P&L, balances and the account's gauges read "—"."""
+    _unknown_account(engine)
+    assert snap_compare(make_app(mode="paper"), terminal_size=size, run_before=settled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket_decimal_comma(
+    snap_compare: Any, make_app: AppFactory, size: tuple[int, int]
+) -> None:
+    """A sell ticket with "0,5" typed: the parsed value "= 0.5 BTC" beside the size."""
+
+    async def type_comma(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        for key in "0,5":
+            await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=type_comma)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket_market(
+    snap_compare: Any, make_app: AppFactory, size: tuple[int, int]
+) -> None:
+    """A market ticket: no price, no time in force, no post-only."""
+
+    async def market(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        ticket = pilot.app.screen
+        ticket.query_one("#type", Select).value = OrderType.MARKET
+        for key in "0.01":
+            await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=market)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_order_ticket_denied_reason_wraps(
+    snap_compare: Any, make_app: AppFactory, engine: FakeEngine, size: tuple[int, int]
+) -> None:
+    """A denial's whole reason, with the limit, wrapped in the ticket."""
+    engine.deny_with = Denial(
+        DenialReason.NOTIONAL_ABOVE_MAX,
+        "notional 6,424,300.00 USD > max per order 50,000.00 USD",
+    )
+
+    async def big(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        for key in "100":
+            await pilot.press(key)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=big)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_quit_live_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[int, int]) -> None:
+    """Quitting LIVE with open orders: three whole buttons and the dialog's own footer."""
+
+    async def quit_live(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(mode="live"), terminal_size=size, run_before=quit_live)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_flatten_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[int, int]) -> None:
+    """The flatten dialog lists what it will sell, per product, with the notional."""
+
+    async def flatten(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("F")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=flatten)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_event_log_in_full(
+    snap_compare: Any, make_app: AppFactory, engine: FakeEngine, size: tuple[int, int]
+) -> None:
+    """e: the event log with every line's whole text, wrapped."""
+    engine.add_event(
+        "warning",
+        "cannot reach api.coinbase.com ([Errno -2] Name or service not known); retrying every "
+        "2 s, nothing can trade until it answers",
+    )
+
+    async def open_events(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_events)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_hidden_panels(snap_compare: Any, make_app: AppFactory, size: tuple[int, int]) -> None:
+    """v: balances, risk limits and the chart in a modal (what a narrow terminal hides)."""
+
+    async def open_more(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_more)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_open_orders_with_a_stop_limit(
+    snap_compare: Any, make_app: AppFactory, engine: FakeEngine, size: tuple[int, int]
+) -> None:
+    """A stop-limit's stop price in the orders table; narrow: whole columns dropped."""
+    orders = list(engine.snapshot("BTC-USD").open_orders)
+    orders[0] = replace(orders[0], order_type="STOP_LIMIT", stop_price=Decimal("64100"))
+    engine.set_open_orders(orders)
+    assert snap_compare(make_app(), terminal_size=size, run_before=settled)

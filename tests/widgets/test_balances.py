@@ -1,4 +1,4 @@
-"""The balances panel: "loading…" before the first load, "—" for unknown, version-gated."""
+"""The balances panel: "balances —" before the first load, "—" for unknown, version-gated."""
 
 from __future__ import annotations
 

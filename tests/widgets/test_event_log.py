@@ -56,3 +56,20 @@ async def test_a_write_does_not_relayout_the_screen(host: Callable[..., HostApp]
         assert log.virtual_size.height == 23
         assert log.vertical_scrollbar.window_virtual_size == 23
         assert log.scroll_y == log.max_scroll_y  # still following the newest line
+
+
+async def test_after_a_resize_the_newest_lines_show(host: Callable[..., HostApp]) -> None:
+    log = EventLog()
+    app = host(log)
+    async with app.run_test(size=(60, 10)) as pilot:
+        log.update_events(events(40), 40)
+        await pilot.pause()
+        log.scroll_home(animate=False)  # as if the oldest lines were showing
+        await pilot.pause()
+        assert log.scroll_y == 0
+        await pilot.resize_terminal(90, 14)
+        await pilot.pause()
+        await pilot.pause()
+        assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+        assert log.events[-1].text == "event 40"
+        assert log.border_subtitle == "e: full text"
