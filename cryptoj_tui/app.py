@@ -57,6 +57,10 @@ STOP_TIMEOUT_S = 5.0
 KILL_CAUSE = "kill switch (keyboard)"
 # The kill switch's keys (the App's priority bindings below): latched as the key arrives.
 KILL_KEYS = frozenset({"ctrl+k", "f12"})
+# Keys that act at once even while a ticket opens: the kill switch and quitting.
+KEYS_NEVER_HELD = KILL_KEYS | {"ctrl+c"}
+# The longest keys are held for a ticket that is opening (then they go wherever focus is).
+TICKET_KEY_HOLD_S = 3.0
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -200,6 +204,9 @@ class CryptoJApp(App[None]):
         self._snapshot_error: str | None = None
         # The running kill sequence (kept so it is not garbage collected mid-way).
         self.kill_task: asyncio.Task[Any] | None = None
+        # The ticket being opened and the keys typed meanwhile (see action_order_ticket).
+        self._opening_ticket: OrderTicketScreen | None = None
+        self._keys_for_ticket: list[events.Key] = []
         # ids of kill key events latched on arrival, not yet handled (see post_message).
         self._kill_keys_latched: set[int] = set()
         self.last_order: ManagedOrder | None = None
@@ -320,12 +327,17 @@ class CryptoJApp(App[None]):
         return super().post_message(message)
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and id(event) in self._kill_keys_latched:
-            # Latched on arrival (post_message): the rest of the kill, not a second one.
-            self._kill_keys_latched.discard(id(event))
-            event.stop()
-            self._show_kill()
-            return
+        if isinstance(event, events.Key):
+            if id(event) in self._kill_keys_latched:
+                # Latched on arrival (post_message): the rest of the kill, not a second one.
+                self._kill_keys_latched.discard(id(event))
+                event.stop()
+                self._show_kill()
+                return
+            if self._opening_ticket is not None and event.key not in KEYS_NEVER_HELD:
+                self._keys_for_ticket.append(event)  # typed into the ticket once it is up
+                event.stop()
+                return
         await super().on_event(event)
 
     def _latch_kill(self) -> bool:
@@ -345,6 +357,9 @@ class CryptoJApp(App[None]):
 
     def _show_kill(self) -> None:
         """After the latch: close any ticket or confirmation, show HALTED at once."""
+        # Keys held for a ticket being opened are moot once trading is HALTED.
+        self._opening_ticket = None
+        self._keys_for_ticket = []
         while isinstance(self.screen, _CLOSED_BY_KILL):
             self.screen.dismiss(None)
         self.pull_snapshot()
@@ -359,18 +374,52 @@ class CryptoJApp(App[None]):
             self.notify(f"{product_id}: product details are not loaded yet", severity="warning")
             return
         order_side = Side(side)
-        self.push_screen(
-            OrderTicketScreen(
-                order_side,
-                product,
-                mode=self.mode,
-                preview=self.engine.preview,
-                now=self.clock.time,
-                price=self._touch(order_side),
-                cursor_blink=self.cursor_blink,
-            ),
-            self._submit_from_ticket,
+        ticket = OrderTicketScreen(
+            order_side,
+            product,
+            mode=self.mode,
+            preview=self.engine.preview,
+            now=self.clock.time,
+            price=self._touch(order_side),
+            cursor_blink=self.cursor_blink,
         )
+        # Keys typed before the ticket can take them (it composes and focuses its size field
+        # over a few frames) are kept and typed into it once it is up: "b" then "0.02" at
+        # once must leave 0.02 in the size, not select product 2 on the main screen.
+        self._opening_ticket = ticket
+        self._keys_for_ticket = []
+        mounted = self.push_screen(ticket, self._submit_from_ticket)
+
+        async def when_shown() -> None:
+            try:
+                await mounted
+            finally:
+                # After the frame that shows it (its focus is set by then), even if it failed.
+                ticket.call_after_refresh(self._replay_keys_for_ticket, ticket)
+
+        self.run_worker(when_shown(), group="ticket", exit_on_error=False)
+        # Never held for long: whatever happens to the ticket, the keyboard comes back.
+        self.set_timer(TICKET_KEY_HOLD_S, lambda: self._replay_keys_for_ticket(ticket, force=True))
+
+    def _replay_keys_for_ticket(self, ticket: OrderTicketScreen, *, force: bool = False) -> None:
+        """Hand the keys held while ``ticket`` was opening to it (to its focused field)."""
+        if self._opening_ticket is not ticket:
+            return
+        focused = self.focused
+        if (
+            not force
+            and self.screen is ticket
+            and (focused is None or focused.screen is not ticket)
+        ):
+            # Its field takes focus a moment after it is shown: the keys wait for that.
+            ticket.call_after_refresh(self._replay_keys_for_ticket, ticket)
+            return
+        keys, self._keys_for_ticket = self._keys_for_ticket, []
+        self._opening_ticket = None
+        for key in keys:
+            replay = events.Key(key.key, key.character)
+            replay.set_sender(self)
+            self.post_message(replay)
 
     def _touch(self, side: Side) -> Decimal | None:
         """The passive price to start a ticket from: the best bid to buy, the best ask to sell."""

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from core.market import MarketDataService
 
 LIVE_CONFIRMATION = "LIVE"
-# --headless: run the engine without the UI (set by run_console from the command line).
-_headless = False
 
 
 class ConsoleRefused(Exception):
@@ -98,33 +96,53 @@ def confirm_live(read_line: Callable[[], str] | None = None, out: TextIO | None 
 
 
 def run_console(args: argparse.Namespace, settings: Settings) -> int:
-    global _headless
-    _headless = bool(getattr(args, "headless", False))
+    """Open the console (or, with ``--headless``, run the engine alone) in the chosen mode."""
+    headless = bool(getattr(args, "headless", False))
     try:
         mode = console_mode(args, settings)
         if mode is Mode.LIVE:
-            return _run_live(settings)
+            return _run_live(settings, headless=headless)
         if mode is Mode.PAPER:
-            return _run_paper(settings)
+            return _run_paper(settings, headless=headless)
         if mode is Mode.REPLAY:
-            return _run_replay(settings, Path(args.replay))
-        return _run_demo(settings)
+            return _run_replay(settings, Path(args.replay), headless=headless)
+        return _run_demo(settings, headless=headless)
     except ConsoleRefused as refused:
         print(f"cryptoj: {refused}", file=sys.stderr)
         return refused.exit_code
 
 
-def _run_demo(settings: Settings) -> int:
-    from core.engine import ExchangeEndpoints
-    from core.sim.launcher import SimLaunchError, start_sim_process
+def _run_demo(settings: Settings, *, headless: bool) -> int:
+    """The console against the simulated exchange in a child process.
+
+    Start-up is the child's boot (its imports, its book) plus ours: the child is started
+    first and boots on the other core while this process imports the engine and the UI
+    (a thread waits for its handshake), so the two overlap instead of adding up.
+    """
+    import threading
+
+    from core.sim.launcher import SimLaunchError, SimProcess, start_sim_process
 
     print("cryptoj: starting the simulated exchange…", file=sys.stderr, flush=True)
-    try:
-        sim = start_sim_process(settings.sim)
-    except SimLaunchError as exc:
-        print(f"cryptoj: {exc}", file=sys.stderr)
+    started: list[SimProcess | SimLaunchError] = []
+
+    def start() -> None:
+        try:
+            started.append(start_sim_process(settings.sim))
+        except SimLaunchError as exc:
+            started.append(exc)
+
+    launcher = threading.Thread(target=start, name="sim-launcher", daemon=True)
+    launcher.start()
+    _import_console(headless=headless)
+    launcher.join()
+    [sim] = started
+    if isinstance(sim, SimLaunchError):
+        print(f"cryptoj: {sim}", file=sys.stderr)
         return 1
     with sim:
+        from core.engine import ExchangeEndpoints
+
         endpoints = ExchangeEndpoints(
             rest_url=sim.endpoints.rest_url,
             ws_market_url=sim.endpoints.ws_market_url,
@@ -132,10 +150,24 @@ def _run_demo(settings: Settings) -> int:
             credentials=sim.endpoints.credentials,
             ca_cert_path=sim.endpoints.ca_cert_path,
         )
-        return _run_app(settings, Mode.DEMO, endpoints, journal_file=fresh_demo_journal(settings))
+        return _run_app(
+            settings,
+            Mode.DEMO,
+            endpoints,
+            headless=headless,
+            journal_file=fresh_demo_journal(settings),
+        )
 
 
-def _run_paper(settings: Settings) -> int:
+def _import_console(*, headless: bool) -> None:
+    """Import what the console runs on (the engine, and the UI unless headless)."""
+    import core.engine  # noqa: F401
+
+    if not headless:
+        import cryptoj_tui.app  # noqa: F401
+
+
+def _run_paper(settings: Settings, *, headless: bool) -> int:
     from core.engine import ExchangeEndpoints
 
     exchange = settings.exchange
@@ -146,10 +178,10 @@ def _run_paper(settings: Settings) -> int:
         ws_user_url=exchange.ws_user_url,
         credentials=None,
     )
-    return _run_app(settings, Mode.PAPER, endpoints)
+    return _run_app(settings, Mode.PAPER, endpoints, headless=headless)
 
 
-def _run_live(settings: Settings) -> int:
+def _run_live(settings: Settings, *, headless: bool) -> int:
     from core.config import resolve_credentials
     from core.engine import ExchangeEndpoints
 
@@ -177,10 +209,10 @@ def _run_live(settings: Settings) -> int:
         ws_user_url=exchange.ws_user_url,
         credentials=credentials,
     )
-    return _run_app(settings, Mode.LIVE, endpoints)
+    return _run_app(settings, Mode.LIVE, endpoints, headless=headless)
 
 
-def _run_replay(settings: Settings, path: Path) -> int:
+def _run_replay(settings: Settings, path: Path, *, headless: bool) -> int:
     if not path.is_file():
         raise ConsoleRefused(f"--replay {path}: no such file")
 
@@ -200,6 +232,7 @@ def _run_replay(settings: Settings, path: Path) -> int:
         settings,
         Mode.REPLAY,
         None,
+        headless=headless,
         market_feed=feed,
         journal_file=fresh_demo_journal(settings, Mode.REPLAY),
     )
@@ -210,6 +243,7 @@ def _run_app(
     mode: Mode,
     endpoints: ExchangeEndpoints | None,
     *,
+    headless: bool,
     journal_file: Path | None = None,
     market_feed: Callable[[MarketDataService], asyncio.Task[None] | None] | None = None,
 ) -> int:
@@ -229,15 +263,15 @@ def _run_app(
             market_feed=market_feed,
         )
 
-    if _headless:
+    if headless:
         import asyncio
 
         from core.headless import run_headless
 
-        async def headless() -> int:
+        async def without_ui() -> int:
             return await run_headless(build(), out=sys.stdout)
 
-        return asyncio.run(headless())
+        return asyncio.run(without_ui())
 
     from cryptoj_tui.app import CryptoJApp
 

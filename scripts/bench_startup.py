@@ -58,22 +58,26 @@ def time_to_price(
     session = f"bench-startup-{os.getpid()}"
     shell = " ".join(shlex.quote(part) for part in command)
     exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            str(size[0]),
-            "-y",
-            str(size[1]),
-            f"env {exports} {shell}",
-        ],
-        check=True,
-    )
+    command_line = [
+        "tmux",
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        str(size[0]),
+        "-y",
+        str(size[1]),
+        f"env {exports} {shell}",
+    ]
+    for _attempt in range(3):
+        started = time.perf_counter()
+        # A tmux server that is exiting (its last session just closed) refuses a session.
+        if subprocess.run(command_line, check=False, stderr=subprocess.DEVNULL).returncode == 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise RuntimeError("tmux refused to start a session")
     try:
         while True:
             screen = subprocess.run(

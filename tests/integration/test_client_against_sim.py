@@ -487,7 +487,7 @@ class TestProductsAtStart:
         try:
 
             def usdc_matches_usd() -> bool:
-                if service.health("BTC-USDC").state is not BookState.LIVE:
+                if service.health("BTC-USDC").state is not BookStatus.LIVE:
                     return False
                 bids, asks = exchange.book_levels("BTC-USD", 20)
                 return service.book("BTC-USDC").top_decimal(20) == (bids, asks)
@@ -497,7 +497,7 @@ class TestProductsAtStart:
                 server.advance_market(0.02)
                 await asyncio.sleep(0)
             await eventually(usdc_matches_usd)
-            assert service.health("ETH-USD").state is BookState.LIVE
+            assert service.health("ETH-USD").state is BookStatus.LIVE
             assert service.bad_input.counts() == {}
         finally:
             await socket.stop()
@@ -535,7 +535,7 @@ class TestProductsAtStart:
                     lambda product=product: engine.snapshot(product).book.status is BookStatus.LIVE,
                     timeout=15,
                 )
-            assert engine.market.health("DOGE-EUR").state is BookState.STALE
+            assert engine.market.health("DOGE-EUR").state is BookStatus.STALE
             assert engine.market_socket is not None
             subscribed = {p for s in engine.market_socket.subscriptions for p in s.product_ids}
             assert subscribed == {"BTC-USDC", "ETH-USD"}

@@ -859,7 +859,7 @@ def test_sequence_numbers_in_any_order_never_leave_a_wrong_live_book(steps: list
         restarts = service.stats.restarts
         service.on_frame(_l2_update_frame(seq, "BTC-USD", "67900.00", "0.5"))
         if service.stats.restarts > restarts:
-            assert all(service.health(p).state is not BookState.LIVE for p in PRODUCTS)
+            assert all(service.health(p).state is not BookStatus.LIVE for p in PRODUCTS)
             assert control.reconnects and "backwards" in control.reconnects[-1]
         assert_market_sound(service)
 
@@ -876,7 +876,7 @@ def test_books_with_known_increments_hold_only_levels_on_them(data: st.DataObjec
         size = data.draw(st.sampled_from(["0", "0.5", "1.25", "0.00000001", "0.000000001", "2e-9"]))
         service.on_frame(_l2_update_frame(seq, "BTC-USD", f"{whole}.{decimals}", size))
         assert_market_sound(service)
-        if service.health("BTC-USD").state is BookState.LIVE:
+        if service.health("BTC-USD").state is BookStatus.LIVE:
             bids, asks = service.book("BTC-USD").top(10_000)
             for price, level_size in (*bids, *asks):
                 cents = price * 100

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from textual import events
 from textual.app import SystemCommand
+from textual.css.query import NoMatches
+from textual.widgets import Input
 
 from core.clock import ManualClock
 from core.model import Side
@@ -13,6 +17,7 @@ from core.snapshot import EngineSnapshot
 from cryptoj_tui.app import CryptoJApp
 from cryptoj_tui.screens.help import HelpScreen
 from cryptoj_tui.screens.main import MainScreen
+from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from tests.doubles.fake_engine import FakeEngine
 from tests.tui.helpers import AppFactory, wait_until
 from widgets.order_book import RowKind
@@ -275,3 +280,70 @@ async def test_small_terminal_hides_chart_and_balances(
         # row is always kept, so that a kill never relayouts the screen).
         asks = [row for row in screen.ladder.rows if row.kind is RowKind.ASK]
         assert len(asks) >= (15 if shown else 5)
+
+
+def type_at_once(app: CryptoJApp, *keys: tuple[str, str]) -> None:
+    """Queue key events as a terminal delivers a burst: all before the first is handled."""
+    for key, character in keys:
+        event = events.Key(key, character)
+        event.set_sender(app)
+        app.post_message(event)
+
+
+async def test_keys_typed_while_the_ticket_opens_land_in_it(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        # "b" then "0.02" in one burst: none of it may reach the main screen ("2" would pick
+        # the second product) or be lost while the ticket composes.
+        type_at_once(app, ("b", "b"), ("0", "0"), ("full_stop", "."), ("0", "0"), ("2", "2"))
+        await wait_until(pilot, lambda: isinstance(app.screen, OrderTicketScreen))
+        ticket = app.screen
+
+        def size_field() -> str | None:
+            try:
+                return ticket.query_one("#size", Input).value
+            except NoMatches:  # still composing
+                return None
+
+        await wait_until(pilot, lambda: size_field() == "0.02")
+        assert app.selected_product == "BTC-USD"
+        assert isinstance(app.focused, Input) and app.focused.id == "size"
+        # Once the ticket is up, keys go straight to it.
+        await pilot.press("5")
+        assert ticket.query_one("#size", Input).value == "0.025"
+
+
+async def test_escape_typed_while_the_ticket_opens_closes_it(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pushed: list[object] = []
+        push_screen = app.push_screen
+
+        def recording_push(screen: Any, *args: Any, **kwargs: Any) -> Any:
+            pushed.append(screen)
+            return push_screen(screen, *args, **kwargs)
+
+        app.push_screen = recording_push  # type: ignore[method-assign]
+        type_at_once(app, ("s", "s"), ("1", "1"), ("escape", "\x1b"))
+        await wait_until(pilot, lambda: bool(pushed) and isinstance(app.screen, MainScreen))
+        await pilot.pause()
+        assert isinstance(pushed[0], OrderTicketScreen)
+        assert isinstance(app.screen, MainScreen)
+        assert app.selected_product == "BTC-USD"  # the "1" went to the ticket, not here
+
+
+async def test_kill_typed_while_the_ticket_opens_is_not_held(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        type_at_once(app, ("b", "b"), ("ctrl+k", ""))
+        # Latched as it arrived, before the ticket or any frame: not held with the ticket keys.
+        assert len(engine.kill_calls) == 1
+        assert app.engine.snapshot("BTC-USD").trading.state == "HALTED"  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.pause()
+        assert len(engine.kill_calls) == 1  # the binding did not pull it a second time

@@ -170,3 +170,21 @@ def test_cli_live_without_a_key_exits_2_in_one_line(tmp_path: Path) -> None:
         "cryptoj: --live needs a Coinbase API key: set CRYPTOJ_CREDENTIALS__KEY_NAME and "
         "CRYPTOJ_CREDENTIALS__PRIVATE_KEY, or credentials.key_file in the config"
     ]
+
+
+def test_headless_is_passed_down_not_kept_in_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[object] = []
+
+    def fake_run_app(
+        settings: Settings, mode: Mode, endpoints: ExchangeEndpoints | None, **options: object
+    ) -> int:
+        seen.append(options["headless"])
+        return 0
+
+    monkeypatch.setattr(console, "_run_app", fake_run_app)
+    assert run_console(args("--paper", "--headless"), settings(tmp_path)) == 0
+    assert run_console(args("--paper"), settings(tmp_path)) == 0
+    assert seen == [True, False]  # one run's flag does not leak into the next
+    assert not hasattr(console, "_headless")

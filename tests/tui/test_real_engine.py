@@ -1,6 +1,7 @@
 """The console on the REAL engine against the simulated exchange, in-process over loopback.
 
-The keys go through the whole path: the order ticket, the risk gate's preview, the order
+The last test streams a fast book from the sim in a child process and checks every frame the
+App paints. The keys go through the whole path: the order ticket, the risk gate's preview, the order
 manager, the Coinbase client over HTTP, the sim's matching engine, the user channel back. The
 test asserts on the engine and on the exchange itself (what the sim lists as open).
 """
@@ -8,21 +9,25 @@ test asserts on the engine and on the exchange itself (what the sim lists as ope
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.segment import ControlType
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core.clock import ManualClock
-from core.config import load_settings
+from core.clock import ManualClock, SystemClock
+from core.config import SimSettings, load_settings
 from core.engine import Engine, ExchangeEndpoints
 from core.model import ExchangeOrderStatus
 from core.order_state import OrderState
 from core.sim.exchange import SimExchange
+from core.sim.launcher import start_sim_process
 from core.sim.runner import build_exchange
 from core.sim.server import DEMO_USER_ID, SimServer
 from core.snapshot import BookStatus
@@ -175,3 +180,128 @@ async def test_place_cancel_kill_and_resume_on_the_real_engine(
         await pilot.press("enter")
         await until(pilot, lambda: trading_state(engine) is TradingState.ACTIVE)
         assert engine.preview(order.intent) is None
+
+
+class VirtualTerminal:
+    """What a terminal shows after the App's frames: each update's segments written at their
+    cursor moves into a grid of characters (the headless driver writes nothing)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.cells = [[" "] * width for _ in range(height)]
+
+    def apply(self, update: Any, console: Any) -> None:
+        x = y = 0
+        for segment in update.__rich_console__(console, console.options):
+            if segment.control:
+                for control in segment.control:
+                    if control[0] is ControlType.CURSOR_MOVE_TO:
+                        x, y = control[1], control[2]
+                continue
+            for character in segment.text:
+                if character == "\n":
+                    x, y = 0, y + 1
+                    continue
+                if 0 <= y < self.height and 0 <= x < self.width:
+                    self.cells[y][x] = character
+                x += 1
+
+    def lines(self, region: Region) -> list[str]:
+        return [
+            "".join(self.cells[y][region.x : region.right])
+            for y in range(region.y, min(region.bottom, self.height))
+        ]
+
+
+NUMBER = re.compile(r"-?\d[\d,]*\.\d+")
+
+
+def first_number(text: str) -> float | None:
+    match = NUMBER.search(text)
+    return None if match is None else float(match.group().replace(",", ""))
+
+
+def check_frame(app: CryptoJApp, terminal: VirtualTerminal) -> tuple[float, float] | None:
+    """Assert what the terminal shows now is one moment; the (best bid, best ask) shown.
+
+    The ladder is never crossed; the spread line's spread and mid are those of the best bid
+    and ask drawn around it; the chart's mid and the mark of the BTC position are that mid
+    (to the cent they are shown with). None while no live book is on screen.
+    """
+    screen = app.main_screen
+    ladder = terminal.lines(screen.ladder.content_region)
+    spread_at = next((y for y, line in enumerate(ladder) if line.startswith(" spread")), None)
+    if spread_at is None or "LIVE" not in "".join(ladder[:spread_at]):
+        return None
+    best_ask = first_number(ladder[spread_at - 1])
+    best_bid = first_number(ladder[spread_at + 1])
+    if best_ask is None or best_bid is None:
+        return None
+    spread_line = ladder[spread_at]
+    assert best_bid < best_ask, "crossed ladder:\n" + "\n".join(ladder)
+    spread = first_number(spread_line.split("(")[0])
+    mid = first_number(spread_line.split("mid")[1])
+    assert spread is not None and mid is not None, spread_line
+    assert spread == pytest.approx(best_ask - best_bid, abs=0.006), "\n".join(ladder)
+    assert mid == pytest.approx((best_ask + best_bid) / 2, abs=0.0006), "\n".join(ladder)
+    caption = terminal.lines(screen.chart.content_region)[0]
+    chart_mid = first_number(caption)
+    assert chart_mid == pytest.approx(mid, abs=0.0051), f"{caption!r} vs {spread_line!r}"
+    for line in terminal.lines(screen.positions.content_region):
+        cells = line.split()
+        if cells and cells[0] == "BTC-USD" and len(cells) >= 4:
+            mark = first_number(cells[3])
+            assert mark == pytest.approx(mid, abs=0.0051), f"{line!r} vs {spread_line!r}"
+    return best_bid, best_ask
+
+
+async def test_every_frame_under_a_fast_book_shows_one_moment(tmp_path: Path) -> None:
+    """The sim streams 2,000 level2 updates a second; every frame the App paints (read back
+    from the updates it sends the terminal) shows an uncrossed ladder whose spread line, chart
+    mid and position mark agree."""
+    with start_sim_process(SimSettings(seed=7, rate=2000.0)) as sim:
+        endpoints = sim.endpoints
+        settings = load_settings(
+            None,
+            environ={
+                "HOME": str(tmp_path),
+                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD"]',
+                "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path),
+            },
+        )
+        clock = SystemClock()
+        engine = Engine(
+            settings,
+            ExchangeEndpoints(
+                endpoints.rest_url,
+                endpoints.ws_market_url,
+                endpoints.ws_user_url,
+                endpoints.credentials,
+                endpoints.ca_cert_path,
+            ),
+            clock=clock,
+            mode="demo",
+            journal_file=tmp_path / "journal-demo.sqlite3",
+        )
+        app = CryptoJApp(
+            engine, mode="demo", products=engine.products, clock=clock, cursor_blink=False
+        )
+        app.animation_level = "none"
+        terminal = VirtualTerminal(160, 48)
+        shown: list[tuple[float, float]] = []
+        display = app._display
+
+        def paint(screen: Any, update: Any) -> None:
+            if update is not None and screen is app.main_screen:
+                terminal.apply(update, app.console)
+                touch = check_frame(app, terminal)
+                if touch is not None:
+                    shown.append(touch)
+            display(screen, update)
+
+        app._display = paint  # type: ignore[method-assign]
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: len(shown) >= 40, seconds=30)
+    # The book moved under the frames (the test would prove nothing on a still book).
+    assert len(set(shown)) >= 10
