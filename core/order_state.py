@@ -81,6 +81,17 @@ def is_legal_transition(previous: OrderState, target: OrderState) -> bool:
     return target in LEGAL_TRANSITIONS[previous]
 
 
+# Closed states the VENUE may re-open, outside the table above: what the venue reports about an
+# order we sent wins over our own conclusion (closed as NOT_AT_VENUE when its POST was still on
+# the way; cancelled or expired on a stale report). FILLED is complete (a report of less is
+# old) and DENIED was never sent.
+REOPENABLE_STATES = frozenset({_S.CANCELED, _S.EXPIRED, _S.REJECTED})
+
+
+def can_reopen(previous: OrderState) -> bool:
+    return previous in REOPENABLE_STATES
+
+
 _STATUS_TO_STATE: Mapping[ExchangeOrderStatus, OrderState] = {
     ExchangeOrderStatus.PENDING: _S.ACCEPTED,
     ExchangeOrderStatus.QUEUED: _S.ACCEPTED,

@@ -15,6 +15,7 @@ restart are journaled once and emitted once. Orders we did not place are adopted
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import deque
@@ -43,6 +44,7 @@ from core.order_state import (
     STILL_OPEN_STATES,
     ManagedOrder,
     OrderState,
+    can_reopen,
     is_legal_transition,
     state_for_exchange_order,
 )
@@ -168,9 +170,10 @@ class OrderManager:
         resolve_first_delay_s: float = 0.5,
         resolve_max_delay_s: float = 8.0,
         resend_window_s: float = 60.0,
-        not_found_settle_s: float = 10.0,
+        not_found_settle_s: float = 60.0,
         lookback_margin_s: float = 120.0,
         max_terminal_in_memory: int = 2000,
+        call_timeout_s: float = 15.0,
     ) -> None:
         self._venue = venue
         self._journal = journal
@@ -182,9 +185,15 @@ class OrderManager:
         self._resolve_first_delay_s = resolve_first_delay_s
         self._resolve_max_delay_s = resolve_max_delay_s
         self._resend_window_s = resend_window_s
+        # How long after the last send a lookup by client_order_id must keep finding nothing
+        # before an UNKNOWN order is closed: longer than any plausible late arrival of the
+        # POST (Coinbase once accepted an order 14 s after our 10 s timeout). Until then it
+        # stays UNKNOWN: shown, counted by the gate, covered by the kill switch.
         self._not_found_settle_s = not_found_settle_s
         self._lookback_margin_s = lookback_margin_s
         self._max_terminal = max_terminal_in_memory
+        # A bound on each cancel request of our own, whatever the transport's timeouts.
+        self._call_timeout_s = call_timeout_s
 
         self._orders: dict[str, ManagedOrder] = {}
         self._by_order_id: dict[str, str] = {}
@@ -194,6 +203,9 @@ class OrderManager:
         self._deferred_cancels: set[str] = set()  # cancel asked before the exchange id was known
         self._resolve_locks: dict[str, asyncio.Lock] = {}
         self._resolvers: dict[str, asyncio.Task[None]] = {}
+        self._exists_at_venue: set[str] = set()  # answered "duplicate client_order_id"
+        self._last_sent: dict[str, float] = {}  # client_order_id -> when its POST last left
+        self._verifiers: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._reconciling = True  # until the first reconcile after start
         self._reset_generation = 0
@@ -231,6 +243,8 @@ class OrderManager:
         restored = self._journal.load_orders()
         for order in restored:
             self._remember(order)
+            # The previous process sent it at the latest when it last journaled it.
+            self._last_sent[order.client_order_id] = order.updated_at
             # UNKNOWN too: an order left UNKNOWN by an earlier run (a lost answer, or a
             # restore before another crash) is just as much an intent from before the restart.
             if order.state in (_S.INITIALIZED, _S.SUBMITTED, _S.UNKNOWN):
@@ -300,6 +314,7 @@ class OrderManager:
         return True
 
     async def _place(self, order: ManagedOrder) -> CreateOrderOutcome:
+        self._last_sent[order.client_order_id] = self._clock.time()
         try:
             return await self._venue.place(order.intent.spec, order.client_order_id)
         except Exception as exc:  # a venue bug or a transport error: the order may exist
@@ -332,11 +347,15 @@ class OrderManager:
         self._learn_order_id(order, placed.order_id)
         if awaiting:
             self._transition(order, _S.ACCEPTED, f"accepted by {self._venue.name}")
+        elif order.state is _S.REJECTED and order.reject_code == NOT_AT_VENUE:
+            self._reopen(order, _S.ACCEPTED, "a late answer: accepted", verify=True)
 
     def _on_rejected(self, order: ManagedOrder, outcome: OrderRejected) -> None:
         codes = {outcome.code, outcome.new_order_failure_reason, outcome.preview_failure_reason}
         if DUPLICATE_CLIENT_ORDER_ID in codes:
-            # The exchange already has an order with this id: ours. Find it, never re-id.
+            # The exchange already has an order with this id: ours. Find it, never re-id, and
+            # never close it as absent because a listing lags.
+            self._exists_at_venue.add(order.client_order_id)
             self._transition(order, _S.UNKNOWN, "duplicate client_order_id: the order exists")
             return
         order.reject_code = outcome.new_order_failure_reason or outcome.code
@@ -355,16 +374,18 @@ class OrderManager:
         self._resolvers[order.client_order_id] = task
 
     async def _resolve_in_background(self, order: ManagedOrder) -> None:
+        # Until it is resolved: an order that may be live is never given up on. After
+        # ``resolve_attempts`` the trader is told, and the lookups go on at the longest pause.
         delay = self._resolve_first_delay_s
-        for _ in range(self._resolve_attempts):
+        attempts = 0
+        while order.state is _S.UNKNOWN:
             await self._sleep(delay)
             delay = min(delay * 2, self._resolve_max_delay_s)
-            if order.state is not _S.UNKNOWN or await self._resolve_once(order, None):
+            attempts += 1
+            if await self._resolve_once(order, None):
                 return
-        self._note(
-            order,
-            f"still unknown after {self._resolve_attempts} attempts; reconciliation keeps looking",
-        )
+            if attempts == self._resolve_attempts:
+                self._note(order, f"still unknown after {attempts} lookups; still looking")
 
     async def _resolve_once(
         self, order: ManagedOrder, listed: Mapping[str, ExchangeOrder] | None
@@ -400,19 +421,27 @@ class OrderManager:
 
     async def _settle_not_found(self, order: ManagedOrder) -> None:
         """The venue answered and has no order with this id."""
-        age = self._clock.time() - order.created_at
+        now = self._clock.time()
+        age = now - order.created_at
+        since_sent = now - self._last_sent.get(order.client_order_id, order.created_at)
         # Never re-sent: an intent from before a restart, or one whose cancel was asked for
         # while its outcome was unknown (the kill switch, the trader, the strategy): sending it
         # now would place an order that nobody wants any more, e.g. while trading is HALTED.
         coid = order.client_order_id
+        if coid in self._exists_at_venue:
+            return  # the venue said it has it: the listings lag; keep looking
         may_resend = coid not in self._restored_ids and coid not in self._deferred_cancels
         if may_resend and age <= self._resend_window_s:
             self._transition(order, _S.SUBMITTED, "not at the venue: re-sent, same client_order_id")
             self._apply_place_outcome(order, await self._place(order))
-        elif age >= self._not_found_settle_s:
+        elif since_sent >= self._not_found_settle_s:
+            # Absent at a lookup made longer after the last send than a POST can arrive late.
+            # Should the venue report it all the same, ``_apply_update`` re-opens it.
             order.reject_code = NOT_AT_VENUE
             order.reject_message = "the venue has no such order; it was not re-sent"
-            self._transition(order, _S.REJECTED, f"{NOT_AT_VENUE}: not re-sent (age {age:.0f}s)")
+            self._transition(
+                order, _S.REJECTED, f"{NOT_AT_VENUE}: not found {since_sent:.0f}s after sending"
+            )
 
     # ----------------------------------------------------------------- venue updates
 
@@ -509,18 +538,79 @@ class OrderManager:
             if not filled:
                 return learned  # journal trouble: reconciliation will derive it again
         target = state_for_exchange_order(update)
-        if not authoritative and order.state is _S.PENDING_CANCEL and target in STILL_OPEN_STATES:
-            # An "open" report after our cancel request was sent before the venue saw the
-            # request: keep PENDING_CANCEL until the venue confirms or refuses the cancel.
+        if order.state is _S.PENDING_CANCEL and target in STILL_OPEN_STATES:
+            # An "open" report after our cancel request left may predate the request (a stale
+            # listing, a reordered stream update): keep PENDING_CANCEL until the venue reports
+            # the order finished or answers that it refused the cancel.
             target = None
         if target is not None and target is not order.state:
             if target is _S.REJECTED:
                 order.reject_code = update.reject_reason or "FAILED"
                 order.reject_message = update.reject_reason
+            if order.state.is_terminal:
+                changed = self._reopen(order, target, cause, verify=not authoritative)
+                return changed or learned or filled
             return self._transition(order, target, cause) or learned or filled
         if learned:
             self._persist(order, "exchange order id learned")
         return learned or filled
+
+    def _reopen(self, order: ManagedOrder, target: OrderState, cause: str, *, verify: bool) -> bool:
+        """The venue reports an order we had closed (NOT_AT_VENUE, or cancelled, or expired):
+        the venue is right. An order that may be live is never left out of ``open_orders()``,
+        the gate's counts or the kill switch, whatever our own history of it says."""
+        previous = order.state
+        if not can_reopen(previous):
+            return False
+        log.warning(
+            "order %s: the venue reports %s after we had it %s: re-opened (%s)",
+            order.client_order_id,
+            target,
+            previous,
+            cause,
+        )
+        if not target.is_terminal:
+            order.reject_code = order.reject_message = None
+            with contextlib.suppress(ValueError):
+                self._terminal.remove(order.client_order_id)
+        order.state = target
+        order.updated_at = self._clock.time()
+        self._persist(order, f"re-opened by the venue: {cause}")
+        self._bump()
+        self._emit_order(order, previous, f"re-opened by the venue: {cause}")
+        if target.is_terminal:
+            self._retire(order)
+        elif verify:
+            # A stream update may be an old one arriving late: ask the venue for the order.
+            self._spawn_verify(order)
+        return True
+
+    def _spawn_verify(self, order: ManagedOrder) -> None:
+        running = self._verifiers.get(order.client_order_id)
+        if running is not None and not running.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._verify(order))
+        self._verifiers[order.client_order_id] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _verify(self, order: ManagedOrder) -> None:
+        """Read one re-opened order back from the venue until it answers."""
+        delay = self._resolve_first_delay_s
+        while not order.state.is_terminal and order.order_id is not None:
+            await self._sleep(delay)
+            delay = min(delay * 2, self._resolve_max_delay_s)
+            try:
+                update = await self._venue.get_order(order.order_id)
+            except Exception as exc:
+                log.info("verify %s: %r", order.client_order_id, exc)
+                continue
+            self._apply_update(order, update, "verified at the venue", authoritative=True)
+            return
 
     def _learn_order_id(self, order: ManagedOrder, order_id: str) -> bool:
         if not order_id or order.order_id == order_id:
@@ -598,22 +688,38 @@ class OrderManager:
         return await self._cancel_orders(targets, "cancel requested") + deferred
 
     async def cancel_all(
-        self, product_ids: Sequence[str] | None = None, *, list_first: bool = True
+        self,
+        product_ids: Sequence[str] | None = None,
+        *,
+        list_first: bool = True,
+        listed: Sequence[ExchangeOrder] | None = None,
     ) -> int:
-        """Cancel every open order the venue lists (ours and external, PENDING/QUEUED too) and
-        every working order we know. Returns how many cancels were asked for.
+        """Cancel every open order the venue lists for ``product_ids`` (ours and external,
+        PENDING/QUEUED too, and ones we had closed) and every working order we know. Returns
+        how many cancels were asked for.
 
-        ``list_first=False`` cancels only what we know, at once (the kill switch's first round,
-        which lists afterwards to verify)."""
+        ``listed`` is a listing the caller just made (the kill switch's verification), used
+        instead of listing again; ``list_first=False`` cancels only what we know, at once (the
+        kill switch's first round, which lists afterwards to verify)."""
         products = set(product_ids) if product_ids else None
         targets: dict[str, ManagedOrder] = {}
-        listed_open = await self._list_open_for_cancel(product_ids) if list_first else []
-        for listed in listed_open:
-            order = self._match(listed) or self._adopt_external(listed)
-            if order is not None:
-                self._apply_update(order, listed, "listed open", authoritative=True)
-                if not order.state.is_terminal and order.order_id is not None:
-                    targets[order.order_id] = order
+        untracked: list[str] = []
+        if listed is None:
+            listed = await self._list_open_for_cancel(product_ids) if list_first else []
+        for update in listed:
+            if products and update.product_id not in products:
+                continue
+            order = self._match(update) or self._adopt_external(update)
+            if order is None:  # the journal could not adopt it: it is cancelled all the same
+                untracked.append(update.order_id)
+                continue
+            self._apply_update(order, update, "listed open", authoritative=True)
+            if order.order_id is None:
+                untracked.append(update.order_id)
+            elif order.state.is_terminal:  # a terminal we cannot re-open (FILLED): it is listed
+                untracked.append(order.order_id)
+            else:
+                targets[order.order_id] = order
         deferred = 0
         for order in self._orders.values():
             if order.state.is_terminal or (products and order.product_id not in products):
@@ -623,7 +729,17 @@ class OrderManager:
                 deferred += 1
             else:
                 targets.setdefault(order.order_id, order)
-        return await self._cancel_orders(list(targets.values()), "cancel all") + deferred
+        sent = await self._cancel_orders(list(targets.values()), "cancel all", untracked)
+        return sent + deferred
+
+    def unresolved(self) -> list[ManagedOrder]:
+        """Orders that may be at the venue without our knowing their exchange id (SUBMITTED,
+        UNKNOWN): a cancel cannot reach them yet, so the kill switch waits for them."""
+        return [
+            order.copy()
+            for order in self._orders.values()
+            if order.is_open and order.order_id is None
+        ]
 
     async def _list_open_for_cancel(self, product_ids: Sequence[str] | None) -> list[ExchangeOrder]:
         try:
@@ -632,43 +748,57 @@ class OrderManager:
             log.warning("cancel all: listing open orders failed: %r", exc)
             return []
 
-    async def _cancel_orders(self, orders: Iterable[ManagedOrder], cause: str) -> int:
+    async def _cancel_orders(
+        self, orders: Iterable[ManagedOrder], cause: str, untracked: Sequence[str] = ()
+    ) -> int:
         before: dict[str, OrderState] = {}
         by_order_id: dict[str, ManagedOrder] = {}
         for order in orders:
             assert order.order_id is not None
             before[order.client_order_id] = order.state
             by_order_id[order.order_id] = order
-        try:
-            # One journal commit for the lot (the kill switch cancels hundreds at once),
-            # made before any cancel leaves.
-            with self._journal.batch():
-                for order in by_order_id.values():
-                    if order.state is not _S.PENDING_CANCEL:
-                        self._transition(order, _S.PENDING_CANCEL, cause)
-        except Exception as exc:  # the batch's commit failed: the cancels still go out
-            self._on_journal_failure("record the cancel requests", exc)
-        ids = list(by_order_id)
+        marked: list[ManagedOrder] = []
+        for order in by_order_id.values():
+            if order.state is not _S.PENDING_CANCEL:
+                if self._transition(order, _S.PENDING_CANCEL, cause, persist=False):
+                    marked.append(order)
+        ids = list(dict.fromkeys([*by_order_id, *untracked]))
         batches = [
             ids[start : start + CANCEL_BATCH_SIZE]
             for start in range(0, len(ids), CANCEL_BATCH_SIZE)
         ]
         # Every batch at once: cancelling N hundred orders (the kill switch) then takes one
-        # round trip, not one per batch. ``_send_cancels`` never raises.
-        for results in await asyncio.gather(*(self._send_cancels(b) for b in batches)):
+        # round trip, not one per batch. ``_send_cancels`` never raises. The cancels leave
+        # BEFORE anything is written to disk: a full disk or a journal waiting on a reader
+        # must not hold a cancel back.
+        answers = await asyncio.gather(*(self._send_cancels(b) for b in batches))
+        self._persist_many([o for o in marked if o.state is _S.PENDING_CANCEL], cause)
+        for results in answers:
             for result in results:
                 refused = by_order_id.get(result.order_id)
                 if refused is not None and not result.success:
                     self._cancel_refused(refused, before, result.failure_reason or "refused")
         return len(ids)
 
+    def _persist_many(self, orders: Sequence[ManagedOrder], cause: str) -> None:
+        if not orders:
+            return
+        try:
+            with self._journal.batch():  # one commit for the lot
+                for order in orders:
+                    self._journal.record_order_state(order, cause)
+        except Exception as exc:
+            self._on_journal_failure(f"record {len(orders)} cancel request(s)", exc)
+
     async def _send_cancels(self, order_ids: list[str]) -> list[CancelResult]:
         try:
-            return await self._venue.cancel(order_ids)
-        except Exception as exc:
+            async with asyncio.timeout(self._call_timeout_s):
+                return await self._venue.cancel(order_ids)
+        except Exception as exc:  # a timeout included: the cancel may or may not have landed
             log.warning("cancel of %d orders failed: %r", len(order_ids), exc)
             return [
-                CancelResult(order_id, False, f"request failed: {exc}") for order_id in order_ids
+                CancelResult(order_id, False, f"request failed: {exc!r}")
+                for order_id in order_ids
             ]
 
     def _cancel_refused(
@@ -814,7 +944,9 @@ class OrderManager:
 
     # ----------------------------------------------------------------- state changes
 
-    def _transition(self, order: ManagedOrder, target: OrderState, cause: str) -> bool:
+    def _transition(
+        self, order: ManagedOrder, target: OrderState, cause: str, *, persist: bool = True
+    ) -> bool:
         previous = order.state
         if not is_legal_transition(previous, target):
             log.warning(
@@ -827,7 +959,8 @@ class OrderManager:
             return False
         order.state = target
         order.updated_at = self._clock.time()
-        self._persist(order, cause)
+        if persist:
+            self._persist(order, cause)
         self._bump()
         self._emit_order(order, previous, cause)
         if target.is_terminal:

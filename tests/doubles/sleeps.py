@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+from core.clock import ManualClock
+
 
 class Sleeps:
-    """Returns after one loop turn instead of waiting; ``delays`` lists every wait asked for."""
+    """Returns after one loop turn instead of waiting; ``delays`` lists every wait asked for.
+    Given a manual clock it moves the clock on by each delay, so rules that depend on time
+    passing (the window that proves an order absent, backoff) are reached without waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: ManualClock | None = None) -> None:
         self.delays: list[float] = []
+        self._clock = clock
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        if self._clock is not None:
+            self._clock.advance(delay)
         await asyncio.sleep(0)
