@@ -10,6 +10,8 @@ and records every call so tests assert on what the UI asked for: ``kill`` latche
 inside the call and returns a task that cancels every open order; a HALTED engine denies new
 orders (TRADING_HALTED) but still cancels; limit orders rest, market orders fill at the touch;
 ``flatten`` closes every position; ``resume`` wants the typed word and the finished kill.
+Positions, P&L, equity and the exposure / loss / drawdown gauges come from the engine's own
+``core.portfolio.Portfolio``, fed the fake's fills and marks, so there is one copy of that maths.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from core.clock import ManualClock
 from core.denials import Denial, DenialReason
 from core.emergency import RESUME_CONFIRMATION, FlattenResult, ResumeRefused
 from core.model import (
+    Balance,
     ExchangeOrder,
     ExchangeOrderStatus,
+    Fill,
     IntentSource,
     OrderIntent,
     OrderSpec,
@@ -40,6 +44,7 @@ from core.model import (
 )
 from core.order_state import ManagedOrder, OrderState
 from core.orders import ReconcileReport
+from core.portfolio import Portfolio
 from core.product_catalog import default_products, make_usd_product
 from core.snapshot import (
     BalanceView,
@@ -72,11 +77,14 @@ _REFERENCE = {
 _TAPE_LENGTH = 100
 _MID_HISTORY_LENGTH = 240
 _EVENT_HISTORY_LENGTH = 200
-# (product, size, average entry, realized P&L) the fake starts with.
-_START_POSITIONS = (
-    ("BTC-USD", Decimal("0.41250000"), Decimal("63800.00"), Decimal("0")),
-    ("ETH-USD", Decimal("3.500000"), Decimal("3150.00"), Decimal("-12.40")),
-    ("SOL-USD", Decimal("0"), None, Decimal("35.10")),
+# The fills the fake's portfolio starts from (product, side, size, price): 0.4125 BTC at
+# 63,800; 3.5 ETH at 3,150 after selling 1 of 4.5 at a 12.40 loss; SOL flat after a 35.10 gain.
+_START_FILLS = (
+    ("BTC-USD", Side.BUY, Decimal("0.41250000"), Decimal("63800.00")),
+    ("ETH-USD", Side.BUY, Decimal("4.500000"), Decimal("3150.00")),
+    ("ETH-USD", Side.SELL, Decimal("1.000000"), Decimal("3137.60")),
+    ("SOL-USD", Side.BUY, Decimal("1.0000"), Decimal("100.00")),
+    ("SOL-USD", Side.SELL, Decimal("1.0000"), Decimal("135.10")),
 )
 # Limits the fake's gauges are measured against (the real ones come from RiskSettings).
 _LIMITS = {
@@ -91,11 +99,11 @@ _LIMITS = {
 _CENTS = Decimal("0.01")
 
 
-@dataclass
-class _FakePosition:
-    size: Decimal
-    avg_entry: Decimal | None
-    realized: Decimal
+@dataclass(frozen=True, slots=True)
+class _FakeFill:
+    """What ``Portfolio.on_fill`` reads (``core.orders.FillEvent`` has more)."""
+
+    fill: Fill
 
 
 @dataclass
@@ -223,11 +231,13 @@ class FakeEngine:
             source="startup",
             reconciling=False,
         )
-        self._positions = {
-            product_id: _FakePosition(size, avg, realized)
-            for product_id, size, avg, realized in _START_POSITIONS
-            if product_id in self.products
-        }
+        # The real P&L and gauge maths: the engine's Portfolio, fed the fake's fills and marks.
+        self._portfolio = Portfolio(clock=clock, product_ids=self.products)
+        self._fill_counter = 0
+        for product_id, side, size, price in _START_FILLS:
+            if product_id in self.products:
+                self._book_fill(product_id, side, size, price)
+        self._portfolio_balances()
         self._positions_version = 1
         self._strategy = None if strategy is None else StrategyView(strategy, paused=False)
         self._order_counter = 0
@@ -269,6 +279,8 @@ class FakeEngine:
     def snapshot(self, product_id: str) -> EngineSnapshot:
         self.snapshot_calls += 1
         market = self._markets.get(product_id) or self._markets[self.products[0]]
+        for known in self.products:
+            self._portfolio.mark(known, self._mark(known))
         return EngineSnapshot(
             mode=self.mode,
             wall_time=self._clock.time(),
@@ -287,8 +299,8 @@ class FakeEngine:
             trading=self._trading,
             positions=self._position_views(),
             positions_version=self._positions_version,
-            equity=self._equity(),
-            daily_pnl=self._daily_pnl(),
+            equity=self._portfolio.equity,
+            daily_pnl=self._portfolio.daily_pnl,
             gauges=self._gauges(market),
             strategy=self._strategy,
         )
@@ -408,7 +420,8 @@ class FakeEngine:
         self.flatten_calls += 1
         orders: list[ManagedOrder] = []
         skipped: list[str] = []
-        for product_id, position in self._positions.items():
+        for position in self._portfolio.positions():
+            product_id = position.product_id
             if position.size <= 0:
                 continue
             spec = OrderSpec(
@@ -478,8 +491,7 @@ class FakeEngine:
         return self._orders
 
     def position_size(self, product_id: str) -> Decimal:
-        position = self._positions.get(product_id)
-        return Decimal(0) if position is None else position.size
+        return self._portfolio.size(product_id)
 
     def set_trading(self, trading: TradingView) -> None:
         """Put the engine in any trading state (e.g. a trigger's HALTED) for a test."""
@@ -501,24 +513,34 @@ class FakeEngine:
         return gone
 
     def _fill(self, product_id: str, side: Side, size: Decimal, price: Decimal) -> None:
-        position = self._positions.setdefault(
-            product_id, _FakePosition(Decimal(0), None, Decimal(0))
-        )
-        signed = size if side is Side.BUY else -size
-        if position.size == 0 or (position.size > 0) == (signed > 0):
-            total = position.size + signed
-            cost = (position.avg_entry or Decimal(0)) * position.size + price * signed
-            position.avg_entry = (cost / total).quantize(_CENTS) if total else None
-            position.size = total
-        else:
-            closed = min(abs(signed), abs(position.size))
-            direction = 1 if position.size > 0 else -1
-            position.realized += (price - (position.avg_entry or price)) * closed * direction
-            position.size += signed
-            if position.size == 0:
-                position.avg_entry = None
+        self._book_fill(product_id, side, size, price)
         self._positions_version += 1
         self.add_event(EventLevel.INFO, f"FILL {side.value} {size} {product_id} @ {price}")
+
+    def _book_fill(self, product_id: str, side: Side, size: Decimal, price: Decimal) -> None:
+        self._fill_counter += 1
+        fill = Fill(
+            trade_id=f"fake-trade-{self._fill_counter}",
+            order_id=f"fake-fill-order-{self._fill_counter}",
+            product_id=product_id,
+            side=side,
+            price=price,
+            size=size,
+            commission=Decimal(0),
+        )
+        self._portfolio.on_fill(_FakeFill(fill))
+
+    def _portfolio_balances(self) -> None:
+        """The portfolio's cash is the USD balance; its base holdings are the positions the
+        fills made (the fake's balance panel shows other figures, as a stand-in may)."""
+        usd = next((b for b in self._balances or () if b.currency == "USD"), None)
+        balances = [
+            Balance(position.product_id.split("-")[0], position.size, Decimal(0))
+            for position in self._portfolio.positions()
+        ]
+        if usd is not None and usd.available is not None and usd.hold is not None:
+            balances.append(Balance("USD", usd.available, usd.hold))
+        self._portfolio.set_balances(balances)
 
     def _mark(self, product_id: str) -> Decimal | None:
         market = self._markets.get(product_id)
@@ -528,76 +550,36 @@ class FakeEngine:
         return None if mid is None else Decimal(f"{mid:.{market.price_decimals}f}")
 
     def _position_views(self) -> tuple[PositionView, ...]:
-        views = []
-        for product_id, position in self._positions.items():
-            mark = self._mark(product_id)
-            unrealized = (
-                None
-                if mark is None or position.avg_entry is None
-                else ((mark - position.avg_entry) * position.size).quantize(_CENTS)
+        return tuple(
+            PositionView(
+                product_id=position.product_id,
+                size=position.size,
+                avg_entry=position.avg_entry,
+                mark=position.mark,
+                unrealized_pnl=position.unrealized_pnl,
+                realized_pnl=position.realized_pnl,
+                fees=position.fees,
             )
-            if position.size == 0:
-                unrealized = Decimal("0.00")
-            views.append(
-                PositionView(
-                    product_id=product_id,
-                    size=position.size,
-                    avg_entry=position.avg_entry,
-                    mark=mark,
-                    unrealized_pnl=unrealized,
-                    realized_pnl=position.realized.quantize(_CENTS),
-                    fees=Decimal(0),
-                )
-            )
-        return tuple(views)
-
-    def _exposures(self) -> list[Decimal | None]:
-        exposures: list[Decimal | None] = []
-        for product_id, position in self._positions.items():
-            if position.size == 0:
-                exposures.append(Decimal(0))
-                continue
-            mark = self._mark(product_id)
-            exposures.append(None if mark is None else abs(position.size * mark))
-        return exposures
-
-    def _equity(self) -> Decimal | None:
-        cash = next((b.total for b in self._balances or () if b.currency == "USD"), None)
-        exposures = self._exposures()
-        if cash is None or any(value is None for value in exposures):
-            return None
-        return cash + sum((value for value in exposures if value is not None), Decimal(0))
-
-    def _daily_pnl(self) -> Decimal | None:
-        total = Decimal(0)
-        for view in self._position_views():
-            if view.unrealized_pnl is None:
-                return None
-            total += view.unrealized_pnl + view.realized_pnl
-        return total
+            for position in self._portfolio.positions()
+        )
 
     def _gauges(self, market: _FakeMarket) -> tuple[GaugeView, ...]:
-        exposures = self._exposures()
-        known = [value for value in exposures if value is not None]
+        portfolio = self._portfolio
+        exposures = {pid: portfolio.exposure(pid) for pid in self.products}
+        known = [value for value in exposures.values() if value is not None]
         unknown = len(known) != len(exposures)
         largest = max(known, default=Decimal(0))
-        largest_product = next(
-            (
-                pid
-                for pid, value in zip(self._positions, exposures, strict=True)
-                if value == largest
-            ),
-            None,
-        )
-        daily = self._daily_pnl()
+        largest_product = next((pid for pid, value in exposures.items() if value == largest), None)
+        daily = portfolio.daily_pnl
+        gross = portfolio.gross_exposure
         book = market.book()
         used: dict[str, tuple[Decimal | None, str | None]] = {
             "order_rate": (Decimal(0), None),
             "open_orders": (Decimal(len(self._orders)), None),
             "position": (None if unknown else largest.quantize(_CENTS), largest_product),
-            "gross_exposure": (None if unknown else sum(known, Decimal(0)).quantize(_CENTS), None),
+            "gross_exposure": (None if gross is None else gross.quantize(_CENTS), None),
             "daily_loss": (None if daily is None else max(Decimal(0), -daily), None),
-            "drawdown": (Decimal("310.00"), None),
+            "drawdown": (portfolio.drawdown, None),
             "data_age": (
                 None
                 if book.status is not BookStatus.LIVE or book.last_update_age_s is None
