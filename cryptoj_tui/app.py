@@ -57,6 +57,12 @@ STOP_TIMEOUT_S = 5.0
 KILL_CAUSE = "kill switch (keyboard)"
 # The kill switch's keys (the App's priority bindings below): latched as the key arrives.
 KILL_KEYS = frozenset({"ctrl+k", "f12"})
+# Nobody has typed or clicked for this long: the screen is redrawn at the idle rate only (a
+# console left open all day must not keep a core busy); any key or click restores the full
+# rate at once. The kill switch never waits for a frame either way (see post_message).
+IDLE_AFTER_S = 15.0
+IDLE_REFRESH_HZ = 2.0
+USER_INPUT = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
 # Keys that act at once even while a ticket opens: the kill switch and quitting.
 KEYS_NEVER_HELD = KILL_KEYS | {"ctrl+c"}
 # The longest keys are held for a ticket that is opening (then they go wherever focus is).
@@ -178,18 +184,25 @@ class CryptoJApp(App[None]):
         products: Sequence[str],
         clock: Clock,
         refresh_hz: float = 10.0,
+        idle_refresh_hz: float = IDLE_REFRESH_HZ,
         cursor_blink: bool = True,
     ) -> None:
         if not products:
             raise ValueError("the console needs at least one product")
-        if refresh_hz <= 0:
-            raise ValueError(f"refresh_hz must be positive, got {refresh_hz}")
+        if refresh_hz <= 0 or idle_refresh_hz <= 0:
+            raise ValueError(
+                f"refresh_hz and idle_refresh_hz must be positive, got {refresh_hz}, "
+                f"{idle_refresh_hz}"
+            )
         super().__init__()
         self.engine = engine
         self.mode = Mode(mode)
         self.products: tuple[str, ...] = tuple(products)
         self.clock = clock
         self.refresh_interval = 1.0 / refresh_hz
+        self.idle_interval = max(self.refresh_interval, 1.0 / idle_refresh_hz)
+        self._last_input = clock.monotonic()
+        self._last_pull: float | None = None
         self.cursor_blink = cursor_blink
         self._selected_index = 0
         self._main_screen: MainScreen | None = None
@@ -276,7 +289,14 @@ class CryptoJApp(App[None]):
             late_by = now - self._last_tick - self.refresh_interval
             self.loop_lag_ms = max(0.0, late_by) * 1000.0
         self._last_tick = now
+        if self.idle and self._last_pull is not None and now - self._last_pull < self.idle_interval:
+            return  # idle: every idle_interval only
         self.pull_snapshot()
+
+    @property
+    def idle(self) -> bool:
+        """Whether nobody has typed or clicked for IDLE_AFTER_S (frames at the idle rate)."""
+        return self.clock.monotonic() - self._last_input >= IDLE_AFTER_S
 
     def pull_snapshot(self) -> EngineSnapshot | None:
         """Take one snapshot of the selected product and show all of it. Never raises.
@@ -294,6 +314,7 @@ class CryptoJApp(App[None]):
             return None
         self._snapshot_error = None
         self.last_snapshot = snapshot
+        self._last_pull = self.clock.monotonic()
         if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
             self._heap_frozen = True
             self.call_after_refresh(freeze_startup_heap)
@@ -327,6 +348,8 @@ class CryptoJApp(App[None]):
         return super().post_message(message)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, USER_INPUT):
+            self._last_input = self.clock.monotonic()  # back to the full frame rate
         if isinstance(event, events.Key):
             if id(event) in self._kill_keys_latched:
                 # Latched on arrival (post_message): the rest of the kill, not a second one.

