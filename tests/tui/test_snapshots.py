@@ -34,6 +34,9 @@ async def settled(pilot: Pilot[Any]) -> None:
     await wait_until(pilot, lambda: app.loop_lag_ms is not None)
     # A timer tick's snapshot reaches the panels over a few frames: wait for the last one.
     await wait_until(pilot, lambda: not app.main_screen.spreading)
+    # ... and the status line shows the measured lag (a dialog opened next keeps the main
+    # screen's last painted frame behind it).
+    await wait_until(pilot, lambda: "lag 0.0 ms" in app.main_screen.status_bar.text)
     await pilot.pause()
 
 
@@ -61,6 +64,7 @@ def test_help_screen(snap_compare: Any, make_app: AppFactory, size: tuple[int, i
         await settled(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_help)
 
@@ -197,6 +201,7 @@ def test_quit_live_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[i
         await pilot.press("q")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(mode="live"), terminal_size=size, run_before=quit_live)
 
@@ -210,6 +215,7 @@ def test_flatten_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[int
         await pilot.press("F")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=flatten)
 
@@ -230,6 +236,7 @@ def test_event_log_in_full(
         await pilot.press("e")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_events)
 
@@ -243,6 +250,7 @@ def test_hidden_panels(snap_compare: Any, make_app: AppFactory, size: tuple[int,
         await pilot.press("v")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_more)
 
