@@ -261,6 +261,7 @@ class Engine:
         self._balances_due = True
         self._last_balance_refresh = -BALANCE_REFRESH_S
         self._events: deque[EventView] = deque(maxlen=EVENT_LOG_LENGTH)
+        self._failures: dict[str, int] = {}  # consecutive failures of a repeated call
         self._rest_url = endpoints.rest_url if endpoints is not None else "the exchange"
         self._events_version = 0
         self._reject_times: deque[float] = deque(maxlen=REJECT_HISTORY)
@@ -420,13 +421,30 @@ class Engine:
             reason = str(error).rsplit(": ", 1)[-1]
             self.add_event(
                 "warning",
-                f"cannot reach {self._rest_host} ({reason}); retrying every "
-                f"{PRODUCTS_RETRY_S:g} s, nothing can trade until it answers",
+                f"cannot reach {self._rest_host} ({reason}); retrying, nothing can trade "
+                "until it answers",
             )
         elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
             self.add_event("warning", f"still cannot reach {self._rest_host}: {failures} tries")
         else:
             log.debug("cannot reach %s: try %d: %s", self._rest_host, failures, error)
+
+    def _note_failure(self, what: str, text: str) -> None:
+        """A failure that repeats while the exchange is away: said once, then at 10 and 100
+        tries, not every few seconds (which buried the rest of the event log)."""
+        failures = self._failures.get(what, 0) + 1
+        self._failures[what] = failures
+        if failures == 1:
+            self.add_event("warning", text)
+        elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
+            self.add_event("warning", f"{text} ({failures} tries)")
+        else:
+            log.debug("%s (try %d)", text, failures)
+
+    def _note_recovery(self, what: str, text: str) -> None:
+        failures = self._failures.pop(what, 0)
+        if failures:
+            self.add_event("info", f"{text} after {failures} failed tries")
 
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:
@@ -474,8 +492,9 @@ class Engine:
         try:
             report = await self.orders.reconcile()
         except CoinbaseError as exc:
-            self.add_event("warning", f"reconciliation failed ({exc}); retrying")
+            self._note_failure("reconciliation", f"reconciliation failed ({exc}); retrying")
             return None
+        self._note_recovery("reconciliation", "reconciled")
         if report.complete:
             await self._refresh_balances()
             if not self.started.is_set():
@@ -491,8 +510,9 @@ class Engine:
         try:
             balances = await self.venue.balances()
         except CoinbaseError as exc:
-            self.add_event("warning", f"balances not refreshed: {exc}")
+            self._note_failure("balances", f"balances not refreshed ({exc}); retrying")
             return
+        self._note_recovery("balances", "balances refreshed")
         if not self.orders.reconciling:
             self.portfolio.set_balances(balances)
         views = tuple(
