@@ -288,6 +288,7 @@ class Engine:
         self._balances_due = True
         self._last_balance_refresh = -BALANCE_REFRESH_S
         self._events: deque[EventView] = deque(maxlen=EVENT_LOG_LENGTH)
+        self._failures: dict[str, int] = {}  # consecutive failures of a repeated call
         self._rest_url = endpoints.rest_url if endpoints is not None else "the exchange"
         self._events_version = 0
         self._reject_times: deque[float] = deque(maxlen=REJECT_HISTORY)
@@ -471,8 +472,8 @@ class Engine:
             reason = str(error).rsplit(": ", 1)[-1]
             self.add_event(
                 EventLevel.WARNING,
-                f"cannot reach {self._rest_host} ({reason}); retrying every "
-                f"{PRODUCTS_RETRY_S:g} s, nothing can trade until it answers",
+                f"cannot reach {self._rest_host} ({reason}); retrying, nothing can trade "
+                "until it answers",
             )
         elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
             self.add_event(
@@ -520,6 +521,23 @@ class Engine:
         counts.update({f"exchange.{k}": v for k, v in REFUSED_EXCHANGE_DATA.counts().items()})
         return counts
 
+    def _note_failure(self, what: str, text: str) -> None:
+        """A failure that repeats while the exchange is away: said once, then at 10 and 100
+        tries, not every few seconds (which buried the rest of the event log)."""
+        failures = self._failures.get(what, 0) + 1
+        self._failures[what] = failures
+        if failures == 1:
+            self.add_event(EventLevel.WARNING, text)
+        elif failures in _UNREACHABLE_REMINDERS or failures % 1000 == 0:
+            self.add_event(EventLevel.WARNING, f"{text} ({failures} tries)")
+        else:
+            log.debug("%s (try %d)", text, failures)
+
+    def _note_recovery(self, what: str, text: str) -> None:
+        failures = self._failures.pop(what, 0)
+        if failures:
+            self.add_event(EventLevel.INFO, f"{text} after {failures} failed tries")
+
     async def _fetch_products(self) -> list[Product]:
         if self.rest is not None:
             return await self.rest.list_products(self.products)
@@ -561,8 +579,9 @@ class Engine:
         try:
             report = await self.orders.reconcile()
         except CoinbaseError as exc:
-            self.add_event(EventLevel.WARNING, f"reconciliation failed ({exc}); retrying")
+            self._note_failure("reconciliation", f"reconciliation failed ({exc}); retrying")
             return None
+        self._note_recovery("reconciliation", "reconciled")
         if report.complete:
             await self._refresh_balances()
             if not self.started.is_set():
@@ -579,8 +598,9 @@ class Engine:
         try:
             balances = await self.venue.balances()
         except CoinbaseError as exc:
-            self.add_event(EventLevel.WARNING, f"balances not refreshed: {exc}")
+            self._note_failure("balances", f"balances not refreshed ({exc}); retrying")
             return
+        self._note_recovery("balances", "balances refreshed")
         if not self.orders.reconciling:
             self.portfolio.set_balances(balances, as_of=asked_at)
         views = tuple(

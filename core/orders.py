@@ -797,8 +797,7 @@ class OrderManager:
         except Exception as exc:  # a timeout included: the cancel may or may not have landed
             log.warning("cancel of %d orders failed: %r", len(order_ids), exc)
             return [
-                CancelResult(order_id, False, f"request failed: {exc!r}")
-                for order_id in order_ids
+                CancelResult(order_id, False, f"request failed: {exc!r}") for order_id in order_ids
             ]
 
     def _cancel_refused(

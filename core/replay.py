@@ -12,6 +12,12 @@ Pacing:
 
 A file cannot reconnect or resubscribe: the control handed to the sink only records what was
 asked, so tests and the UI can show it.
+
+The end of the file: by default the sink is told ``on_disconnected("replay finished")`` (its
+books drop, as for any lost connection). The console's replay mode passes
+``disconnect_at_end=False`` instead: the end of a replay is "replay finished", not a fault, so
+the books keep their last state and the engine (told by the feed's task ending) neither marks
+them STALE nor halts on stale data; ``--replay FILE --headless`` then exits 0.
 """
 
 from __future__ import annotations

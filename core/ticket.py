@@ -206,7 +206,7 @@ def read_number(text: str) -> Decimal | str:
     if not cleaned:
         return "required"
     if len(cleaned) > MAX_NUMBER_LENGTH:
-        return f"{shown}... is too long for a number"
+        return f"{shown}... is not a number (more than {MAX_NUMBER_LENGTH} characters)"
     if _PLAIN_NUMBER.match(cleaned) is None:
         has_digits = any(char.isdigit() for char in cleaned)
         if has_digits and any(char in _SEPARATORS for char in cleaned):

@@ -43,8 +43,8 @@ class EventTextScreen(ModalScreen[None]):
         background: $background 60%;
     }
     EventTextScreen > Vertical {
-        width: 95%;
-        height: 90%;
+        width: 100%;
+        height: 1fr;
         border: round $accent;
         border-title-color: $accent;
         border-subtitle-color: $text-muted;

@@ -70,6 +70,20 @@ FIELD_IDS: dict[TicketField, str] = {
 NUMERIC_FIELD_IDS: tuple[str, ...] = ("size", "price", "stop")
 
 
+class TicketInput(Input, inherit_bindings=False):
+    """An Input without its own ctrl+k (delete to the end of the line).
+
+    ctrl+k is the kill switch, an App priority binding that acts first anyway; without the
+    Input's binding in the way, the ticket's footer shows "^k KILL" while a field is focused.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        binding
+        for binding in Input.BINDINGS
+        if not (isinstance(binding, Binding) and binding.key == "ctrl+k")
+    ]
+
+
 class OnOffCheckbox(Checkbox):
     """A checkbox whose off state reads off: "[x] on" against "[ ] off", not a colour change.
 
@@ -233,7 +247,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         return self.product.quote_currency
 
     def _input(self, widget_id: str, value: str, placeholder: str) -> Input:
-        return Input(value=value, placeholder=placeholder, id=widget_id, compact=True)
+        return TicketInput(value=value, placeholder=placeholder, id=widget_id, compact=True)
 
     def _row(self, label: str, widget: Widget) -> ComposeResult:
         widget_id = widget.id or ""

@@ -55,7 +55,7 @@ async def test_offline_says_cannot_reach_once_and_knows_nothing_of_the_account(
         await eventually(lambda: any("still cannot reach" in text for text in texts()), 30)
         said = [text for text in texts() if "cannot reach" in text]
         assert said[0].startswith("cannot reach 127.0.0.1 (")
-        assert "retrying every" in said[0]
+        assert "retrying, nothing can trade until it answers" in said[0]
         assert said[1:] == ["still cannot reach 127.0.0.1: 10 tries"]
 
         snapshot = engine.snapshot()
@@ -106,3 +106,26 @@ async def test_headless_prints_a_status_line_every_interval_with_unknowns_as_nul
     assert status["trading"] == "ACTIVE"
     assert status["equity"] is None and status["daily_pnl"] is None  # offline: not known
     assert set(status["books"]) == set(engine.products)
+
+
+def test_a_repeating_failure_is_said_once_then_at_10_and_100_tries(tmp_path: Path) -> None:
+    engine = Engine(
+        proof_settings(tmp_path),
+        None,
+        clock=SystemClock(),
+        mode="paper",
+        journal_file=tmp_path / "journal.sqlite3",
+        market_feed=lambda market: None,
+    )
+    for _ in range(120):
+        engine._note_failure("balances", "balances not refreshed (TRANSPORT); retrying")
+    engine._note_recovery("balances", "balances refreshed")
+    said = [event.text for event in engine.snapshot().events if "balances" in event.text]
+    assert said == [
+        "balances not refreshed (TRANSPORT); retrying",
+        "balances not refreshed (TRANSPORT); retrying (10 tries)",
+        "balances not refreshed (TRANSPORT); retrying (100 tries)",
+        "balances refreshed after 120 failed tries",
+    ]
+    engine._note_recovery("balances", "balances refreshed")  # nothing failed: nothing said
+    assert len([e for e in engine.snapshot().events if "balances" in e.text]) == 4

@@ -31,6 +31,9 @@ async def settled(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, CryptoJApp)
     await wait_until(pilot, lambda: app.loop_lag_ms is not None)
+    # The status line shows the measured lag (a dialog opened next keeps the main
+    # screen's last painted frame behind it).
+    await wait_until(pilot, lambda: "lag 0.0 ms" in app.main_screen.status_bar.text)
     await pilot.pause()
 
 
@@ -58,6 +61,7 @@ def test_help_screen(snap_compare: Any, make_app: AppFactory, size: tuple[int, i
         await settled(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_help)
 
@@ -194,6 +198,7 @@ def test_quit_live_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[i
         await pilot.press("q")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(mode="live"), terminal_size=size, run_before=quit_live)
 
@@ -207,6 +212,7 @@ def test_flatten_dialog(snap_compare: Any, make_app: AppFactory, size: tuple[int
         await pilot.press("F")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=flatten)
 
@@ -227,6 +233,7 @@ def test_event_log_in_full(
         await pilot.press("e")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_events)
 
@@ -240,6 +247,7 @@ def test_hidden_panels(snap_compare: Any, make_app: AppFactory, size: tuple[int,
         await pilot.press("v")
         await pilot.pause()
         await pilot.pause()
+        await settled(pilot)  # the status line behind the dialog too
 
     assert snap_compare(make_app(), terminal_size=size, run_before=open_more)
 
