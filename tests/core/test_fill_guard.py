@@ -25,7 +25,7 @@ from core.fill_guard import (
 from core.journal import Journal
 from core.model import IntentSource, OrderIntent, OrderSpec, OrderType, Side
 from core.orders import FillEvent, OrderEvent, OrderManager
-from tests.core.fake_venue import FakeVenue
+from tests.doubles.fake_venue import FakeVenue
 
 D = Decimal
 

@@ -232,7 +232,7 @@ def check_frame(app: CryptoJApp, terminal: VirtualTerminal) -> tuple[float, floa
     screen = app.main_screen
     ladder = terminal.lines(screen.ladder.content_region)
     spread_at = next((y for y, line in enumerate(ladder) if line.startswith(" spread")), None)
-    if spread_at is None or "LIVE" not in "".join(ladder[:spread_at]):
+    if spread_at is None or "synced" not in "".join(ladder[:spread_at]):  # a live book
         return None
     best_ask = first_number(ladder[spread_at - 1])
     best_bid = first_number(ladder[spread_at + 1])
