@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import TypeAlias
 
 from core.model import (
@@ -41,16 +40,8 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class TicketField(StrEnum):
-    """The ticket's fields, named as the trader sees them (the prefix of each message)."""
-
-    TYPE = "type"
-    SIZE = "size"
-    PRICE = "price"
-    STOP = "stop"
-    TIME_IN_FORCE = "time in force"
-    END_TIME = "end time"
-    POST_ONLY = "post-only"
+# The ticket's fields are the fields the order rules name (the prefix of each message).
+TicketField = ProblemField
 
 
 # How a field parser reports its problem: (field, message).
@@ -141,7 +132,7 @@ def check_ticket(entry: TicketEntry, product: Product, *, now: float) -> TicketC
         post_only=entry.post_only,
     )
     for problem in combination_problems(shape, product):
-        note(TicketField(problem.field.value), problem.message)
+        note(problem.field, problem.message)
 
     if problems:
         ordered = tuple(
@@ -256,7 +247,7 @@ def _price(text: str, field: TicketField, product: Product, note: _Note) -> Deci
     price = _number(text, field, note)
     if price is None:
         return None
-    problems = price_problems(price, product, ProblemField(field.value))
+    problems = price_problems(price, product, field)
     for problem in problems:
         note(field, problem.message)
     return None if problems else price
