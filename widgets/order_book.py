@@ -24,6 +24,7 @@ from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import format_number, format_number_to_width, nice_ceiling
+from widgets.line_cache import changed_runs, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # Rows that are not levels: column titles, status/banner, spread.
@@ -301,13 +302,7 @@ class OrderBookLadder(Widget):
         rendering the line.
         """
         if self._palette is None:
-            base = self.rich_style
-            palette = {"base": base}
-            for name in self.COMPONENT_CLASSES:
-                palette[name.removeprefix("order-book--")] = base + self.get_component_rich_style(
-                    name
-                )
-            self._palette = palette
+            self._palette = component_palette(self, "order-book--")
         return self._palette
 
     def _relayout(self, *, force_full: bool = False) -> None:
@@ -326,7 +321,7 @@ class OrderBookLadder(Widget):
             self.refresh()
             return
         # One region per run of changed lines: the frame repaints those and nothing else.
-        for start, count in _changed_runs(old_rows, new_rows):
+        for start, count in changed_runs(old_rows, new_rows):
             self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
@@ -396,22 +391,6 @@ class OrderBookLadder(Widget):
                 Segment(depth_bar(row.bar_eighths)[: columns.bar], styles[f"{side}-bar"]),
             ]
         return Strip(segments).adjust_cell_length(width, base)
-
-
-def _changed_runs(old: tuple[LadderRow, ...], new: tuple[LadderRow, ...]) -> list[tuple[int, int]]:
-    """(first line, line count) of each run of consecutive lines that differ."""
-    runs: list[tuple[int, int]] = []
-    start: int | None = None
-    for y, (before, after) in enumerate(zip(old, new, strict=True)):
-        if before != after:
-            if start is None:
-                start = y
-        elif start is not None:
-            runs.append((start, y - start))
-            start = None
-    if start is not None:
-        runs.append((start, len(new) - start))
-    return runs
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import UNKNOWN, format_number
+from widgets.line_cache import changed_runs, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # " ▁▂▃▄▅▆▇█": index = eighths of the cell that are filled.
@@ -201,13 +202,7 @@ class PriceChart(Widget):
 
     def _styles(self) -> dict[str, Style]:
         if self._palette is None:
-            base = self.rich_style
-            palette = {"base": base}
-            for name in self.COMPONENT_CLASSES:
-                palette[name.removeprefix("price-chart--")] = base + self.get_component_rich_style(
-                    name
-                )
-            self._palette = palette
+            self._palette = component_palette(self, "price-chart--")
         return self._palette
 
     def _relayout(self, *, force_full: bool = False) -> None:
@@ -224,9 +219,8 @@ class PriceChart(Widget):
             self._layout_size = size
             self.refresh()
             return
-        for y, (before, after) in enumerate(zip(old_lines, new_lines, strict=True)):
-            if before != after:
-                self.refresh(Region(0, y, size.width, 1))
+        for start, count in changed_runs(old_lines, new_lines):
+            self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

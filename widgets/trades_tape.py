@@ -19,6 +19,7 @@ from textual.widget import Widget
 from core.model import Side, Trade
 from core.snapshot import TapeView
 from widgets.format import format_number_to_width, format_time_of_day
+from widgets.line_cache import component_palette
 from widgets.truecolor import without_ansi_mapping
 
 _TIME_WIDTH = 8
@@ -110,13 +111,7 @@ class TradesTape(Widget):
     def _styles(self) -> dict[str, Style]:
         """Base style + each component class, computed once (``rich_style`` walks ancestors)."""
         if self._palette is None:
-            base = self.rich_style
-            palette = {"base": base}
-            for name in self.COMPONENT_CLASSES:
-                palette[name.removeprefix("trades-tape--")] = base + self.get_component_rich_style(
-                    name
-                )
-            self._palette = palette
+            self._palette = component_palette(self, "trades-tape--")
         return self._palette
 
     def on_resize(self) -> None:
