@@ -29,7 +29,7 @@ from core.coinbase.rest import (
 from core.coinbase.stream import Subscription
 from core.coinbase.ws import CoinbaseWebSocket
 from core.config import Credentials, load_settings
-from core.engine import Engine, ExchangeEndpoints
+from core.engine import Engine
 from core.feed_state import BookStatus
 from core.market import MarketDataService
 from core.model import ExchangeOrderStatus, OrderSpec, OrderType, Side, TimeInForce
@@ -37,6 +37,7 @@ from core.sim.agents import MarketAgents
 from core.sim.exchange import SimExchange
 from core.sim.runner import build_exchange
 from core.sim.server import SimEndpoints, SimServer
+from tests.integration.engine_harness import endpoints_of
 
 SEED = 11
 PRODUCTS = ("BTC-USD", "ETH-USD")
@@ -336,12 +337,7 @@ class TestEngine:
         )
         engine = Engine(
             settings,
-            ExchangeEndpoints(
-                endpoints.rest_url,
-                endpoints.ws_market_url,
-                endpoints.ws_user_url,
-                endpoints.credentials,
-            ),
+            endpoints_of(endpoints),
             clock=clock,
             mode="demo",
             journal_file=tmp_path / "journal-demo.sqlite3",
@@ -515,12 +511,7 @@ class TestProductsAtStart:
         )
         engine = Engine(
             settings,
-            ExchangeEndpoints(
-                endpoints.rest_url,
-                endpoints.ws_market_url,
-                endpoints.ws_user_url,
-                endpoints.credentials,
-            ),
+            endpoints_of(endpoints),
             clock=clock,
             mode="demo",
             journal_file=tmp_path / "journal-demo.sqlite3",
@@ -563,12 +554,7 @@ class TestUserStreamDownTrigger:
         )
         engine = Engine(
             settings,
-            ExchangeEndpoints(
-                endpoints.rest_url,
-                endpoints.ws_market_url,
-                endpoints.ws_user_url,
-                endpoints.credentials,
-            ),
+            endpoints_of(endpoints),
             clock=clock,
             mode="demo",
             journal_file=tmp_path / "journal-demo.sqlite3",

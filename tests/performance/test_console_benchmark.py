@@ -39,12 +39,13 @@ from textual.screen import Screen
 
 from core.clock import SystemClock
 from core.config import SimSettings, load_settings
-from core.engine import Engine, ExchangeEndpoints
+from core.engine import Engine
 from core.sim.launcher import start_sim_process
 from core.sim.server import SimEndpoints
 from core.snapshot import BookStatus
 from core.trading_state import TradingState, TradingStateChange
 from cryptoj_tui.app import CryptoJApp
+from tests.integration.engine_harness import endpoints_of
 from tests.performance.bench_mode import benchmarks_enabled, verdict
 from widgets.order_book import RowKind
 
@@ -151,13 +152,7 @@ async def test_console_under_a_5000_updates_per_second_market(
     clock = SystemClock()
     engine = Engine(
         settings,
-        ExchangeEndpoints(
-            endpoints.rest_url,
-            endpoints.ws_market_url,
-            endpoints.ws_user_url,
-            endpoints.credentials,
-            endpoints.ca_cert_path,
-        ),
+        endpoints_of(endpoints),
         clock=clock,
         mode="demo",
         journal_file=tmp_path / "journal-demo.sqlite3",

@@ -23,7 +23,7 @@ from textual.widgets import Input
 
 from core.clock import ManualClock, SystemClock
 from core.config import SimSettings, load_settings
-from core.engine import Engine, ExchangeEndpoints
+from core.engine import Engine
 from core.model import ExchangeOrderStatus
 from core.order_state import OrderState
 from core.sim.exchange import SimExchange
@@ -34,6 +34,7 @@ from core.snapshot import BookStatus
 from core.trading_state import TradingState
 from cryptoj_tui.app import ConsoleEngine, CryptoJApp
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
+from tests.integration.engine_harness import endpoints_of
 from tests.integration.loopback import seed_liquidity
 
 SEED = 42
@@ -89,12 +90,7 @@ def engine(server: SimServer, sim_clock: ManualClock, tmp_path: Path) -> Engine:
     )
     return Engine(
         settings,
-        ExchangeEndpoints(
-            endpoints.rest_url,
-            endpoints.ws_market_url,
-            endpoints.ws_user_url,
-            endpoints.credentials,
-        ),
+        endpoints_of(endpoints),
         clock=sim_clock,
         mode="demo",
         journal_file=tmp_path / "journal-demo.sqlite3",
@@ -273,13 +269,7 @@ async def test_every_frame_under_a_fast_book_shows_one_moment(tmp_path: Path) ->
         clock = SystemClock()
         engine = Engine(
             settings,
-            ExchangeEndpoints(
-                endpoints.rest_url,
-                endpoints.ws_market_url,
-                endpoints.ws_user_url,
-                endpoints.credentials,
-                endpoints.ca_cert_path,
-            ),
+            endpoints_of(endpoints),
             clock=clock,
             mode="demo",
             journal_file=tmp_path / "journal-demo.sqlite3",
