@@ -231,7 +231,13 @@ class Engine:
             reconciling=lambda: self.orders.reconciling or not self.product_info,
             clock=clock,
         )
-        self.orders = OrderManager(self.venue, self.journal, self.gate, clock=clock)
+        self.orders = OrderManager(
+            self.venue,
+            self.journal,
+            self.gate,
+            clock=clock,
+            not_found_settle_s=settings.risk.unknown_order_absent_s,
+        )
         self.venue.set_listener(self.orders)
         self.orders.add_listener(self.portfolio)
         self.orders.add_listener(_EngineOrderEvents(self))
@@ -244,6 +250,8 @@ class Engine:
             products=lambda: self.product_info,
             prices=self.prices,
             clock=clock,
+            product_ids=self.products,
+            on_halt=self._pause_strategy_on_halt,
         )
         self._triggers = AutomaticTriggers(settings.risk)
         self.strategy: Strategy | None = build_strategy(settings.strategy)
@@ -336,6 +344,8 @@ class Engine:
         try:
             await self._load_products()
             await self.venue.start()
+            if self.emergency.resume_sweep("restart in HALTED: sweeping the venue again"):
+                self.add_event("warning", "HALTED at start: sweeping open orders again")
             while not self._stopped.is_set():
                 await self._maintain()
                 with contextlib.suppress(TimeoutError):
@@ -375,9 +385,7 @@ class Engine:
                     await asyncio.wait_for(self._stopped.wait(), 2.0)
                 continue
             self.product_info.update({p.product_id: p for p in products})
-            add_products = getattr(self.venue, "add_products", None)
-            if add_products is not None:
-                add_products(products)
+            self.venue.add_products(products)
             for product_id in self.products:
                 self.portfolio.track(product_id)
             return
@@ -530,9 +538,14 @@ class Engine:
         """Latch HALTED now (the next order is refused), then cancel everything."""
         task = self.emergency.kill(cause, source)
         self._note_trading_state()
+        return task
+
+    def _pause_strategy_on_halt(self) -> None:
+        # Every HALT (the key, a trigger, a restart in HALTED) pauses the strategy, so that
+        # RESUME brings trading back without the strategy restarting by itself.
         if self.strategy is not None and not self.strategy.paused:
             self.strategy.pause()
-        return task
+            self.add_event("info", f"strategy {self.strategy.strategy_id} paused by the HALT")
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
         result = await self.emergency.flatten(confirmed=confirmed)
@@ -596,8 +609,8 @@ class Engine:
         statuses: list[WsStatus] = []
         if self.market_socket is not None:
             statuses.append(self.market_socket.status)
-        user_socket = getattr(self.venue, "user_socket", None)
-        if isinstance(user_socket, CoinbaseWebSocket):
+        user_socket = self.venue.user_socket
+        if user_socket is not None:
             statuses.append(user_socket.status)
         return statuses
 

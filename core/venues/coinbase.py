@@ -152,3 +152,6 @@ class CoinbaseVenue:
 
     async def products(self, product_ids: Sequence[str]) -> list[Product]:
         return await self._rest.list_products(product_ids)
+
+    def add_products(self, products: Sequence[Product]) -> None:
+        """Coinbase knows its own products: nothing to hand over."""
