@@ -40,7 +40,7 @@ from core.coinbase.ws import CoinbaseWebSocket, WsState, WsStatus
 from core.config import Credentials, Mode, Settings, resolve_credentials
 from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
-from core.journal import Journal, journal_path
+from core.journal import Journal, JournalLock, journal_path
 from core.market import BookState, MarketDataService
 from core.model import (
     ExchangeOrder,
@@ -214,7 +214,13 @@ class Engine:
 
         path = journal_file or journal_path(settings.storage.data_dir, mode)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal.open(path, clock=clock)
+        # One engine per journal: a second one would cancel the first one's orders.
+        self._journal_lock = JournalLock(path).acquire()
+        try:
+            self.journal = Journal.open(path, clock=clock)
+        except BaseException:
+            self._journal_lock.release()
+            raise
         self.trading_state = TradingStateMachine(self.journal, clock=clock)
         self.portfolio = Portfolio(
             clock=clock,
@@ -327,7 +333,14 @@ class Engine:
         """Run until ``stop()``. Network trouble is reported, never raised."""
         self.add_event("info", f"{self.mode} mode starting")
         restored = self.orders.restore()
-        if restored:
+        if restored and not self.venue.keeps_orders_across_restarts:
+            closed = self.orders.close_left_over("the venue starts empty: closed at start")
+            self.add_event(
+                "warning",
+                f"{len(closed)} order(s) left open by the last {self.venue.name} session "
+                "closed as cancelled (this venue starts empty)",
+            )
+        elif restored:
             self.add_event("info", f"restored {restored} unfinished order(s) from the journal")
         interrupted = self.emergency.check_unfinished_flatten()
         if interrupted:
@@ -374,6 +387,7 @@ class Engine:
         if self.rest is not None:
             await self.rest.aclose()
         self.journal.close()
+        self._journal_lock.release()
 
     async def _load_products(self) -> None:
         while not self._stopped.is_set():

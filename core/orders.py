@@ -258,6 +258,20 @@ class OrderManager:
         self._bump()
         return len(restored)
 
+    def close_left_over(self, cause: str) -> list[ManagedOrder]:
+        """Close every order restored open as CANCELED (a venue that starts empty, paper:
+        they cannot be anywhere). Returns the orders closed."""
+        closed: list[ManagedOrder] = []
+        for order in list(self._orders.values()):
+            if order.state.is_terminal:
+                continue
+            if order.state is _S.INITIALIZED:
+                self._transition(order, _S.UNKNOWN, cause)
+            if self._transition(order, _S.CANCELED, cause):
+                closed.append(order.copy())
+        self._restored_ids.clear()
+        return closed
+
     # ----------------------------------------------------------------- submit
 
     async def submit(self, intent: OrderIntent) -> ManagedOrder:

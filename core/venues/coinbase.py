@@ -70,6 +70,10 @@ class CoinbaseVenue:
         socket = self.user_socket
         return socket is not None and socket.status.state is WsState.CONNECTED
 
+    @property
+    def keeps_orders_across_restarts(self) -> bool:
+        return True
+
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 

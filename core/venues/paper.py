@@ -277,6 +277,10 @@ class PaperVenue:
         self._listener = listener
 
     @property
+    def keeps_orders_across_restarts(self) -> bool:
+        return False  # its book of orders lives in this process only
+
+    @property
     def user_socket(self) -> None:
         """No user channel: the paper venue's updates come from this process."""
         return None

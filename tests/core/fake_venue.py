@@ -210,6 +210,8 @@ class FakeVenue:
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 
+    keeps_orders_across_restarts = True
+
     @property
     def user_socket(self) -> None:
         return None

@@ -30,7 +30,7 @@ from core.orders import FillEvent
 
 D = Decimal
 WAIT_S = 10.0
-STOP = signal.SIGUSR1
+STOP = signal.SIGUSR2  # SIGUSR1 is the kill switch
 
 
 @pytest.fixture
@@ -55,6 +55,11 @@ def engine(tmp_path: Path, clock: ManualClock) -> Iterator[Engine]:
         journal_file=tmp_path / "journal-paper.sqlite3",
         market_feed=lambda market: None,
     )
+
+
+async def _halted(engine: Engine) -> None:
+    while engine.trading_state.state.value != "HALTED":  # noqa: ASYNC110 - a signal, no event
+        await asyncio.sleep(0.01)
 
 
 class Colour(Enum):
@@ -140,6 +145,22 @@ class TestRun:
         assert stopping["signal"] == STOP.name
         [exit_cancel] = [r for r in lines if r["kind"] == "exit_cancel"]
         assert exit_cancel["confirmed"] is True and exit_cancel["still_open"] == 0
+
+    async def test_sigusr1_is_the_kill_switch_and_the_process_keeps_running_halted(
+        self, engine: Engine
+    ) -> None:
+        out = io.StringIO()
+        task = await run_until_started(engine, out)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(_halted(engine), WAIT_S)
+        kill = engine.emergency._kill_task
+        assert kill is not None
+        assert (await asyncio.wait_for(kill, WAIT_S)).phase.value == "DONE"
+        assert not task.done()  # still running, HALTED, until stopped
+        os.kill(os.getpid(), STOP)
+        assert await asyncio.wait_for(task, WAIT_S) == 0
+        kinds = [line["kind"] for line in records(out)]
+        assert "kill_signal" in kinds
 
     async def test_orders_still_open_after_the_bound_exit_1(
         self, engine: Engine, monkeypatch: pytest.MonkeyPatch
