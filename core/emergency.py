@@ -32,6 +32,7 @@ from typing import Protocol
 
 from core.clock import Clock
 from core.config import RiskSettings
+from core.denials import DenialReason
 from core.model import (
     Balance,
     ExchangeOrder,
@@ -43,7 +44,7 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.order_state import ManagedOrder
+from core.order_state import ManagedOrder, OrderState
 from core.orders import OrderManager, ReconcileReport
 from core.risk import TradingStateMachine, TrippedTrigger
 from core.trading_state import TradingState
@@ -55,6 +56,29 @@ RESUME_CONFIRMATION = "RESUME"
 # A flatten of one product sends at most this many orders (each under the notional limit).
 MAX_FLATTEN_ORDERS_PER_PRODUCT = 50
 STREAM_CONFIRM_POLL_S = 0.002
+FLATTEN_RATE_RETRIES = 20
+FLATTEN_SETTLE_POLL_S = 0.05
+FLATTEN_SETTLE_STEPS = 100  # 5 s for IOC orders to report how much they sold
+
+
+def _unsold(orders: Sequence[ManagedOrder]) -> list[str]:
+    """One line per flatten order that did not sell everything it was sent for, with why."""
+    lines: list[str] = []
+    for order in orders:
+        size = order.intent.spec.base_size or Decimal(0)
+        left = size - order.filled_size
+        if left <= 0:
+            continue
+        if order.denial is not None:
+            why = f"denied: {order.denial}"
+        elif order.state is OrderState.REJECTED:
+            why = f"rejected: {order.reject_code} {order.reject_message or ''}".rstrip()
+        elif order.state.is_terminal:
+            why = f"{order.state.value}: no buyer at or above {order.intent.spec.limit_price}"
+        else:
+            why = f"still {order.state.value} at the venue"
+        lines.append(f"{order.product_id}: {left} not sold ({why})")
+    return lines
 
 
 def _brief(exc: BaseException) -> str:
@@ -131,6 +155,7 @@ class EmergencyManager:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         product_ids: Sequence[str] | None = None,
         on_halt: Callable[[], None] | None = None,
+        on_balances: Callable[[list[Balance]], None] | None = None,
     ) -> None:
         self._state = state
         self._orders = orders
@@ -146,6 +171,7 @@ class EmergencyManager:
         # The products whose orders the kill cancels (None: every product the venue lists).
         self._product_ids = tuple(product_ids) if product_ids else None
         self._on_halt = on_halt  # pauses the strategies: every HALT, automatic or by key
+        self._on_balances = on_balances  # fresh balances for the gate (flatten)
         self._last_waiting: str | None = None
         self.flatten_in_progress = False
 
@@ -304,7 +330,13 @@ class EmergencyManager:
     # ------------------------------------------------------------------ flatten
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
-        """Sell what is held of every traded product, reduce-only and price-protected."""
+        """Sell what is held of every traded product, reduce-only and price-protected.
+
+        Works degraded (issue 9 §4): sizes from balances fetched now (handed to the gate too,
+        so a cancelled order's stale hold does not refuse the sells); with the user stream
+        down, a REST reconciliation clears the RECONCILING block first; orders are paced
+        under the order-rate limit instead of being refused by it; every unit not sold is
+        reported with why (``FlattenResult.skipped``, the journal, the engine's event log)."""
         if not confirmed:
             raise ValueError("flatten needs the trader's confirmation")
         if self.flatten_in_progress:
@@ -312,21 +344,52 @@ class EmergencyManager:
         self.flatten_in_progress = True
         flatten_id = f"flatten-{int(self._clock.time() * 1000)}"
         try:
-            balances = {b.currency: b for b in await self._venue.balances()}
+            fresh = await self._venue.balances()
+            if self._on_balances is not None:
+                self._on_balances(fresh)
+            balances = {b.currency: b for b in fresh}
+            if self._orders.reconciling:
+                await self._orders.reconcile()  # over REST: the stream is not needed
             self._journal.record_flatten_started(flatten_id, "sizes from fresh balances")
             orders: list[ManagedOrder] = []
             skipped: list[str] = []
+            pace = 1.0 / self._settings.max_orders_per_s
             for product in self._products().values():
                 intents, why = self._flatten_intents(product, balances)
                 if why:
                     skipped.append(why)
-                orders.extend([await self._orders.submit(intent) for intent in intents])
+                for intent in intents:
+                    order = await self._submit_paced(intent, pace)
+                    orders.append(order)
+            finished = await self._await_finished(orders)
+            skipped.extend(_unsold(finished))
             summary = f"{len(orders)} order(s); skipped: {'; '.join(skipped) or 'none'}"
             self._journal.record_flatten_finished(flatten_id, summary)
             self._record("flatten", summary)
-            return FlattenResult(tuple(orders), tuple(skipped))
+            return FlattenResult(tuple(finished), tuple(skipped))
         finally:
             self.flatten_in_progress = False
+
+    async def _submit_paced(self, intent: OrderIntent, pace: float) -> ManagedOrder:
+        """Submit under the order-rate limit: wait a slot and try again when it refuses."""
+        order = await self._orders.submit(intent)
+        for _ in range(FLATTEN_RATE_RETRIES):
+            if order.denial is None or order.denial.reason is not DenialReason.ORDER_RATE:
+                break
+            await self._sleep(pace)
+            order = await self._orders.submit(intent)
+        await self._sleep(pace)
+        return order
+
+    async def _await_finished(self, orders: Sequence[ManagedOrder]) -> list[ManagedOrder]:
+        """The flatten orders once finished (IOC: at once at the venue; the stream or the
+        place answer tells), bounded: an order still working is reported as such."""
+        for _ in range(FLATTEN_SETTLE_STEPS):
+            current = [self._orders.get(o.client_order_id) or o for o in orders]
+            if all(o.state.is_terminal for o in current):
+                return current
+            await self._sleep(FLATTEN_SETTLE_POLL_S)
+        return [self._orders.get(o.client_order_id) or o for o in orders]
 
     def _flatten_intents(
         self, product: Product, balances: Mapping[str, Balance]

@@ -258,6 +258,7 @@ class Engine:
             clock=clock,
             product_ids=self.products,
             on_halt=self._pause_strategy_on_halt,
+            on_balances=self.portfolio.set_balances,
         )
         self._triggers = AutomaticTriggers(settings.risk)
         self.strategy: Strategy | None = build_strategy(settings.strategy)
@@ -564,6 +565,8 @@ class Engine:
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
         result = await self.emergency.flatten(confirmed=confirmed)
         self._balances_due = True
+        for line in result.skipped:  # every unit not sold, and why
+            self.add_event("warning", f"flatten: {line}")
         return result
 
     async def resume(self, confirmation: str) -> ReconcileReport:

@@ -20,7 +20,7 @@ import pytest
 
 from core.clock import ManualClock
 from core.config import RiskSettings
-from core.denials import Denial
+from core.denials import Denial, DenialReason
 from core.emergency import (
     RESUME_CONFIRMATION,
     EmergencyManager,
@@ -45,6 +45,7 @@ from core.order_state import OrderState
 from core.orders import OrderManager
 from core.risk import TradingStateMachine, TriggerName, TrippedTrigger
 from core.trading_state import TradingState
+from core.venue import CreateOrderOutcome, OrderAccepted
 from tests.core.fake_venue import FakeVenue
 from tests.core.test_risk import make_product
 
@@ -55,6 +56,35 @@ class AllowAll:
     """A pre-trade check that allows every order."""
 
     def check(self, intent: OrderIntent) -> Denial | None:
+        return None
+
+
+class RateGate:
+    """Allows ``per_window`` orders, then denies ORDER_RATE until the sleep moves on."""
+
+    def __init__(self, per_window: int) -> None:
+        self.per_window = per_window
+        self.used = 0
+        self.denied = 0
+
+    def check(self, intent: OrderIntent) -> Denial | None:
+        if self.used >= self.per_window:
+            self.denied += 1
+            self.used = 0  # the next window (the flatten waits one pace before retrying)
+            return Denial(DenialReason.ORDER_RATE, "10 orders/s")
+        self.used += 1
+        return None
+
+
+class ReconcilingGate:
+    """Denies RECONCILING while the order manager is reconciling, as the engine's does."""
+
+    def __init__(self, orders: OrderManager) -> None:
+        self._orders = orders
+
+    def check(self, intent: OrderIntent) -> Denial | None:
+        if self._orders.reconciling:
+            return Denial(DenialReason.RECONCILING, "reconciling")
         return None
 
 
@@ -76,10 +106,24 @@ class HeldVenue(FakeVenue):
         super().__init__(clock)
         self.held: list[Balance] = []
         self.balance_calls = 0
+        self.ioc_fill_ratio = D(1)
 
     async def balances(self) -> list[Balance]:
         self.balance_calls += 1
         return list(self.held)
+
+    async def place(self, spec: OrderSpec, client_order_id: str) -> CreateOrderOutcome:
+        """IOC orders trade at once: filled up to ``ioc_fill_ratio`` of their size, the rest
+        cancelled (a thin book)."""
+        outcome = await super().place(spec, client_order_id)
+        if isinstance(outcome, OrderAccepted) and spec.time_in_force is TimeInForce.IOC:
+            order_id = outcome.placed.order_id
+            size = (spec.base_size or D(0)) * self.ioc_fill_ratio
+            if size > 0:
+                self.fill(order_id, size, spec.limit_price or D(0))
+            if self.order(order_id).status is not ExchangeOrderStatus.FILLED:
+                self.set_status(order_id, ExchangeOrderStatus.CANCELLED)
+        return outcome
 
 
 @dataclass
@@ -452,6 +496,38 @@ class TestFlatten:
         assert any("SOL-USD" in s and "minimum size" in s for s in result.skipped)
         assert any("DOGE-USD" in s and "no bid" in s for s in result.skipped)
         assert any("ADA-USD" in s and "minimum order" in s for s in result.skipped)
+
+    async def test_every_unit_not_sold_is_reported_with_why(self, parts: Parts) -> None:
+        """Issue 9 §4: 0.371 of 0.5 BTC stayed unsold while ``skipped`` was empty."""
+        parts.venue.held = [Balance("BTC", D("0.5"), D(0))]
+        parts.venue.ioc_fill_ratio = D("0.258")  # a thin book: 0.129 sold, the rest cancelled
+        result = await parts.manager.flatten(confirmed=True)
+        [line] = result.skipped
+        assert line.startswith("BTC-USD: 0.371") and "not sold" in line and "CANCELED" in line
+        [marker] = parts.journal.flattens()
+        assert "0.371" in (marker.outcome or "")
+
+    async def test_paced_under_the_order_rate_limit_not_refused(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock, settings=RiskSettings(max_order_notional=D(1_000)))
+        gate = RateGate(per_window=2)
+        parts.orders._gate = gate
+        parts.venue.held = [Balance("BTC", D("0.1"), D(0))]  # 5 orders under 1,000 each
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.skipped == ()
+        assert sum(o.filled_size for o in result.orders) == D("0.1")
+        assert gate.denied > 0  # the limit was hit, and waited out
+
+    async def test_works_over_rest_while_the_stream_is_down(self, parts: Parts) -> None:
+        await parts.orders.reconcile()
+        parts.orders.on_stream_reset("user stream lost")  # RECONCILING until REST answers
+        gate = ReconcilingGate(parts.orders)
+        parts.orders._gate = gate
+        parts.venue.held = [Balance("BTC", D("0.1"), D(0))]
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.skipped == () and len(result.orders) == 1
+        assert result.orders[0].state is OrderState.FILLED
 
     async def test_a_second_flatten_while_one_runs_is_refused(self, parts: Parts) -> None:
         parts.manager.flatten_in_progress = True
