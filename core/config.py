@@ -214,8 +214,21 @@ class RiskSettings(_Section):
     day_boundary_utc_hour: int = Field(default=0, ge=0, le=23)
     # Flatten: worst price accepted, in bps away from the touch.
     flatten_slippage_bps: Decimal = Field(default=Decimal("100"), gt=0, le=5000)
-    # Kill switch: how many times to list open orders again before reporting failure.
+    # Kill switch: after this many rounds without the venue flat, the journal says so (the
+    # sweep goes on until a listing shows no open order: it never gives up on its own).
     kill_max_verify_rounds: int = Field(default=10, ge=1, le=1000)
+    # Kill switch: the bound on each venue call of the sweep (a hung request is abandoned and
+    # retried), the first pause between rounds and the longest one (doubling in between).
+    kill_call_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    kill_first_pause_s: float = Field(default=0.05, gt=0, le=60)
+    kill_max_pause_s: float = Field(default=2.0, gt=0, le=300)
+    # Kill switch: with the user stream up, wait at most this long for it to confirm the
+    # cancels before listing (the listing is always the final confirmation).
+    kill_stream_confirm_s: float = Field(default=0.5, ge=0, le=30)
+    # An order whose create outcome is unknown stays UNKNOWN (shown, counted, covered by the
+    # kill) until a lookup this long after its last send still does not find it: longer than
+    # any plausible late arrival of the POST.
+    unknown_order_absent_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class PaperSettings(_Section):

@@ -31,8 +31,10 @@ from typing import Protocol
 
 from core.clock import Clock
 from core.config import RiskSettings
+from core.denials import DenialReason
 from core.model import (
     Balance,
+    ExchangeOrder,
     IntentSource,
     OrderIntent,
     OrderSpec,
@@ -41,7 +43,7 @@ from core.model import (
     Side,
     TimeInForce,
 )
-from core.order_state import ManagedOrder
+from core.order_state import ManagedOrder, OrderState
 from core.orders import OrderManager, ReconcileReport
 from core.risk import TradingStateMachine, TrippedTrigger
 from core.trading_state import KillPhase, TradingState
@@ -52,6 +54,34 @@ log = logging.getLogger(__name__)
 RESUME_CONFIRMATION = "RESUME"
 # A flatten of one product sends at most this many orders (each under the notional limit).
 MAX_FLATTEN_ORDERS_PER_PRODUCT = 50
+STREAM_CONFIRM_POLL_S = 0.002
+FLATTEN_RATE_RETRIES = 20
+FLATTEN_SETTLE_POLL_S = 0.05
+FLATTEN_SETTLE_STEPS = 100  # 5 s for IOC orders to report how much they sold
+
+
+def _unsold(orders: Sequence[ManagedOrder]) -> list[str]:
+    """One line per flatten order that did not sell everything it was sent for, with why."""
+    lines: list[str] = []
+    for order in orders:
+        size = order.intent.spec.base_size or Decimal(0)
+        left = size - order.filled_size
+        if left <= 0:
+            continue
+        if order.denial is not None:
+            why = f"denied: {order.denial}"
+        elif order.state is OrderState.REJECTED:
+            why = f"rejected: {order.reject_code} {order.reject_message or ''}".rstrip()
+        elif order.state.is_terminal:
+            why = f"{order.state.value}: no buyer at or above {order.intent.spec.limit_price}"
+        else:
+            why = f"still {order.state.value} at the venue"
+        lines.append(f"{order.product_id}: {left} not sold ({why})")
+    return lines
+
+
+def _brief(exc: BaseException) -> str:
+    return repr(exc) if str(exc) else type(exc).__name__
 
 
 class EmergencyJournal(Protocol):
@@ -89,6 +119,7 @@ class KillProgress:
     cancels_sent: int = 0
     still_open: int | None = None  # after the last listing; None before the first
     error: str | None = None
+    waiting: str | None = None  # what the sweep is waiting for (errors, open, unknown orders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +146,9 @@ class EmergencyManager:
         clock: Clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breached_limits: Callable[[], Sequence[str]] = tuple,
+        product_ids: Sequence[str] | None = None,
+        on_halt: Callable[[], None] | None = None,
+        on_balances: Callable[[list[Balance]], None] | None = None,
     ) -> None:
         self._breached_limits = breached_limits  # RiskGate.breached_limits: blocks a resume
         self._state = state
@@ -128,67 +162,156 @@ class EmergencyManager:
         self._sleep = sleep
         self.progress = KillProgress()
         self._kill_task: asyncio.Task[KillProgress] | None = None
+        # The products whose orders the kill cancels (None: every product the venue lists).
+        self._product_ids = tuple(product_ids) if product_ids else None
+        self._on_halt = on_halt  # pauses the strategies: every HALT, automatic or by key
+        self._on_balances = on_balances  # fresh balances for the gate (flatten)
+        self._last_waiting: str | None = None
         self.flatten_in_progress = False
 
     # ------------------------------------------------------------------ kill
 
     def kill(self, cause: str, source: str = "user") -> asyncio.Task[KillProgress]:
-        """Latch HALTED now and start the cancel sequence. Returns the sequence's task.
+        """Latch HALTED now and start the sweep. Returns the sweep's task.
 
-        Safe to call again while a sequence runs (the running one is returned); safe to call
+        Safe to call again while a sweep runs (the running one is returned); safe to call
         when already HALTED (cancels are swept again: a second press means "make sure").
+        Never raises for the journal: the latch is in memory and the cancels leave before
+        anything is written to disk (a full disk, a checkpoint waiting on a reader).
         """
         started = self._clock.monotonic()
         if self._state.state is not TradingState.HALTED:
-            # Latched in memory first and written to the WAL without an fsync (safe from a
-            # process crash); the sequence below makes it durable before anything else.
-            self._state.set(TradingState.HALTED, cause, source, durable=False)
+            self._state.latch(TradingState.HALTED, cause, source)
         halted = self._clock.monotonic()
+        self._pause_strategies()
         if self._kill_task is not None and not self._kill_task.done():
             return self._kill_task
         self.progress = KillProgress(
             phase=KillPhase.CANCELLING, cause=cause, started_at=started, halted_at=halted
         )
-        self._record("kill_switch", f"{cause} (source {source})")
-        self._kill_task = asyncio.create_task(self._cancel_until_none_open())
+        self._kill_task = asyncio.create_task(self._sweep(cause, source), name="kill-sweep")
         return self._kill_task
 
-    async def _cancel_until_none_open(self) -> KillProgress:
-        pause = 0.05
+    def resume_sweep(self, cause: str) -> asyncio.Task[KillProgress] | None:
+        """At start-up in HALTED: sweep again (orders may still be open at the venue)."""
+        if self._state.state is not TradingState.HALTED:
+            return None
+        return self.kill(cause, "startup")
+
+    def _pause_strategies(self) -> None:
+        if self._on_halt is None:
+            return
         try:
-            self._sync_journal()
-            for round_number in range(1, self._settings.kill_max_verify_rounds + 1):
-                # Round 1 cancels what we know without listing first (one round trip less);
-                # every round then lists, and the next round sweeps whatever is still open.
-                sent = await self._orders.cancel_all(list_first=round_number > 1)
-                still_open = await self._venue.list_open_orders()
+            self._on_halt()
+        except Exception:  # pausing a strategy must never stop the kill
+            log.exception("pausing the strategies on HALT failed")
+
+    async def _sweep(self, cause: str, source: str) -> KillProgress:
+        """Cancel, list, repeat with backoff, until a listing shows no open order for our
+        products and no order of unknown outcome is left (a POST that may yet land). Every
+        venue call is bounded; errors and timeouts are retried, never the end of the sweep."""
+        settings = self._settings
+        pause = settings.kill_first_pause_s
+        listed: list[ExchangeOrder] = []  # round 1 cancels what we know, without listing
+        durable = False
+        round_number = 0
+        while True:
+            round_number += 1
+            problems: list[str] = []
+            sent = 0
+            try:
+                async with asyncio.timeout(settings.kill_call_timeout_s):
+                    sent = await self._orders.cancel_all(
+                        self._product_ids, list_first=False, listed=listed
+                    )
+            except Exception as exc:  # a timeout or an error: sweep again
+                problems.append(f"cancel requests failed ({_brief(exc)})")
+            if not durable:  # after the first cancels left, never before
+                durable = self._make_halt_durable(cause, source)
+            if round_number == 1 and self._venue.stream_connected:
+                await self._await_stream_confirmation()
+            fresh: list[ExchangeOrder] | None = None
+            try:
+                async with asyncio.timeout(settings.kill_call_timeout_s):
+                    fresh = await self._venue.list_open_orders(self._product_ids)
+            except Exception as exc:
+                problems.append(f"listing open orders failed ({_brief(exc)})")
+            if fresh is not None:
+                listed = self._ours(fresh)
+            unresolved = self._orders.unresolved()
+            if unresolved:
+                self._orders.look_for_unknown()
+            if fresh is not None and not listed and not unresolved:
+                self._orders.verify_unlisted(fresh)
                 self.progress = replace(
                     self.progress,
+                    phase=KillPhase.DONE,
                     rounds=round_number,
                     cancels_sent=self.progress.cancels_sent + sent,
-                    still_open=len(still_open),
+                    still_open=0,
+                    waiting=None,
+                    finished_at=self._clock.monotonic(),
                 )
-                if not still_open:
-                    self.progress = replace(
-                        self.progress, phase=KillPhase.DONE, finished_at=self._clock.monotonic()
-                    )
-                    self._record("kill_switch_done", self._describe_done())
-                    return self.progress
-                # Cancels are asynchronous at the exchange (CANCEL_QUEUED): give them a
-                # moment, longer each round, then sweep again.
-                await self._sleep(pause)
-                pause = min(pause * 2, 2.0)
-        except Exception as exc:  # the sequence must end in a state the trader can see
-            log.exception("kill switch sequence failed")
-            self.progress = replace(self.progress, phase=KillPhase.FAILED, error=repr(exc))
-            self._record("kill_switch_failed", repr(exc))
-            return self.progress
-        self.progress = replace(self.progress, phase=KillPhase.FAILED)
-        self._record(
-            "kill_switch_failed",
-            f"{self.progress.still_open} orders still open after {self.progress.rounds} rounds",
-        )
-        return self.progress
+                self._record("kill_switch_done", self._describe_done())
+                return self.progress
+            if fresh is not None and listed:
+                problems.append(f"{len(listed)} order(s) still listed open")
+            if unresolved:
+                problems.append(
+                    f"{len(unresolved)} order(s) of unknown outcome (cancelled once found, "
+                    "or closed when proven absent)"
+                )
+            waiting = "; ".join(problems)
+            self.progress = replace(
+                self.progress,
+                rounds=round_number,
+                cancels_sent=self.progress.cancels_sent + sent,
+                still_open=len(listed) if fresh is not None else self.progress.still_open,
+                waiting=waiting,
+            )
+            if waiting != self._last_waiting:
+                self._last_waiting = waiting
+                self._record("kill_switch_waiting", f"round {round_number}: {waiting}")
+            if round_number == settings.kill_max_verify_rounds:
+                self._record(
+                    "kill_switch_slow",
+                    f"not flat after {round_number} rounds ({waiting}); still sweeping",
+                )
+            # Cancels are asynchronous at the exchange (CANCEL_QUEUED) and errors may be a
+            # passing storm: a moment, longer each round, then sweep again.
+            await self._sleep(pause)
+            pause = min(pause * 2, settings.kill_max_pause_s)
+
+    def _ours(self, listed: Sequence[ExchangeOrder]) -> list[ExchangeOrder]:
+        if not self._product_ids:
+            return list(listed)
+        products = set(self._product_ids)
+        return [order for order in listed if order.product_id in products]
+
+    async def _await_stream_confirmation(self) -> None:
+        """With the user stream up the venue confirms each cancel there: list once they are
+        all confirmed (one listing that shows zero) rather than too early (another round)."""
+        products = set(self._product_ids) if self._product_ids else None
+        steps = max(1, int(self._settings.kill_stream_confirm_s / STREAM_CONFIRM_POLL_S))
+        for _ in range(steps):
+            waiting = [
+                o
+                for o in self._orders.open_orders()
+                if o.order_id is not None and (products is None or o.product_id in products)
+            ]
+            if not waiting:
+                return
+            await asyncio.sleep(STREAM_CONFIRM_POLL_S)
+
+    def _make_halt_durable(self, cause: str, source: str) -> bool:
+        try:
+            self._state.persist(durable=True)
+        except Exception:  # a full disk must not stop the sweep; the latch is in memory
+            log.exception("could not make the HALTED latch durable")
+            self._record("kill_switch", f"{cause} (source {source}); NOT durable")
+            return False
+        self._record("kill_switch", f"{cause} (source {source})")
+        return True
 
     def _describe_done(self) -> str:
         progress = self.progress
@@ -201,7 +324,13 @@ class EmergencyManager:
     # ------------------------------------------------------------------ flatten
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
-        """Sell what is held of every traded product, reduce-only and price-protected."""
+        """Sell what is held of every traded product, reduce-only and price-protected.
+
+        Works degraded (issue 9 §4): sizes from balances fetched now (handed to the gate too,
+        so a cancelled order's stale hold does not refuse the sells); with the user stream
+        down, a REST reconciliation clears the RECONCILING block first; orders are paced
+        under the order-rate limit instead of being refused by it; every unit not sold is
+        reported with why (``FlattenResult.skipped``, the journal, the engine's event log)."""
         if not confirmed:
             raise ValueError("flatten needs the trader's confirmation")
         if self.flatten_in_progress:
@@ -209,21 +338,52 @@ class EmergencyManager:
         self.flatten_in_progress = True
         flatten_id = f"flatten-{int(self._clock.time() * 1000)}"
         try:
-            balances = {b.currency: b for b in await self._venue.balances()}
+            fresh = await self._venue.balances()
+            if self._on_balances is not None:
+                self._on_balances(fresh)
+            balances = {b.currency: b for b in fresh}
+            if self._orders.reconciling:
+                await self._orders.reconcile()  # over REST: the stream is not needed
             self._journal.record_flatten_started(flatten_id, "sizes from fresh balances")
             orders: list[ManagedOrder] = []
             skipped: list[str] = []
+            pace = 1.0 / self._settings.max_orders_per_s
             for product in self._products().values():
                 intents, why = self._flatten_intents(product, balances)
                 if why:
                     skipped.append(why)
-                orders.extend([await self._orders.submit(intent) for intent in intents])
+                for intent in intents:
+                    order = await self._submit_paced(intent, pace)
+                    orders.append(order)
+            finished = await self._await_finished(orders)
+            skipped.extend(_unsold(finished))
             summary = f"{len(orders)} order(s); skipped: {'; '.join(skipped) or 'none'}"
             self._journal.record_flatten_finished(flatten_id, summary)
             self._record("flatten", summary)
-            return FlattenResult(tuple(orders), tuple(skipped))
+            return FlattenResult(tuple(finished), tuple(skipped))
         finally:
             self.flatten_in_progress = False
+
+    async def _submit_paced(self, intent: OrderIntent, pace: float) -> ManagedOrder:
+        """Submit under the order-rate limit: wait a slot and try again when it refuses."""
+        order = await self._orders.submit(intent)
+        for _ in range(FLATTEN_RATE_RETRIES):
+            if order.denial is None or order.denial.reason is not DenialReason.ORDER_RATE:
+                break
+            await self._sleep(pace)
+            order = await self._orders.submit(intent)
+        await self._sleep(pace)
+        return order
+
+    async def _await_finished(self, orders: Sequence[ManagedOrder]) -> list[ManagedOrder]:
+        """The flatten orders once finished (IOC: at once at the venue; the stream or the
+        place answer tells), bounded: an order still working is reported as such."""
+        for _ in range(FLATTEN_SETTLE_STEPS):
+            current = [self._orders.get(o.client_order_id) or o for o in orders]
+            if all(o.state.is_terminal for o in current):
+                return current
+            await self._sleep(FLATTEN_SETTLE_POLL_S)
+        return [self._orders.get(o.client_order_id) or o for o in orders]
 
     def _flatten_intents(
         self, product: Product, balances: Mapping[str, Balance]
@@ -307,9 +467,12 @@ class EmergencyManager:
             return
         if worst.state is TradingState.HALTED:
             self.kill(worst.cause, worst.source)
-        else:
+            return
+        try:
             self._state.set(worst.state, worst.cause, worst.source)
-            self._record(f"trigger:{worst.name.value}", worst.cause)
+        except Exception:  # tighter states apply in memory even when the store fails
+            log.exception("could not store %s", worst.state)
+        self._record(f"trigger:{worst.name.value}", worst.cause)
 
     def check_unfinished_flatten(self) -> str | None:
         """At start-up: a flatten that was interrupted is reported, never re-sent."""
@@ -323,12 +486,6 @@ class EmergencyManager:
         self._journal.record_flatten_finished(flatten_id, "interrupted; not re-sent")
         self._record("flatten_interrupted", message)
         return message
-
-    def _sync_journal(self) -> None:
-        try:
-            self._journal.sync()
-        except Exception:  # a full disk must not stop the cancels; the latch is in memory
-            log.exception("could not make the HALTED latch durable")
 
     def _record(self, kind: str, detail: str) -> None:
         try:

@@ -42,7 +42,7 @@ from core.coinbase.ws import CoinbaseWebSocket, WsStatus
 from core.config import Credentials, Mode, Settings, resolve_credentials
 from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
-from core.journal import Journal, journal_path
+from core.journal import Journal, JournalLock, journal_path
 from core.journal_records import JournalError
 from core.market import MarketDataService
 from core.model import (
@@ -242,7 +242,14 @@ class Engine:
         self.venue = self._build_venue()
 
         path = journal_file or journal_path(settings.storage.data_dir, mode)
-        self.journal = Journal.open(path, clock=clock)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One engine per journal: a second one would cancel the first one's orders.
+        self._journal_lock = JournalLock(path).acquire()
+        try:
+            self.journal = Journal.open(path, clock=clock)
+        except BaseException:
+            self._journal_lock.release()
+            raise
         self.journal.on_write_failure = self._journal_write_failed
         self._journal_failure_shown: tuple[str, float] | None = None
         self.trading_state = TradingStateMachine(self.journal, clock=clock)
@@ -262,7 +269,13 @@ class Engine:
             clock=clock,
             working_orders=lambda: working_orders_of(self.orders.open_orders()),
         )
-        self.orders = OrderManager(self.venue, self.journal, self.gate, clock=clock)
+        self.orders = OrderManager(
+            self.venue,
+            self.journal,
+            self.gate,
+            clock=clock,
+            not_found_settle_s=settings.risk.unknown_order_absent_s,
+        )
         self.venue.set_listener(self.orders)
         self.orders.add_listener(self.portfolio)
         self.orders.add_listener(_EngineOrderEvents(self))
@@ -276,6 +289,9 @@ class Engine:
             prices=self.prices,
             clock=clock,
             breached_limits=self.gate.breached_limits,
+            product_ids=self.products,
+            on_halt=self._pause_strategy_on_halt,
+            on_balances=self.portfolio.set_balances,
         )
         self._triggers = AutomaticTriggers(settings.risk)
         self.strategy: Strategy | None = build_strategy(settings.strategy)
@@ -368,7 +384,14 @@ class Engine:
             if note is not None:
                 self.add_event(EventLevel.INFO, note)
         restored = self.orders.restore()
-        if restored:
+        if restored and not self.venue.keeps_orders_across_restarts:
+            closed = self.orders.close_left_over("the venue starts empty: closed at start")
+            self.add_event(
+                EventLevel.WARNING,
+                f"{len(closed)} order(s) left open by the last {self.venue.name} session "
+                "closed as cancelled (this venue starts empty)",
+            )
+        elif restored:
             self.add_event(
                 EventLevel.INFO, f"restored {restored} unfinished order(s) from the journal"
             )
@@ -390,6 +413,8 @@ class Engine:
         try:
             await self._load_products()
             await self.venue.start()
+            if self.emergency.resume_sweep("restart in HALTED: sweeping the venue again"):
+                self.add_event(EventLevel.WARNING, "HALTED at start: sweeping open orders again")
             while not self._stopped.is_set():
                 await self._maintain()
                 with contextlib.suppress(TimeoutError):
@@ -434,6 +459,7 @@ class Engine:
             await self.rest.aclose()
         self.pnl_memory.save(force=True)
         self.journal.close()
+        self._journal_lock.release()
 
     async def _load_products(self) -> None:
         failures = 0
@@ -454,9 +480,7 @@ class Engine:
                 {p.product_id: p for p in products if p.product_id in self.products}
             )
             self._apply_product_details()
-            add_products = getattr(self.venue, "add_products", None)
-            if add_products is not None:
-                add_products(products)
+            self.venue.add_products(products)
             for product_id in self.products:
                 self.portfolio.track(product_id)
             return
@@ -706,13 +730,22 @@ class Engine:
         """Latch HALTED now (the next order is refused), then cancel everything."""
         task = self.emergency.kill(cause, source)
         self._note_trading_state()
+        return task
+
+    def _pause_strategy_on_halt(self) -> None:
+        # Every HALT (the key, a trigger, a restart in HALTED) pauses the strategy, so that
+        # RESUME brings trading back without the strategy restarting by itself.
         if self.strategy is not None and not self.strategy.paused:
             self.strategy.pause()
-        return task
+            self.add_event(
+                EventLevel.INFO, f"strategy {self.strategy.strategy_id} paused by the HALT"
+            )
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult:
         result = await self.emergency.flatten(confirmed=confirmed)
         self._balances_due = True
+        for line in result.skipped:  # every unit not sold, and why
+            self.add_event(EventLevel.WARNING, f"flatten: {line}")
         return result
 
     async def resume(self, confirmation: str) -> ReconcileReport:
@@ -781,8 +814,8 @@ class Engine:
         statuses: list[WsStatus] = []
         if self.market_socket is not None:
             statuses.append(self.market_socket.status)
-        user_socket = getattr(self.venue, "user_socket", None)
-        if isinstance(user_socket, CoinbaseWebSocket):
+        user_socket = self.venue.user_socket
+        if user_socket is not None:
             statuses.append(user_socket.status)
         return statuses
 

@@ -19,7 +19,8 @@ kind                keys
 ``trading_state``   state, cause, source
 ``connection``      name, state, last_error
 ``book``            product_id, state, reason
-``kill_progress``   phase, cause, rounds, cancels_sent, still_open, took_ms, error
+``kill_progress``   phase, cause, rounds, cancels_sent, still_open, took_ms, error, waiting
+``kill_signal``     signal (the kill switch was pressed from outside: SIGUSR1)
 ``log``             level, text (the engine's own event log, as the UI shows it)
 ``status``          trading, books, connections, open_orders, equity, daily_pnl (every
                     ``headless.status_interval_s`` seconds; "null" where not known)
@@ -35,12 +36,17 @@ Order and fill events arrive from the order manager as they happen (``OrderListe
 rest (trading state, connections, books, kill progress, the event log) are read from the
 engine a few times a second and written when they change.
 
+SIGUSR1 (``kill_signals``) is the kill switch, as the console's key: HALTED at once, every
+order the venue lists cancelled until none is open (``kill -USR1 <pid>``); the process keeps
+running, HALTED, until it is stopped.
+
 On SIGINT/SIGTERM (``stop_signals``): the strategy is paused so it sends nothing more; if
 ``cancel_on_exit`` (``settings.headless.cancel_open_orders_on_exit``) every open order is
 cancelled and the venue is listed until none is open, within ``exit_timeout_s``; then the
 engine stops and the function returns the exit code: 0, or 1 if orders were left open or
 the engine failed. A replay (``--replay FILE --headless``) stops the same way at the end of
-its file, with 0.
+its file, with 0. The exit is bounded even when REST hangs: the engine gets
+``exit_timeout_s`` more to shut down, then its task is cancelled and the function returns.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ from core.trading_state import KillPhase
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+DEFAULT_KILL_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGUSR1,)
 POLL_PERIOD_S = 0.1
 EXIT_TIMEOUT_S = 10.0
 EXIT_CANCEL_PAUSE_S = 0.1
@@ -230,6 +237,7 @@ class EngineStateWriter:
             still_open=progress.still_open,
             took_ms=took,
             error=progress.error,
+            waiting=progress.waiting,
         )
 
 
@@ -238,6 +246,7 @@ async def run_headless(
     *,
     out: TextIO,
     stop_signals: Sequence[signal.Signals] = DEFAULT_STOP_SIGNALS,
+    kill_signals: Sequence[signal.Signals] = DEFAULT_KILL_SIGNALS,
     cancel_on_exit: bool | None = None,
     exit_timeout_s: float = EXIT_TIMEOUT_S,
     clock: Clock | None = None,
@@ -258,8 +267,14 @@ async def run_headless(
         received.append(signum.name)
         stop.set()
 
+    def on_kill_signal(signum: signal.Signals) -> None:
+        writer.write("kill_signal", signal=signum.name)
+        engine.kill(f"kill switch ({signum.name})", "signal")
+
     for signum in stop_signals:
         loop.add_signal_handler(signum, on_signal, signum)
+    for signum in kill_signals:
+        loop.add_signal_handler(signum, on_kill_signal, signum)
     writer.write("start", mode=engine.mode, products=list(engine.products), pid=os.getpid())
     run_task = asyncio.create_task(engine.run(), name="headless-engine")
     exit_code = EXIT_OK
@@ -285,11 +300,16 @@ async def run_headless(
                 exit_code = EXIT_TROUBLE
         state_writer.poll()
     finally:
-        for signum in stop_signals:
+        for signum in (*stop_signals, *kill_signals):
             loop.remove_signal_handler(signum)
         await engine.stop()
-        with contextlib.suppress(Exception):
-            await run_task
+        if not await _bounded_wait(run_task, exit_timeout_s):
+            # The engine is stuck in a call that does not return (REST hanging): cancel it
+            # rather than let the process hang; the journal keeps what was written.
+            exit_code = EXIT_TROUBLE
+            writer.write("log", level="error", text="engine did not stop in time: cancelled")
+            run_task.cancel()
+            await _bounded_wait(run_task, exit_timeout_s)
     writer.write("stop", exit_code=exit_code)
     return exit_code
 
@@ -306,6 +326,16 @@ def write_status(engine: Engine, writer: JsonLineWriter) -> None:
         equity=snapshot.equity,
         daily_pnl=snapshot.daily_pnl,
     )
+
+
+async def _bounded_wait(task: asyncio.Task[None], timeout_s: float) -> bool:
+    """Wait for ``task`` at most ``timeout_s``; True if it ended (however)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait({task}, timeout=timeout_s)
+    if task.done() and not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()
+    return task.done()
 
 
 async def _cancel_until_none_open(engine: Engine, writer: JsonLineWriter, timeout_s: float) -> bool:

@@ -18,14 +18,17 @@ Design notes:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.clock import Clock
 from core.config import ConfigError
@@ -186,6 +189,50 @@ def journal_path(data_dir: Path, mode: str) -> Path:
 
 
 # --------------------------------------------------------------------------- the journal
+
+
+class JournalLocked(JournalError):
+    """Another engine holds the journal: two sessions on one journal would cancel each
+    other's orders and interleave their records. The message is one line for the trader."""
+
+    exit_code = 2
+
+
+class JournalLock:
+    """An exclusive lock on a journal for one engine (``fcntl.flock`` on ``<journal>.lock``
+    beside it). The operating system drops it when the process dies, so a crash never
+    leaves it behind. Readers (``doctor``, tests) open the journal without it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> JournalLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise JournalLocked(
+                f"the journal {self.path.with_suffix('')} is in use by another CryptoJ "
+                f"session (pid {holder}); stop that one first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+        return self
+
+    def release(self) -> None:
+        handle, self._file = self._file, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
 
 
 class Journal:

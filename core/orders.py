@@ -68,6 +68,10 @@ DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
 DUPLICATE_CANCEL_REQUEST = "DUPLICATE_CANCEL_REQUEST"
 JOURNAL_WRITE_FAILED = "JOURNAL_WRITE_FAILED"
 NOT_AT_VENUE = "NOT_AT_VENUE"
+# Cancel refusals that mean the order is no longer open (Coinbase's failure reasons).
+CANCEL_REFUSED_NOT_OPEN = frozenset(
+    {"UNKNOWN_CANCEL_ORDER", "ORDER_NOT_FOUND", "INVALID_CANCEL_REQUEST"}
+)
 KEY_LAST_RECONCILE = "last_reconcile_at"
 
 
@@ -254,6 +258,20 @@ class OrderManager:
         self._reconciling = True
         self._bump()
         return len(restored)
+
+    def close_left_over(self, cause: str) -> list[ManagedOrder]:
+        """Close every order restored open as CANCELED (a venue that starts empty, paper:
+        they cannot be anywhere). Returns the orders closed."""
+        closed: list[ManagedOrder] = []
+        for order in list(self._orders.values()):
+            if order.state.is_terminal:
+                continue
+            if order.state is _S.INITIALIZED:
+                self._transition(order, _S.UNKNOWN, cause)
+            if self._transition(order, _S.CANCELED, cause):
+                closed.append(order.copy())
+        self._restored_ids.clear()
+        return closed
 
     # ----------------------------------------------------------------- submit
 
@@ -524,7 +542,13 @@ class OrderManager:
             )
 
     def _apply_update(
-        self, order: ManagedOrder, update: ExchangeOrder, cause: str, *, authoritative: bool
+        self,
+        order: ManagedOrder,
+        update: ExchangeOrder,
+        cause: str,
+        *,
+        authoritative: bool,
+        asked_after_cancel: bool = False,
     ) -> bool:
         """Fold one cumulative report into the order. True if anything changed."""
         if update.filled_size < order.filled_size:
@@ -538,7 +562,8 @@ class OrderManager:
             if not filled:
                 return learned  # journal trouble: reconciliation will derive it again
         target = state_for_exchange_order(update)
-        if order.state is _S.PENDING_CANCEL and target in STILL_OPEN_STATES:
+        stale_open = not asked_after_cancel and target in STILL_OPEN_STATES
+        if order.state is _S.PENDING_CANCEL and stale_open:
             # An "open" report after our cancel request left may predate the request (a stale
             # listing, a reordered stream update): keep PENDING_CANCEL until the venue reports
             # the order finished or answers that it refused the cancel.
@@ -609,7 +634,10 @@ class OrderManager:
             except Exception as exc:
                 log.info("verify %s: %r", order.client_order_id, exc)
                 continue
-            self._apply_update(order, update, "verified at the venue", authoritative=True)
+            # Asked after any cancel of ours was answered: an "open" now is current.
+            self._apply_update(
+                order, update, "verified at the venue", authoritative=True, asked_after_cancel=True
+            )
             return
 
     def _learn_order_id(self, order: ManagedOrder, order_id: str) -> bool:
@@ -732,6 +760,24 @@ class OrderManager:
         sent = await self._cancel_orders(list(targets.values()), "cancel all", untracked)
         return sent + deferred
 
+    def verify_unlisted(self, listed_open: Sequence[ExchangeOrder]) -> int:
+        """After a listing of every open order (the kill switch's last one): ask the venue
+        about each order we hold open that it did not list (its confirmation may be lost)."""
+        listed = {o.order_id for o in listed_open}
+        count = 0
+        for order in list(self._orders.values()):
+            if order.is_open and order.order_id is not None and order.order_id not in listed:
+                self._spawn_verify(order)
+                count += 1
+        return count
+
+    def look_for_unknown(self) -> None:
+        """Make sure every order of unknown outcome is being looked for (restored ones are
+        otherwise looked for at the next reconciliation only)."""
+        for order in self._orders.values():
+            if order.state is _S.UNKNOWN:
+                self._start_resolver(order)
+
     def unresolved(self) -> list[ManagedOrder]:
         """Orders that may be at the venue without our knowing their exchange id (SUBMITTED,
         UNKNOWN): a cancel cannot reach them yet, so the kill switch waits for them."""
@@ -759,9 +805,9 @@ class OrderManager:
             by_order_id[order.order_id] = order
         marked: list[ManagedOrder] = []
         for order in by_order_id.values():
-            if order.state is not _S.PENDING_CANCEL:
-                if self._transition(order, _S.PENDING_CANCEL, cause, persist=False):
-                    marked.append(order)
+            marking = order.state is not _S.PENDING_CANCEL
+            if marking and self._transition(order, _S.PENDING_CANCEL, cause, persist=False):
+                marked.append(order)
         ids = list(dict.fromkeys([*by_order_id, *untracked]))
         batches = [
             ids[start : start + CANCEL_BATCH_SIZE]
@@ -805,6 +851,11 @@ class OrderManager:
     ) -> None:
         if reason == DUPLICATE_CANCEL_REQUEST or order.state is not _S.PENDING_CANCEL:
             return  # already being cancelled, or the venue has moved it on meanwhile
+        if reason in CANCEL_REFUSED_NOT_OPEN:
+            # Already finished at the venue (cancelled by an earlier request, filled): not
+            # open again. Ask the venue what became of it.
+            self._spawn_verify(order)
+            return
         previous = before.get(order.client_order_id, _S.ACCEPTED)
         if not previous.is_working or previous is _S.PENDING_CANCEL:
             previous = _S.PARTIALLY_FILLED if order.filled_size > 0 else _S.ACCEPTED

@@ -171,6 +171,21 @@ class TradingStateMachine:
             self._apply(change)
         return change
 
+    def latch(self, state: TradingState, cause: str, source: str) -> TradingStateChange:
+        """Tighten the state in memory only, at once (the kill switch: nothing on disk may
+        delay it). ``persist()`` writes it; until then a crash restarts from the stored one."""
+        if not cause or not source:
+            raise ValueError("a trading state change needs a cause and a source")
+        if state.strictness < self._last.state.strictness:
+            raise ValueError("only a tighter state can be latched without storing it")
+        change = TradingStateChange(state, cause, source, self._clock.time())
+        self._apply(change)
+        return change
+
+    def persist(self, *, durable: bool = True) -> None:
+        """Store the current state (after ``latch``); a store error propagates."""
+        self._store.save_trading_state(self._last, durable=durable)
+
     def _apply(self, change: TradingStateChange) -> None:
         self._last = change
         self._version += 1

@@ -16,9 +16,9 @@ class KillPhase(StrEnum):
     the state the kill latches, so the UI's views can name it without the emergency machinery."""
 
     IDLE = "IDLE"
-    CANCELLING = "CANCELLING"
-    DONE = "DONE"  # the venue lists no open order
-    FAILED = "FAILED"  # orders still open after every round: the trader must look
+    CANCELLING = "CANCELLING"  # sweeping until flat; ``KillProgress.waiting`` says on what
+    DONE = "DONE"  # the venue lists no open order of ours and none is of unknown outcome
+    FAILED = "FAILED"  # kept for readers of older journals; the sweep no longer gives up
 
 
 class TradingState(StrEnum):

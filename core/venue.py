@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.model import Balance, ExchangeOrder, Fill, OrderSpec, PlacedOrder, Product
+
+if TYPE_CHECKING:
+    from core.coinbase.ws import WsStatus
 
 # --------------------------------------------------------------------------- outcomes
 # What a venue answers, in the venue's neutral terms; each adapter translates its own wire
@@ -60,6 +63,13 @@ class OrderNotFound(LookupError):
     """The venue does not know this order id (a venue-neutral 404)."""
 
 
+class WsStatusSource(Protocol):
+    """A connection whose status the console shows (``core.coinbase.ws.CoinbaseWebSocket``)."""
+
+    @property
+    def status(self) -> WsStatus: ...
+
+
 class VenueListener(Protocol):
     def on_order_update(self, order: ExchangeOrder) -> None:
         """The latest cumulative state of one of our orders (may repeat after reconnects)."""
@@ -77,6 +87,12 @@ class Venue(Protocol):
     @property
     def stream_connected(self) -> bool:
         """True while order updates flow (the user channel is up; always True for paper)."""
+        ...
+
+    @property
+    def keeps_orders_across_restarts(self) -> bool:
+        """False for a venue that starts empty (paper): orders journaled open by an earlier
+        session are not there any more and are closed at start."""
         ...
 
     def set_listener(self, listener: VenueListener) -> None: ...
@@ -112,3 +128,13 @@ class Venue(Protocol):
     async def balances(self) -> list[Balance]: ...
 
     async def products(self, product_ids: Sequence[str]) -> list[Product]: ...
+
+    def add_products(self, products: Sequence[Product]) -> None:
+        """The increments and limits of the products traded (paper fills need them; a
+        venue that knows them itself ignores this)."""
+        ...
+
+    @property
+    def user_socket(self) -> WsStatusSource | None:
+        """The user-channel connection, for its status on screen (None: there is none)."""
+        ...

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from core.config import Mode, Settings
+from core.journal import JournalLocked
 
 if TYPE_CHECKING:
     import asyncio
@@ -107,7 +108,7 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
         if mode is Mode.REPLAY:
             return _run_replay(settings, Path(args.replay), headless=headless)
         return _run_demo(settings, headless=headless)
-    except ConsoleRefused as refused:
+    except (ConsoleRefused, JournalLocked) as refused:  # JournalLocked: a second session
         print(f"cryptoj: {refused}", file=sys.stderr)
         return refused.exit_code
 

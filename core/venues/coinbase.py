@@ -76,6 +76,10 @@ class CoinbaseVenue:
             and self.user_stream.subscribed
         )
 
+    @property
+    def keeps_orders_across_restarts(self) -> bool:
+        return True
+
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 
@@ -158,3 +162,6 @@ class CoinbaseVenue:
 
     async def products(self, product_ids: Sequence[str]) -> list[Product]:
         return await self._rest.list_products(product_ids)
+
+    def add_products(self, products: Sequence[Product]) -> None:
+        """Coinbase knows its own products: nothing to hand over."""

@@ -368,6 +368,15 @@ class PaperVenue:
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 
+    @property
+    def keeps_orders_across_restarts(self) -> bool:
+        return False  # its book of orders lives in this process only
+
+    @property
+    def user_socket(self) -> None:
+        """No user channel: the paper venue's updates come from this process."""
+        return None
+
     def add_products(self, products: Iterable[Product]) -> None:
         """Products whose increments became known after construction (loaded at start-up)."""
         for product in products:

@@ -8,6 +8,7 @@ the simulated exchange are in tests/integration/test_engine_trading.py. The last
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from core.clock import ManualClock
 from core.config import RiskSettings
+from core.denials import Denial, DenialReason
 from core.emergency import (
     RESUME_CONFIRMATION,
     EmergencyManager,
@@ -43,12 +45,42 @@ from core.order_state import OrderState
 from core.orders import OrderManager
 from core.risk import TradingStateMachine, TriggerName, TrippedTrigger
 from core.trading_state import TradingState
+from core.venue import CreateOrderOutcome, OrderAccepted
 from tests.core.test_risk import make_product
 from tests.doubles.fake_venue import FakeVenue
 from tests.doubles.gate import StubGate
 from tests.doubles.sleeps import Sleeps
 
 D = Decimal
+
+
+class RateGate:
+    """Allows ``per_window`` orders, then denies ORDER_RATE until the sleep moves on."""
+
+    def __init__(self, per_window: int) -> None:
+        self.per_window = per_window
+        self.used = 0
+        self.denied = 0
+
+    def check(self, intent: OrderIntent) -> Denial | None:
+        if self.used >= self.per_window:
+            self.denied += 1
+            self.used = 0  # the next window (the flatten waits one pace before retrying)
+            return Denial(DenialReason.ORDER_RATE, "10 orders/s")
+        self.used += 1
+        return None
+
+
+class ReconcilingGate:
+    """Denies RECONCILING while the order manager is reconciling, as the engine's does."""
+
+    def __init__(self, orders: OrderManager) -> None:
+        self._orders = orders
+
+    def check(self, intent: OrderIntent) -> Denial | None:
+        if self._orders.reconciling:
+            return Denial(DenialReason.RECONCILING, "reconciling")
+        return None
 
 
 class HeldVenue(FakeVenue):
@@ -58,10 +90,24 @@ class HeldVenue(FakeVenue):
         super().__init__(clock)
         self.held: list[Balance] = []
         self.balance_calls = 0
+        self.ioc_fill_ratio = D(1)
 
     async def balances(self) -> list[Balance]:
         self.balance_calls += 1
         return list(self.held)
+
+    async def place(self, spec: OrderSpec, client_order_id: str) -> CreateOrderOutcome:
+        """IOC orders trade at once: filled up to ``ioc_fill_ratio`` of their size, the rest
+        cancelled (a thin book)."""
+        outcome = await super().place(spec, client_order_id)
+        if isinstance(outcome, OrderAccepted) and spec.time_in_force is TimeInForce.IOC:
+            order_id = outcome.placed.order_id
+            size = (spec.base_size or D(0)) * self.ioc_fill_ratio
+            if size > 0:
+                self.fill(order_id, size, spec.limit_price or D(0))
+            if self.order(order_id).status is not ExchangeOrderStatus.FILLED:
+                self.set_status(order_id, ExchangeOrderStatus.CANCELLED)
+        return outcome
 
 
 @dataclass
@@ -123,7 +169,9 @@ def journal(tmp_path: Path, clock: ManualClock) -> Iterator[Journal]:
 def build(journal: Journal, clock: ManualClock, *, settings: RiskSettings | None = None) -> Parts:
     venue = HeldVenue(clock)
     ids = (f"coid-{n}" for n in itertools.count(1))
-    orders = OrderManager(venue, journal, StubGate(), clock=clock, id_factory=lambda: next(ids))
+    orders = OrderManager(
+        venue, journal, StubGate(), clock=clock, id_factory=lambda: next(ids), sleep=Sleeps()
+    )
     venue.set_listener(orders)
     state = TradingStateMachine(journal, clock=clock)
     prices = Prices({"BTC-USD": 50_000.0, "ETH-USD": 3_000.0})
@@ -172,15 +220,24 @@ def risk_kinds(journal: Journal) -> list[str]:
     return [event.kind for event in journal.risk_events()]
 
 
+class StuckJournal(FailingJournal):
+    """A journal whose every write fails (a full disk), the trading state's included."""
+
+    def save_trading_state(self, change: object, *, durable: bool = True) -> None:
+        raise OSError("disk full")
+
+    def load_trading_state(self) -> None:
+        return None
+
+
 class TestKill:
     async def test_latches_halted_before_any_cancel_and_cancels_everything(
         self, parts: Parts
     ) -> None:
         coids = await rest_orders(parts, 3)
         task = parts.manager.kill("ctrl+k", "user")
-        # Synchronously latched, journaled; nothing cancelled yet.
+        # Latched in memory at once; nothing on disk yet and nothing cancelled yet.
         assert parts.state.state is TradingState.HALTED
-        assert parts.journal.load_trading_state().state is TradingState.HALTED  # type: ignore[union-attr]
         assert parts.manager.progress.phase is KillPhase.CANCELLING
         assert parts.venue.cancel_calls == []
         progress = await task
@@ -191,6 +248,8 @@ class TestKill:
             parts.venue.order(parts.venue.order_id_for(c)).status is ExchangeOrderStatus.CANCELLED
             for c in coids
         )
+        # Durable once the cancels had left.
+        assert parts.journal.load_trading_state().state is TradingState.HALTED  # type: ignore[union-attr]
         assert risk_kinds(parts.journal) == ["kill_switch", "kill_switch_done"]
         assert parts.state.last_change.source == "user"
 
@@ -211,25 +270,91 @@ class TestKill:
         assert progress.phase is KillPhase.DONE and progress.cancels_sent == 1
         assert parts.orders.get(coid).state is OrderState.CANCELED  # type: ignore[union-attr]
 
-    async def test_orders_that_stay_open_fail_after_the_bounded_rounds(self, parts: Parts) -> None:
+    async def test_queued_cancels_are_swept_until_they_complete_and_it_says_why(
+        self, parts: Parts
+    ) -> None:
         await rest_orders(parts, 2)
-        parts.venue.cancel_queues = True  # cancels are queued and never complete
-        progress = await parts.manager.kill("ctrl+k", "user")
-        assert progress.phase is KillPhase.FAILED
-        assert progress.rounds == 4 and progress.still_open == 2
+        parts.venue.cancel_queues = True  # cancels are queued and do not complete
+        task = parts.manager.kill("ctrl+k", "user")
+        while len(parts.sleeps.delays) < 8:  # never gives up: past kill_max_verify_rounds
+            await asyncio.sleep(0)
+        progress = parts.manager.progress
+        assert progress.phase is KillPhase.CANCELLING and progress.still_open == 2
+        assert progress.waiting is not None and "2 order(s) still listed open" in progress.waiting
         # Growing pauses between rounds, capped.
-        assert parts.sleeps.delays == [0.05, 0.1, 0.2, 0.4]
-        assert risk_kinds(parts.journal)[-1] == "kill_switch_failed"
+        assert parts.sleeps.delays[:7] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0]
+        assert "kill_switch_waiting" in risk_kinds(parts.journal)
+        assert "kill_switch_slow" in risk_kinds(parts.journal)
+        parts.venue.cancel_queues = False
+        for order in parts.venue.all_orders:  # the exchange works its queue off at last
+            if order.status is ExchangeOrderStatus.CANCEL_QUEUED:
+                parts.venue.set_status(order.order_id, ExchangeOrderStatus.CANCELLED)
+        done = await task
+        assert done.phase is KillPhase.DONE and done.waiting is None
         assert parts.state.state is TradingState.HALTED
 
-    async def test_an_unexpected_error_ends_the_sequence_visibly(self, parts: Parts) -> None:
-        await rest_orders(parts, 1)
-        parts.venue.failing_lists = 10  # the verification listing raises every time
+    async def test_listing_errors_are_retried_until_the_venue_answers_flat(
+        self, parts: Parts
+    ) -> None:
+        """Issue 9 §2: one failed listing used to end the kill as FAILED with orders open."""
+        await rest_orders(parts, 3)
+        parts.venue.failing_lists = 25  # a long 5xx/429 storm on every listing
+        parts.venue.failing_cancels = 3  # and the first cancel requests fail too
         progress = await parts.manager.kill("ctrl+k", "user")
-        assert progress.phase is KillPhase.FAILED and progress.error is not None
-        assert "VenueDown" in progress.error
-        [*_, last] = parts.journal.risk_events()
-        assert last.kind == "kill_switch_failed" and "VenueDown" in last.detail
+        assert progress.phase is KillPhase.DONE and progress.error is None
+        assert parts.venue.open_orders_now() == []
+        kinds = risk_kinds(parts.journal)
+        assert kinds[-1] == "kill_switch_done" and "kill_switch_waiting" in kinds
+        waits = [e.detail for e in parts.journal.risk_events() if e.kind == "kill_switch_waiting"]
+        assert any("listing open orders failed" in w for w in waits)
+
+    async def test_a_hung_venue_call_is_abandoned_and_retried(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock, settings=RiskSettings(kill_call_timeout_s=0.01))
+        await rest_orders(parts, 2)
+        parts.venue.hang_lists = 2  # the next two listings never answer
+        progress = await asyncio.wait_for(parts.manager.kill("ctrl+k", "user"), 30)
+        assert progress.phase is KillPhase.DONE
+        assert parts.venue.open_orders_now() == []
+
+    async def test_every_order_the_venue_lists_is_cancelled_not_only_ours(
+        self, parts: Parts
+    ) -> None:
+        """Issue 9 §1: an order we had closed (NOT_AT_VENUE) but the venue holds open."""
+        [coid] = await rest_orders(parts, 1)
+        order_id = parts.venue.order_id_for(coid)
+        internal = parts.orders._orders[coid]
+        internal.state = OrderState.REJECTED  # what the old code concluded from one listing
+        parts.orders._by_order_id.pop(order_id)
+        internal.order_id = None
+        progress = await parts.manager.kill("ctrl+k", "user")
+        assert progress.phase is KillPhase.DONE
+        assert parts.venue.order(order_id).status is ExchangeOrderStatus.CANCELLED
+        assert parts.orders.get(coid).state is OrderState.CANCELED  # type: ignore[union-attr]
+
+    async def test_a_late_post_is_found_and_cancelled_before_the_kill_is_done(
+        self, parts: Parts
+    ) -> None:
+        """Issue 9 §1: the POST timed out; the exchange accepts it 14 s later. The kill
+        waits for the order of unknown outcome and cancels it once it shows up."""
+        parts.venue.streaming = False
+        parts.venue.late_accepts = 1  # the next POST times out and lands later
+        order = await parts.orders.submit(limit_buy())
+        assert order.state is OrderState.UNKNOWN
+        task = parts.manager.kill("ctrl+k", "user")
+        while len(parts.sleeps.delays) < 4:
+            await asyncio.sleep(0)
+        progress = parts.manager.progress
+        assert progress.phase is KillPhase.CANCELLING
+        assert progress.waiting is not None and "unknown outcome" in progress.waiting
+        assert parts.venue.land_late_orders() == 1  # the exchange accepts it now
+        done = await task
+        assert done.phase is KillPhase.DONE
+        assert parts.venue.open_orders_now() == []
+        await parts.orders.wait_background()  # the venue is asked what became of it
+        found = parts.orders.get(order.client_order_id)
+        assert found is not None and found.state is OrderState.CANCELED
 
     async def test_a_journal_that_cannot_record_does_not_stop_the_kill(
         self, journal: Journal, clock: ManualClock
@@ -240,6 +365,57 @@ class TestKill:
         progress = await parts.manager.kill("ctrl+k", "user")
         assert progress.phase is KillPhase.DONE
         assert parts.state.state is TradingState.HALTED
+
+    async def test_a_full_disk_neither_delays_nor_prevents_the_cancels(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        """Issue 9 §2: the HALTED write and every order-state write fail; the cancels go
+        out all the same, and the automatic path does not raise either."""
+        parts = build(journal, clock)
+        await rest_orders(parts, 3)
+        stuck = StuckJournal(journal)
+        parts.state._store = stuck  # type: ignore[assignment]
+        parts.manager._journal = stuck
+        parts.orders._journal.record_order_state = _disk_full  # type: ignore[method-assign]
+        parts.manager.act_on([TrippedTrigger(TriggerName.DAILY_LOSS, "loss", TradingState.HALTED)])
+        assert parts.state.state is TradingState.HALTED
+        task = parts.manager._kill_task
+        assert task is not None
+        progress = await task
+        assert progress.phase is KillPhase.DONE
+        assert parts.venue.open_orders_now() == []
+
+    async def test_every_halt_pauses_the_strategies(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock)
+        paused: list[str] = []
+        parts.manager._on_halt = lambda: paused.append("paused")
+        parts.manager.act_on([TrippedTrigger(TriggerName.DRAWDOWN, "dd", TradingState.HALTED)])
+        await parts.manager._kill_task  # type: ignore[misc]
+        assert paused == ["paused"]
+        parts.manager.kill("ctrl+k", "user")
+        await parts.manager._kill_task  # type: ignore[misc]
+        assert paused == ["paused", "paused"]
+
+    async def test_a_restart_in_halted_sweeps_again(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock)
+        await rest_orders(parts, 2)
+        parts.state.set(TradingState.HALTED, "before the restart", "user")
+        again = build(journal, clock)
+        again.venue.adopt_from(parts.venue)  # the same exchange, still holding both orders
+        assert again.orders.restore() == 2
+        task = again.manager.resume_sweep("restart in HALTED")
+        assert task is not None
+        progress = await task
+        assert progress.phase is KillPhase.DONE
+        assert again.venue.open_orders_now() == []
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError("disk full")
 
 
 class TestFlatten:
@@ -299,6 +475,38 @@ class TestFlatten:
         assert any("DOGE-USD" in s and "no bid" in s for s in result.skipped)
         assert any("ADA-USD" in s and "minimum order" in s for s in result.skipped)
 
+    async def test_every_unit_not_sold_is_reported_with_why(self, parts: Parts) -> None:
+        """Issue 9 §4: 0.371 of 0.5 BTC stayed unsold while ``skipped`` was empty."""
+        parts.venue.held = [Balance("BTC", D("0.5"), D(0))]
+        parts.venue.ioc_fill_ratio = D("0.258")  # a thin book: 0.129 sold, the rest cancelled
+        result = await parts.manager.flatten(confirmed=True)
+        [line] = result.skipped
+        assert line.startswith("BTC-USD: 0.371") and "not sold" in line and "CANCELED" in line
+        [marker] = parts.journal.flattens()
+        assert "0.371" in (marker.outcome or "")
+
+    async def test_paced_under_the_order_rate_limit_not_refused(
+        self, journal: Journal, clock: ManualClock
+    ) -> None:
+        parts = build(journal, clock, settings=RiskSettings(max_order_notional=D(1_000)))
+        gate = RateGate(per_window=2)
+        parts.orders._gate = gate
+        parts.venue.held = [Balance("BTC", D("0.1"), D(0))]  # 5 orders under 1,000 each
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.skipped == ()
+        assert sum(o.filled_size for o in result.orders) == D("0.1")
+        assert gate.denied > 0  # the limit was hit, and waited out
+
+    async def test_works_over_rest_while_the_stream_is_down(self, parts: Parts) -> None:
+        await parts.orders.reconcile()
+        parts.orders.on_stream_reset("user stream lost")  # RECONCILING until REST answers
+        gate = ReconcilingGate(parts.orders)
+        parts.orders._gate = gate
+        parts.venue.held = [Balance("BTC", D("0.1"), D(0))]
+        result = await parts.manager.flatten(confirmed=True)
+        assert result.skipped == () and len(result.orders) == 1
+        assert result.orders[0].state is OrderState.FILLED
+
     async def test_a_second_flatten_while_one_runs_is_refused(self, parts: Parts) -> None:
         parts.manager.flatten_in_progress = True
         result = await parts.manager.flatten(confirmed=True)
@@ -342,15 +550,19 @@ class TestResume:
         self, journal: Journal, clock: ManualClock
     ) -> None:
         # An intent journaled by a run that died before sending it: UNKNOWN after restore,
-        # and for 10 s the venue may still show it.
+        # and for 60 s (``unknown_order_absent_s``) its POST may still land at the venue.
         journal.record_intent("lost", limit_buy())
         parts = build(journal, clock)
         parts.orders.restore()
-        await parts.manager.kill("ctrl+k", "user")
-        with pytest.raises(ResumeRefused, match="1 order"):
+        kill = parts.manager.kill("ctrl+k", "user")
+        while parts.manager.progress.rounds < 2:
+            await asyncio.sleep(0)
+        # The kill waits for it (it may yet land): not done, and resume is refused.
+        assert parts.manager.progress.phase is KillPhase.CANCELLING
+        with pytest.raises(ResumeRefused, match="still cancelling"):
             await parts.manager.resume(RESUME_CONFIRMATION)
-        assert parts.state.state is TradingState.HALTED
-        clock.advance(11)
+        clock.advance(61)
+        assert (await kill).phase is KillPhase.DONE
         report = await parts.manager.resume(RESUME_CONFIRMATION)
         assert report.still_unknown == 0
         assert state_of(parts) is TradingState.ACTIVE

@@ -25,12 +25,13 @@ from core.clock import ManualClock
 from core.config import load_settings
 from core.engine import Engine
 from core.headless import JsonLineWriter, OrderEventWriter, run_headless
+from core.journal import JournalLocked
 from core.model import ExchangeOrder, Fill, Side
 from core.orders import FillEvent
 
 D = Decimal
 WAIT_S = 10.0
-STOP = signal.SIGUSR1
+STOP = signal.SIGUSR2  # SIGUSR1 is the kill switch
 
 
 @pytest.fixture
@@ -49,6 +50,11 @@ def engine(tmp_path: Path, clock: ManualClock) -> Iterator[Engine]:
         journal_file=tmp_path / "journal-paper.sqlite3",
         market_feed=lambda market: None,
     )
+
+
+async def _halted(engine: Engine) -> None:
+    while engine.trading_state.state.value != "HALTED":  # noqa: ASYNC110 - a signal, no event
+        await asyncio.sleep(0.01)
 
 
 class Colour(Enum):
@@ -135,6 +141,22 @@ class TestRun:
         [exit_cancel] = [r for r in lines if r["kind"] == "exit_cancel"]
         assert exit_cancel["confirmed"] is True and exit_cancel["still_open"] == 0
 
+    async def test_sigusr1_is_the_kill_switch_and_the_process_keeps_running_halted(
+        self, engine: Engine
+    ) -> None:
+        out = io.StringIO()
+        task = await run_until_started(engine, out)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(_halted(engine), WAIT_S)
+        kill = engine.emergency._kill_task
+        assert kill is not None
+        assert (await asyncio.wait_for(kill, WAIT_S)).phase.value == "DONE"
+        assert not task.done()  # still running, HALTED, until stopped
+        os.kill(os.getpid(), STOP)
+        assert await asyncio.wait_for(task, WAIT_S) == 0
+        kinds = [line["kind"] for line in records(out)]
+        assert "kill_signal" in kinds
+
     async def test_orders_still_open_after_the_bound_exit_1(
         self, engine: Engine, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -167,3 +189,77 @@ class TestRun:
         errors = [r for r in records(out) if r["kind"] == "log" and r["level"] == "error"]
         assert errors and "journal locked" in errors[0]["text"]
         assert not any(r["kind"] == "exit_cancel" for r in records(out))
+
+
+class TestOneEnginePerJournal:
+    def test_a_second_engine_on_the_same_journal_is_refused_with_one_line(
+        self, engine: Engine, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        """Issue 9 §5: two sessions on one journal cancelled each other's quotes."""
+        settings = engine.settings
+        with pytest.raises(JournalLocked) as refused:
+            Engine(
+                settings,
+                None,
+                clock=clock,
+                mode="paper",
+                journal_file=tmp_path / "journal-paper.sqlite3",
+                market_feed=lambda market: None,
+            )
+        message = str(refused.value)
+        assert "\n" not in message and "in use by another CryptoJ session" in message
+        assert refused.value.exit_code == 2
+
+    async def test_the_lock_goes_with_the_engine(
+        self, engine: Engine, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(engine.started.wait(), WAIT_S)
+        await engine.stop()
+        await asyncio.wait_for(task, WAIT_S)
+        again = Engine(
+            engine.settings,
+            None,
+            clock=clock,
+            mode="paper",
+            journal_file=tmp_path / "journal-paper.sqlite3",
+            market_feed=lambda market: None,
+        )
+        again.journal.close()
+        again._journal_lock.release()
+
+
+class TestPaperLeftovers:
+    async def test_orders_left_open_in_the_paper_journal_are_closed_at_start(
+        self, engine: Engine, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        """Issue 9 §5: the paper venue starts empty; an order journaled open by the last
+        session made every later one refuse with RECONCILING."""
+        from core.model import IntentSource, OrderIntent, OrderSpec, OrderType, Side
+
+        spec = OrderSpec(
+            "BTC-USD",
+            Side.BUY,
+            OrderType.LIMIT,
+            base_size=Decimal("0.01"),
+            limit_price=Decimal("100"),
+        )
+        engine.journal.record_intent("left-over", OrderIntent(spec, IntentSource.MANUAL))
+        engine.journal.close()
+        engine._journal_lock.release()
+        later = Engine(
+            engine.settings,
+            None,
+            clock=clock,
+            mode="paper",
+            journal_file=tmp_path / "journal-paper.sqlite3",
+            market_feed=lambda market: None,
+        )
+        task = asyncio.create_task(later.run())
+        await asyncio.wait_for(later.started.wait(), WAIT_S)
+        left = later.orders.get("left-over")
+        assert left is not None and left.state.value == "CANCELED"
+        assert not later.orders.reconciling and later.orders.open_orders() == []
+        assert any("closed as cancelled" in e.text for e in later.snapshot().events)
+        await later.stop()
+        await asyncio.wait_for(task, WAIT_S)

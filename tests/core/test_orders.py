@@ -637,7 +637,7 @@ async def test_pending_cancel_holds_until_the_venue_confirms(
     assert current is not None and current.state is S.CANCELED
 
 
-async def test_refused_cancel_returns_the_order_to_its_working_state(
+async def test_cancel_refused_as_not_open_asks_the_venue_what_became_of_it(
     manager: OrderManager, venue: FakeVenue, journal: Journal
 ) -> None:
     order = await manager.submit(buy(size="1"))
@@ -646,10 +646,10 @@ async def test_refused_cancel_returns_the_order_to_its_working_state(
     venue.streaming = False
     venue.fill(order.order_id, D("0.5"), D("100"))  # filled while the stream was down
     await manager.cancel(["coid-1"])
+    # Refused as no longer open: never back to "working" on that word; the venue is asked.
     current = manager.get("coid-1")
-    assert current is not None and current.state is S.PARTIALLY_FILLED
-    assert "cancel refused: UNKNOWN_CANCEL_ORDER" in journal.order_history("coid-1")[-1].cause
-    await manager.reconcile()
+    assert current is not None and current.state is S.PENDING_CANCEL
+    await manager.wait_background()
     current = manager.get("coid-1")
     assert current is not None and current.state is S.FILLED
     assert_fills_match_venue(journal, venue, "coid-1")

@@ -76,6 +76,10 @@ class FakeVenue:
         self.initial_status = initial_status or ExchangeOrderStatus.OPEN
         self.streaming = True  # False: updates are not delivered (stream down)
         self.failing_lists = 0  # the next N list/get calls raise VenueDown
+        self.failing_cancels = 0  # the next N cancel requests raise VenueDown
+        self.hang_lists = 0  # the next N open-order listings never answer
+        self.late_accepts = 0  # the next N POSTs time out; ``land_late_orders`` accepts them
+        self._late: list[tuple[OrderSpec, str]] = []
         self.hide_from_lists: set[str] = set()  # client_order_ids lists do not show (lag)
         self.cancel_queues = False  # cancel answers CANCEL_QUEUED first, not CANCELLED
         self.reject_code = "INSUFFICIENT_FUND"
@@ -93,6 +97,37 @@ class FakeVenue:
     def script(self, *outcomes: PlaceScript) -> None:
         """The next ``place`` calls answer these, in order (then ACCEPT)."""
         self._scripts.extend(outcomes)
+
+    def land_late_orders(self) -> int:
+        """The POSTs that timed out reach the exchange now (issue 9 §1: 14 s late)."""
+        landed = 0
+        for spec, client_order_id in self._late:
+            if client_order_id in self._by_client_id:
+                continue
+            size = spec.base_size if spec.base_size is not None else spec.quote_size
+            order = self._create(
+                spec.product_id,
+                spec.side,
+                size or Decimal(0),
+                spec.limit_price or Decimal(0),
+                client_order_id,
+                self.initial_status,
+                spec.order_type.value,
+            )
+            self._publish(order.order_id)
+            landed += 1
+        self._late.clear()
+        return landed
+
+    def open_orders_now(self) -> list[ExchangeOrder]:
+        """What the exchange holds open, whatever the test has made its listings do."""
+        return [r.order for r in self._orders.values() if r.order.status.is_open]
+
+    def adopt_from(self, other: FakeVenue) -> None:
+        """Hold the other fake's orders (the same exchange seen by a restarted process)."""
+        self._orders = other._orders
+        self._by_client_id = other._by_client_id
+        self._ids = other._ids
 
     def orders_for(self, client_order_id: str) -> list[ExchangeOrder]:
         """Every order the exchange holds with this client_order_id (must be 0 or 1)."""
@@ -175,6 +210,15 @@ class FakeVenue:
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 
+    keeps_orders_across_restarts = True
+
+    @property
+    def user_socket(self) -> None:
+        return None
+
+    def add_products(self, products: Sequence[Product]) -> None:
+        return None
+
     async def start(self) -> None:
         return None
 
@@ -195,6 +239,10 @@ class FakeVenue:
             return OrderOutcomeUnknown("HTTP 503 before the order was created")
         if script is PlaceScript.RAISE:
             raise VenueDown("connection reset")
+        if self.late_accepts > 0:
+            self.late_accepts -= 1
+            self._late.append((spec, client_order_id))
+            return OrderOutcomeUnknown("timed out after 10 s (the POST is still on its way)")
         size = spec.base_size if spec.base_size is not None else spec.quote_size
         order = self._create(
             spec.product_id,
@@ -213,6 +261,9 @@ class FakeVenue:
     async def cancel(self, order_ids: Sequence[str]) -> list[CancelResult]:
         ids = list(order_ids)
         self.cancel_calls.append(ids)
+        if self.failing_cancels > 0:
+            self.failing_cancels -= 1
+            raise VenueDown("HTTP 429 Too Many Requests")
         if len(ids) > MAX_CANCEL_IDS:
             raise VenueDown(f"Too many orderIDs entered, limit is {MAX_CANCEL_IDS}")
         return [self._cancel_one(order_id) for order_id in ids]
@@ -220,6 +271,9 @@ class FakeVenue:
     async def list_open_orders(
         self, product_ids: Sequence[str] | None = None
     ) -> list[ExchangeOrder]:
+        if self.hang_lists > 0:
+            self.hang_lists -= 1
+            await asyncio.Event().wait()  # a server that never answers
         self._maybe_fail()
         return [
             o

@@ -370,7 +370,7 @@ class TestKillSwitch:
         tmp_path: Path,
     ) -> None:
         # An intent journaled by an earlier run that died before sending it: after the
-        # restart it is UNKNOWN until the exchange has had time to show it (10 s).
+        # restart it is UNKNOWN until the exchange has had time to show it (60 s).
         journal = Journal.open(tmp_path / "journal-demo.sqlite3", clock=sim_clock)
         lost = "lost-before-send"
         journal.record_intent(
@@ -379,13 +379,18 @@ class TestKillSwitch:
         journal.close()
         async with running_engine(sim_server, sim_exchange, sim_clock, tmp_path) as run:
             assert _state(run, lost) is OrderState.UNKNOWN
-            await run.engine.kill("before resume")
+            kill = run.engine.kill("before resume")
+            # The kill waits for the order of unknown outcome: its POST may yet land.
+            await eventually(
+                lambda: "unknown outcome" in (run.engine.emergency.progress.waiting or "")
+            )
             with pytest.raises(ResumeRefused, match="RESUME"):
                 await run.engine.resume("resume please")
-            with pytest.raises(ResumeRefused, match="unknown"):
+            with pytest.raises(ResumeRefused, match="still cancelling"):
                 await run.engine.resume("RESUME")
             assert run.engine.trading_state.state is TradingState.HALTED
-            sim_clock.advance(11)  # the exchange has had its time: the order never arrived
+            sim_clock.advance(61)  # the exchange has had its time: the order never arrived
+            assert (await asyncio.wait_for(kill, 30)).phase.value == "DONE"
             report = await run.engine.resume("RESUME")
             assert report.complete and report.still_unknown == 0
             assert trading_state(run) is TradingState.ACTIVE

@@ -160,14 +160,14 @@ async def test_in_process_signal_cancels_open_orders_and_exits_0(
     )
     out = io.StringIO()
     task = asyncio.create_task(
-        run_headless(engine, out=out, stop_signals=(signal.SIGUSR1,), clock=sim_clock)
+        run_headless(engine, out=out, stop_signals=(signal.SIGUSR2,), clock=sim_clock)
     )
     await asyncio.wait_for(engine.started.wait(), WAIT_S)
     await eventually(lambda: all(engine.prices.mid(p) for p in engine.products))
     placed = await place_resting(engine, 6)
     user = sim_server.endpoints.user_id
     assert len(sim_exchange.list_orders(user, statuses=["OPEN"])) == 6
-    os.kill(os.getpid(), signal.SIGUSR1)
+    os.kill(os.getpid(), signal.SIGUSR2)
     assert await asyncio.wait_for(task, WAIT_S) == 0
     assert sim_exchange.list_orders(user, statuses=["OPEN"]) == []
     records = [json.loads(line) for line in out.getvalue().splitlines()]

@@ -190,10 +190,11 @@ async def assert_matches_exchange(
 async def test_killed_before_the_request_left(
     sim_process: SimProcess, exchange: CoinbaseRestClient, tmp_path: Path
 ) -> None:
-    # The child's clock lags 15 s, so its intent is already older than the time the venue
-    # is given to show an order (10 s) when the new engine looks for it.
+    # The child's clock lags 75 s, so its last send is already further back than the window
+    # a late POST is given to land (``unknown_order_absent_s``, 60 s) when the new engine
+    # looks for it.
     child = await EngineChild.start(
-        sim_process, tmp_path, "--crash-at", CrashPoint.BEFORE_SEND, "--clock-lag-s", "15"
+        sim_process, tmp_path, "--crash-at", CrashPoint.BEFORE_SEND, "--clock-lag-s", "75"
     )
     await child.submit("0.001", await passive_bid(exchange, 500))
     assert await child.died_of_sigkill()
