@@ -49,7 +49,7 @@ from core.venue import CreateOrderOutcome, OrderAccepted
 from tests.core.test_risk import make_product
 from tests.doubles.fake_venue import FakeVenue
 from tests.doubles.gate import StubGate
-from tests.doubles.sleeps import Sleeps
+from tests.doubles.sleeps import Sleeps, loop_until
 
 D = Decimal
 
@@ -276,8 +276,8 @@ class TestKill:
         await rest_orders(parts, 2)
         parts.venue.cancel_queues = True  # cancels are queued and do not complete
         task = parts.manager.kill("ctrl+k", "user")
-        while len(parts.sleeps.delays) < 8:  # never gives up: past kill_max_verify_rounds
-            await asyncio.sleep(0)
+        # It never gives up: past kill_max_verify_rounds it is still sweeping.
+        await loop_until(lambda: len(parts.sleeps.delays) >= 8)
         progress = parts.manager.progress
         assert progress.phase is KillPhase.CANCELLING and progress.still_open == 2
         assert progress.waiting is not None and "2 order(s) still listed open" in progress.waiting
@@ -343,8 +343,7 @@ class TestKill:
         order = await parts.orders.submit(limit_buy())
         assert order.state is OrderState.UNKNOWN
         task = parts.manager.kill("ctrl+k", "user")
-        while len(parts.sleeps.delays) < 4:
-            await asyncio.sleep(0)
+        await loop_until(lambda: len(parts.sleeps.delays) >= 4)
         progress = parts.manager.progress
         assert progress.phase is KillPhase.CANCELLING
         assert progress.waiting is not None and "unknown outcome" in progress.waiting
@@ -555,8 +554,7 @@ class TestResume:
         parts = build(journal, clock)
         parts.orders.restore()
         kill = parts.manager.kill("ctrl+k", "user")
-        while parts.manager.progress.rounds < 2:
-            await asyncio.sleep(0)
+        await loop_until(lambda: parts.manager.progress.rounds >= 2)
         # The kill waits for it (it may yet land): not done, and resume is refused.
         assert parts.manager.progress.phase is KillPhase.CANCELLING
         with pytest.raises(ResumeRefused, match="still cancelling"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from core.clock import ManualClock
 
@@ -21,3 +22,12 @@ class Sleeps:
         if self._clock is not None:
             self._clock.advance(delay)
         await asyncio.sleep(0)
+
+
+async def loop_until(condition: Callable[[], bool], steps: int = 100_000) -> None:
+    """Let the event loop run until ``condition`` holds (bounded by loop turns, not by time)."""
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
