@@ -291,15 +291,9 @@ class EmergencyManager:
     async def _await_stream_confirmation(self) -> None:
         """With the user stream up the venue confirms each cancel there: list once they are
         all confirmed (one listing that shows zero) rather than too early (another round)."""
-        products = set(self._product_ids) if self._product_ids else None
         steps = max(1, int(self._settings.kill_stream_confirm_s / STREAM_CONFIRM_POLL_S))
         for _ in range(steps):
-            waiting = [
-                o
-                for o in self._orders.open_orders()
-                if o.order_id is not None and (products is None or o.product_id in products)
-            ]
-            if not waiting:
+            if not self._orders.count_working(self._product_ids):
                 return
             await asyncio.sleep(STREAM_CONFIRM_POLL_S)
 

@@ -778,6 +778,15 @@ class OrderManager:
             if order.state is _S.UNKNOWN:
                 self._start_resolver(order)
 
+    def count_working(self, product_ids: Sequence[str] | None = None) -> int:
+        """How many orders with an exchange id are still open (no copies: polled often)."""
+        products = set(product_ids) if product_ids else None
+        return sum(
+            1
+            for o in self._orders.values()
+            if o.is_open and o.order_id is not None and (not products or o.product_id in products)
+        )
+
     def unresolved(self) -> list[ManagedOrder]:
         """Orders that may be at the venue without our knowing their exchange id (SUBMITTED,
         UNKNOWN): a cancel cannot reach them yet, so the kill switch waits for them."""

@@ -8,8 +8,9 @@ none is open, and resumes. It prints, p50 / p99 / max over the rounds:
 
 - latch: from the ``kill()`` call until the risk gate refuses an order (target < 1 ms),
   and that time less the durable (fsync) write of the HALTED state (the in-memory latch),
-- confirmed: ``KillProgress.finished_at - started_at``, cancel everything and list zero
-  open orders at the exchange (target < 100 ms).
+- confirmed: ``KillProgress.finished_at - started_at``, cancel everything (the two batches
+  of 100 at once, confirmed from the user stream, then one listing) and list zero open
+  orders at the exchange (target p50 <= 60 ms on a 2-core machine, issue 9 §2).
 
 Run: ``python scripts/bench_kill_switch.py --rounds 20 --orders 200``
 """
@@ -50,7 +51,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def summary(name: str, values: list[float], unit: float, label: str, target: float) -> str:
     p50 = statistics.median(values)
     p99 = percentile(values, 0.99)
-    verdict = "within" if p50 < target else "OVER"
+    verdict = "within" if p50 <= target else "OVER"
     return (
         f"{name:<10} p50 {p50 * unit:8.3f} {label}   p99 {p99 * unit:8.3f} {label}   "
         f"max {max(values) * unit:8.3f} {label}   ({verdict} the {target * unit:g} {label} target)"
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary("latch", [t.latch_s for t in timings], 1e3, "ms", 1e-3))
     in_memory = [t.latch_s - t.durable_write_s for t in timings]
     print(summary("- in memory", in_memory, 1e3, "ms", 1e-3))
-    print(summary("confirmed", [t.confirm_s for t in timings], 1e3, "ms", 0.100))
+    print(summary("confirmed", [t.confirm_s for t in timings], 1e3, "ms", 0.060))
     return 0
 
 
