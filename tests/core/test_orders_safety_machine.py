@@ -50,8 +50,8 @@ from core.portfolio import Portfolio
 from core.risk import RiskGate, TradingStateMachine, TriggerName, TrippedTrigger
 from core.trading_state import TradingState
 from core.venue import CreateOrderOutcome, OrderOutcomeUnknown
-from tests.core.fake_venue import FakeVenue, VenueDown
 from tests.core.test_risk import make_product
+from tests.doubles.fake_venue import FakeVenue, VenueDown
 
 D = Decimal
 PRODUCT = "BTC-USD"

@@ -24,7 +24,7 @@ class Sleeps:
         await asyncio.sleep(0)
 
 
-async def loop_until(condition: Callable[[], bool], steps: int = 100_000) -> None:
+async def loop_until(condition: Callable[[], bool], steps: int = 10_000_000) -> None:
     """Let the event loop run until ``condition`` holds (bounded by loop turns, not by time)."""
     for _ in range(steps):
         if condition():
