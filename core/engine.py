@@ -38,10 +38,11 @@ from core.coinbase.auth import JwtSigner, rest_host_from_url
 from core.coinbase.errors import CoinbaseError
 from core.coinbase.rest import CoinbaseRestClient
 from core.coinbase.stream import FrameSink, Subscription
-from core.coinbase.ws import CoinbaseWebSocket, WsStatus
+from core.coinbase.ws import CoinbaseWebSocket
 from core.config import Credentials, Mode, Settings, resolve_credentials
 from core.denials import Denial
 from core.emergency import EmergencyManager, FlattenResult, KillProgress
+from core.feed_state import WsStatus
 from core.journal import Journal, JournalLock, journal_path
 from core.journal_records import JournalError
 from core.market import MarketDataService

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.model import Balance, ExchangeOrder, Fill, OrderSpec, PlacedOrder, Product
 
 if TYPE_CHECKING:
-    from core.coinbase.ws import WsStatus
+    from core.feed_state import WsStatus
 
 # --------------------------------------------------------------------------- outcomes
 # What a venue answers, in the venue's neutral terms; each adapter translates its own wire
@@ -64,7 +64,7 @@ class OrderNotFound(LookupError):
 
 
 class WsStatusSource(Protocol):
-    """A connection whose status the console shows (``core.coinbase.ws.CoinbaseWebSocket``)."""
+    """A connection whose status the console shows (the Coinbase WebSocket client)."""
 
     @property
     def status(self) -> WsStatus: ...

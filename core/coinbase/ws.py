@@ -21,7 +21,6 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -33,7 +32,7 @@ from websockets.uri import parse_uri
 from core.clock import Clock
 from core.coinbase.rest import is_coinbase_host
 from core.coinbase.stream import FrameSink, Subscription
-from core.feed_state import ConnectionState
+from core.feed_state import ConnectionState, WsStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,28 +48,6 @@ SINK_ERROR_LOG_INTERVAL_S = 10.0
 _MAX_CLOSE_REASON_BYTES = 120
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class WsStatus:
-    """A snapshot of one connection's health, for the UI and for logs."""
-
-    name: str
-    url: str
-    state: ConnectionState
-    attempt: int  # consecutive failed connection attempts (0 while healthy)
-    connected_since: float | None  # clock.monotonic() when subscribed; None when not connected
-    last_message_at: float | None  # clock.monotonic() of the last frame received, on any socket
-    messages_received: int
-    reconnects: int  # connections established after the first one
-    last_error: str | None  # why the last connection ended or attempt failed (not stop())
-    sink_errors: int = 0  # exceptions the sink raised (each one swallowed and counted)
-
-    def age_of_last_message(self, now_monotonic: float) -> float | None:
-        """Seconds since the last frame, or None if no frame has arrived yet."""
-        if self.last_message_at is None:
-            return None
-        return max(0.0, now_monotonic - self.last_message_at)
 
 
 class SubscribeDeadlineExceeded(Exception):
