@@ -20,7 +20,7 @@ from core.engine import Engine, ExchangeEndpoints
 from core.headless import run_headless
 from tests.integration.engine_harness import eventually, proof_settings
 
-STOP = signal.SIGUSR1
+STOP = signal.SIGUSR2  # SIGUSR1 is the headless kill switch
 
 
 def free_port() -> int:
