@@ -146,6 +146,11 @@ class OrderListener(Protocol):
 class PreTradeCheck(Protocol):
     def check(self, intent: OrderIntent) -> Denial | None: ...
 
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> Denial | None:
+        """The gate again for an order we are about to send a second time (same id): the
+        state or the limits may have moved since it was first allowed."""
+        ...
+
 
 def new_client_order_id() -> str:
     return str(uuid.uuid4())
@@ -449,6 +454,8 @@ class OrderManager:
         if coid in self._exists_at_venue:
             return  # the venue said it has it: the listings lag; keep looking
         may_resend = coid not in self._restored_ids and coid not in self._deferred_cancels
+        # A re-send passes the gate again: trading may have turned REDUCING or HALTED meanwhile.
+        may_resend = may_resend and self._gate.check_resend(order.intent, coid) is None
         if may_resend and age <= self._resend_window_s:
             self._transition(order, _S.SUBMITTED, "not at the venue: re-sent, same client_order_id")
             self._apply_place_outcome(order, await self._place(order))

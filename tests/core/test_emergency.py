@@ -62,6 +62,9 @@ class RateGate:
         self.used = 0
         self.denied = 0
 
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> Denial | None:
+        return self.check(intent)
+
     def check(self, intent: OrderIntent) -> Denial | None:
         if self.used >= self.per_window:
             self.denied += 1
@@ -76,6 +79,9 @@ class ReconcilingGate:
 
     def __init__(self, orders: OrderManager) -> None:
         self._orders = orders
+
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> Denial | None:
+        return self.check(intent)
 
     def check(self, intent: OrderIntent) -> Denial | None:
         if self._orders.reconciling:

@@ -76,6 +76,9 @@ class Gate:
     def check(self, intent: OrderIntent) -> None:
         return None
 
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> None:
+        return None
+
 
 class Recorder:
     def __init__(self) -> None:

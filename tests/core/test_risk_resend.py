@@ -39,7 +39,8 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 class TightenWhileWaiting:
-    """The manager's sleep: the first wait is where a trigger moves the state."""
+    """The manager's sleep: the first wait is where a trigger moves the state. It moves the
+    manual clock on by each delay, so the lookups reach the end of the absent-order window."""
 
     def __init__(self, h: Harness, state: TradingState) -> None:
         self._h = h
@@ -48,6 +49,7 @@ class TightenWhileWaiting:
     async def __call__(self, delay: float) -> None:
         if self._h.state.state is not self._state:
             self._h.state.set(self._state, "daily loss 2,100 >= 2,000", "trigger:daily_loss")
+        self._h.clock.advance(delay)
         await asyncio.sleep(0)
 
 
@@ -74,11 +76,6 @@ BUY_5K = OrderIntent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/orders.py (owned by the safety engineer) does not call "
-    "RiskGate.check_resend before a re-send yet; the lead adds the call when merging",
-)
 @pytest.mark.parametrize("tightened", [TradingState.REDUCING, TradingState.HALTED])
 async def test_an_unknown_order_is_not_resent_once_the_state_refuses_it(
     journal: Journal, tightened: TradingState

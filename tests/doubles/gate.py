@@ -17,3 +17,7 @@ class StubGate:
     def check(self, intent: OrderIntent) -> Denial | None:
         self.seen.append(intent)
         return self.denial
+
+    def check_resend(self, intent: OrderIntent, client_order_id: str) -> Denial | None:
+        self.seen.append(intent)
+        return self.denial
