@@ -448,6 +448,10 @@ class OrderManager:
         if coid in self._exists_at_venue:
             return  # the venue said it has it: the listings lag; keep looking
         may_resend = coid not in self._restored_ids and coid not in self._deferred_cancels
+        if may_resend and age <= self._resend_window_s and self._gate.check(order.intent):
+            # The gate refuses a re-send now (HALTED since, a limit reached): not re-sent;
+            # it stays UNKNOWN until the window proves it absent (or it shows up).
+            may_resend = False
         if may_resend and age <= self._resend_window_s:
             self._transition(order, _S.SUBMITTED, "not at the venue: re-sent, same client_order_id")
             self._apply_place_outcome(order, await self._place(order))
