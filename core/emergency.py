@@ -228,8 +228,6 @@ class EmergencyManager:
                 problems.append(f"cancel requests failed ({_brief(exc)})")
             if not durable:  # after the first cancels left, never before
                 durable = self._make_halt_durable(cause, source)
-            if round_number == 1 and self._venue.stream_connected:
-                await self._await_stream_confirmation()
             fresh: list[ExchangeOrder] | None = None
             try:
                 async with asyncio.timeout(settings.kill_call_timeout_s):
@@ -277,6 +275,11 @@ class EmergencyManager:
                     "kill_switch_slow",
                     f"not flat after {round_number} rounds ({waiting}); still sweeping",
                 )
+            if round_number == 1 and fresh is not None and self._venue.stream_connected:
+                # The listing raced the cancels' confirmations: with the user stream up, wait
+                # for it to confirm them (bounded) rather than for a fixed pause.
+                await self._await_stream_confirmation()
+                continue
             # Cancels are asynchronous at the exchange (CANCEL_QUEUED) and errors may be a
             # passing storm: a moment, longer each round, then sweep again.
             await self._sleep(pause)

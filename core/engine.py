@@ -873,6 +873,7 @@ class Engine:
                 kill_rounds=progress.rounds,
                 kill_still_open=progress.still_open,
                 kill_took_ms=took,
+                kill_waiting=progress.waiting,
             ),
             positions=tuple(_position_view(p) for p in self.portfolio.positions())
             if account_known

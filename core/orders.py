@@ -454,8 +454,10 @@ class OrderManager:
         if coid in self._exists_at_venue:
             return  # the venue said it has it: the listings lag; keep looking
         may_resend = coid not in self._restored_ids and coid not in self._deferred_cancels
-        # A re-send passes the gate again: trading may have turned REDUCING or HALTED meanwhile.
-        may_resend = may_resend and self._gate.check_resend(order.intent, coid) is None
+        if may_resend and age <= self._resend_window_s:
+            # A re-send passes the gate again (HALTED or REDUCING since, a limit reached): if
+            # refused it is not re-sent and stays UNKNOWN until the window proves it absent.
+            may_resend = self._gate.check_resend(order.intent, coid) is None
         if may_resend and age <= self._resend_window_s:
             self._transition(order, _S.SUBMITTED, "not at the venue: re-sent, same client_order_id")
             self._apply_place_outcome(order, await self._place(order))

@@ -133,6 +133,7 @@ class TradingView:
     kill_rounds: int = 0
     kill_still_open: int | None = None
     kill_took_ms: float | None = None
+    kill_waiting: str | None = None  # what the kill's sweep is waiting for (issue 9 §2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1092,3 +1092,19 @@ async def test_cancel_all_defers_orders_it_cannot_see_yet(
     venue.failing_lists = 0
     await manager.wait_background()
     assert venue.cancel_calls == [[venue.order_id_for("coid-1")]]
+
+
+async def test_an_unknown_order_is_not_re_sent_once_the_gate_refuses(
+    manager: OrderManager, venue: FakeVenue, gate: StubGate
+) -> None:
+    """Trading HALTED (or a limit reached) while the outcome was unknown: the re-send would
+    place an order nobody may place now. It stays UNKNOWN until proven absent."""
+    venue.streaming = False
+    venue.script(PlaceScript.ERROR_BEFORE_ACCEPT)
+    order = await manager.submit(buy())
+    assert order.state is S.UNKNOWN
+    gate.denial = Denial(DenialReason.TRADING_HALTED, "HALTED")
+    await manager.wait_background()
+    assert [coid for _, coid in venue.place_calls] == ["coid-1"]  # never re-sent
+    closed = manager.get("coid-1")
+    assert closed is not None and closed.state is S.REJECTED and closed.reject_code == NOT_AT_VENUE

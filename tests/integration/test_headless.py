@@ -210,3 +210,34 @@ async def test_in_process_exit_without_cancelling_leaves_orders(
     [denial] = [r for r in records if r["kind"] == "denial"]
     assert denial["reason"] == "PRICE_BAND" and denial["client_order_id"] == denied.client_order_id
     assert not any(r["kind"] == "exit_cancel" for r in records)
+
+
+async def test_stop_signal_exits_within_the_bound_while_rest_hangs(
+    sim_server: SimServer, sim_exchange: SimExchange, sim_clock: ManualClock, tmp_path: Path
+) -> None:
+    """Issue 9 §2: SIGTERM keeps its meaning (cancel, then exit), and the process exits within
+    a bound even when every REST request hangs."""
+    assert sim_server.endpoints is not None
+    engine = build_engine(
+        proof_settings(tmp_path, headless={"cancel_open_orders_on_exit": True}),
+        endpoints_of(sim_server.endpoints),
+        sim_clock,
+        tmp_path / "journal-demo.sqlite3",
+    )
+    out = io.StringIO()
+    task = asyncio.create_task(
+        run_headless(engine, out=out, stop_signals=(signal.SIGUSR2,), exit_timeout_s=1.0)
+    )
+    await asyncio.wait_for(engine.started.wait(), WAIT_S)
+    await eventually(lambda: all(engine.prices.mid(p) for p in engine.products))
+    await place_resting(engine, 2)
+    # Every REST answer held 8 s (past each bound below; short, so the teardown is quick).
+    sim_server.faults.next_rest("delay", 10_000, delay_s=8)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    # Bounded: the exit cancel (1 s), the engine's stop (1 s), its cancellation (1 s).
+    assert await asyncio.wait_for(task, WAIT_S) == 1
+    sim_server.faults.clear()
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    [exit_cancel] = [r for r in records if r["kind"] == "exit_cancel"]
+    assert exit_cancel["confirmed"] is False
+    assert records[-1] == {**records[-1], "kind": "stop", "exit_code": 1}

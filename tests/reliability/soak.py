@@ -84,8 +84,13 @@ FAULT_KINDS: tuple[str, ...] = (
     "rest_500",
     "rest_delay",
     "lose_order_response",
+    # Issue 9 §2: the kill switch under faults (episodes of their own, see ``_episode``).
+    "kill_in_rest_storm",  # REST answers 500 and 429 in bursts while the kill sweeps
+    "kill_journal_failing",  # every journal write fails (a full disk) while the kill sweeps
 )
 KILL = "kill"
+KILL_FAULTS: tuple[str, ...] = ("kill_in_rest_storm", "kill_journal_failing")
+REST_STORM_BURST = 6  # failed REST answers of each kind in a storm
 
 INVARIANTS: tuple[str, ...] = (
     "book equals the sim's after resync",
@@ -352,6 +357,8 @@ class Soak:
         await self._trade(self._rng.uniform(*config.trade_s))
         if kind == KILL:
             await self._kill_episode()
+        elif kind in KILL_FAULTS:
+            await self._kill_under_fault(kind)
         else:
             injected = sum(self.server.faults.injected.values())
             self._inject(kind)
@@ -448,7 +455,37 @@ class Soak:
         self._halted_since = self.clock.time()
         await self._hold_halted(pressed, "kill")
 
-    async def _hold_halted(self, pressed: float, what: str) -> None:
+    async def _kill_under_fault(self, kind: str) -> None:
+        """Press the kill switch while REST fails in bursts, or while no journal write can
+        succeed: the sweep must still leave the sim with no open order within the bound."""
+        engine = self._engine
+        self.report.injected[kind] += 1
+        restore: list[tuple[object, str, object]] = []
+        if kind == "kill_in_rest_storm":
+            self.server.faults.next_rest(500, REST_STORM_BURST)
+            self.server.faults.next_rest(429, REST_STORM_BURST)
+        else:
+            journal = engine.journal
+
+            def disk_full(*args: object, **kwargs: object) -> None:
+                raise OSError(28, "No space left on device")
+
+            for name in ("record_order_state", "save_trading_state", "record_risk_event"):
+                restore.append((journal, name, getattr(journal, name)))
+                setattr(journal, name, disk_full)
+        pressed = time.perf_counter()
+        try:
+            engine.kill(f"soak: kill switch pressed ({kind})", "user")
+            self._halted_since = self.clock.time()
+            await self._hold_halted(pressed, kind, resume=False)
+        finally:
+            for owner, name, original in restore:
+                setattr(owner, name, original)
+        if kind == "kill_journal_failing":  # the latch is journaled once the disk is back
+            engine.trading_state.persist()
+        await self._resume()
+
+    async def _hold_halted(self, pressed: float, what: str, *, resume: bool = True) -> None:
         """Trade on while HALTED: the sim must list no open order of ours within the bound
         (an order already on its way when the switch was pressed may still show up, and
         must be cancelled), no order may be sent, and none may be open at the resume."""
@@ -470,7 +507,8 @@ class Soak:
         if self._sim_open_orders() and len(tally.failures) == failures:
             open_ids = [o.client_order_id for o in self._sim_open_orders()]
             tally.failures.append(f"{what}: {open_ids} open at the sim when resuming")
-        await self._resume()
+        if resume:
+            await self._resume()
         if self._sent_while_halted:
             tally.failures.append(f"{what}: sent while HALTED: {self._sent_while_halted}")
             self._sent_while_halted = []
@@ -492,7 +530,9 @@ class Soak:
         engine = self._engine
         task = engine.emergency._kill_task
         if task is not None:
-            await asyncio.wait_for(asyncio.shield(task), self.config.recovery_timeout_s)
+            # The sweep may wait for an order of unknown outcome to be found or proven
+            # absent (simulated time): the market and the clock move on meanwhile.
+            await self._wait(task.done, "the kill sweep done", moving=True)
         deadline = time.perf_counter() + self.config.recovery_timeout_s
         while True:
             try:
@@ -718,9 +758,11 @@ class Soak:
     def _figures(self) -> None:
         engine = self.engine
         report = self.report
+        own = {kind: report.injected[kind] for kind in KILL_FAULTS if report.injected[kind]}
         report.injected = Counter(
             {_fault_name(k): v for k, v in self.server.faults.injected.items() if v}
         )
+        report.injected.update(own)  # the kill-under-fault episodes, counted by the soak
         if engine is None:
             return
         report.resyncs = engine.market.stats.resyncs
