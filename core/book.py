@@ -1,7 +1,7 @@
 """The L2 order book: one product's aggregated price levels. The hot path.
 
 Every level2 update of every product passes through ``L2Book.apply_updates``, so the layout is
-chosen for that loop (see DESIGN.md §5):
+chosen for that loop (see docs/design.md §5):
 
 * Floats inside. Prices and sizes arrive as floats straight from the decoder and stay floats;
   ``Decimal`` appears only at the edges (``top_decimal``).

@@ -55,7 +55,7 @@ CLOCK_FAIL_S: Final = 30.0
 DEFAULT_TIMEOUT_S: Final = 10.0
 # How often the WebSocket check looks at its socket while waiting for the first heartbeat.
 _POLL_S: Final = 0.02
-# The portal's key name form; newer CDP tooling also shows bare UUIDs (protocol reference §1.1).
+# The portal's key name form; newer CDP tooling also shows bare UUIDs (docs/coinbase-protocol.md §1.1).
 _KEY_NAME = re.compile(
     r"^(organizations/[^/\s]+/apiKeys/[^/\s]+|"
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"

@@ -11,7 +11,7 @@ One ``Engine`` per session. Its parts, and who owns what:
 - ``EmergencyManager`` (kill / flatten / resume, and the automatic triggers);
 - an optional ``Strategy``, driven through ``StrategyRunner``.
 
-Start-up order (DESIGN.md §4): load the journal, connect, reconcile open orders, fills and
+Start-up order (docs/design.md §4): load the journal, connect, reconcile open orders, fills and
 balances with the venue, and only then allow trading (the gate refuses with RECONCILING
 until the first reconciliation completes). The UI reads ``snapshot()``; the engine never
 awaits the UI. Commands (``submit``, ``cancel``, ``kill``, ``flatten``, ``resume``) are

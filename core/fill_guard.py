@@ -1,7 +1,7 @@
 """Impossible fills are refused before anything books them.
 
 A fill is money and a journaled fill is permanent, so what the venue reports is checked first
-(docs/coinbase-protocol.md, "Impossible data"):
+(docs/coinbase-protocol.md §6):
 
 * its numbers: a price and a size that are finite and positive, a fee finite and not
   negative, all within ``MAX_AMOUNT``. ``Decimal("1e400")`` is a *finite* Decimal, yet no

@@ -31,7 +31,7 @@ Once product details are known (``configure_products``, from the products endpoi
 * A level2 price or size that is not a multiple of the product's increment (e.g. 40 decimals
   on a 0.01 tick) is refused: counted, the book resynced. The book checks it (``L2Book.
   set_increments``) where it already looks at a level: prices only when a level is new, sizes
-  on every change, a multiply and a modulo each (docs/design.md, performance rules).
+  on every change, a multiply and a modulo each (docs/design.md §5).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from core.config import ExchangeSettings
 
 logger = logging.getLogger(__name__)
 
-# Channels a market-data or user socket accepts (coinbase-advanced-trade.md §3.3). A typo such
+# Channels a market-data or user socket accepts (docs/coinbase-protocol.md §3.3). A typo such
 # as "heartbeat" makes Coinbase answer "authentication failure", so names are checked up front.
 KNOWN_CHANNELS = frozenset(
     {

@@ -44,7 +44,7 @@ INSUFFICIENT_BOOK_DEPTH when the visible book cannot fill it, PRICE_BAND when th
 past the band, NOTIONAL_ABOVE_MAX when the walk costs more than the cap: the gate's own
 market protection, as Coinbase has one.
 
-Working orders count (issue 9 §3; docs/design.md): every order of ours that may still trade
+Working orders count (docs/design.md §4): every order of ours that may still trade
 (working, PENDING_CANCEL, UNKNOWN) is assumed to fill completely, per product and per side.
 An order grows the position if, after every working order on its side and itself, the
 position is larger; the position, gross exposure and free balance limits are checked on that

@@ -1,7 +1,7 @@
 """CDP API key loading and the JWTs that authenticate REST requests and WS subscriptions.
 
 Coinbase Advanced Trade authenticates with a short-lived JWT signed by the key's private key
-(protocol reference §1): ES256 for ECDSA P-256 keys, EdDSA for Ed25519 keys. A REST token is
+(docs/coinbase-protocol.md §1): ES256 for ECDSA P-256 keys, EdDSA for Ed25519 keys. A REST token is
 bound to one request (``uri`` claim = method, host and path, no scheme, no query); a WebSocket
 token has no ``uri``. Tokens live 120 s and carry a random nonce, so one is minted per request.
 

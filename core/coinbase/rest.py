@@ -693,7 +693,7 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def build_create_order_body(spec: OrderSpec, client_order_id: str) -> dict[str, object]:
-    """The ``POST /orders`` body for a spec (protocol reference §2.2). Raises ``ValueError``
+    """The ``POST /orders`` body for a spec (docs/coinbase-protocol.md §2.2). Raises ``ValueError``
     for a spec the exchange cannot express, so nothing malformed is ever sent."""
     if not client_order_id or len(client_order_id) > MAX_CLIENT_ORDER_ID_LENGTH:
         raise ValueError(

@@ -1,12 +1,12 @@
 """Coinbase REST JSON -> ``core.model`` types. The only place REST JSON is interpreted.
 
 Pure functions over already-parsed JSON. Decoding is defensive because the exchange renames,
-omits and adds fields over time (protocol reference §2): optional fields fall back to a
+omits and adds fields over time (docs/coinbase-protocol.md §2): optional fields fall back to a
 default, empty strings count as missing, and a value that is present but unusable raises
 ``DecodeError`` naming the field. Also the small result types that have no home in
 ``core.model`` because only REST answers produce them.
 
-Impossible data (docs/coinbase-protocol.md, "Impossible data") is refused, never passed on:
+Impossible data (docs/coinbase-protocol.md §6) is refused, never passed on:
 a product whose increment is not positive, a balance that is not a sane non-negative amount
 (the whole accounts answer is refused, so the last good balances stay), an order or a fill
 with an impossible amount. In a list, one bad product, order or fill costs only itself; each

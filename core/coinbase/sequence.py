@@ -1,7 +1,7 @@
 """Integrity of one market-data connection: ``sequence_num`` and the heartbeat counter.
 
 Coinbase numbers every message on a connection with ONE counter across all channels, starting
-at 0 on each new connection (coinbase-advanced-trade.md §3.4). It is not per product: keeping it
+at 0 on each new connection (docs/coinbase-protocol.md §3.4). It is not per product: keeping it
 per product (as cryptofeed does) flags false gaps. So there is one tracker per connection,
 reset on every (re)connect.
 

@@ -9,7 +9,7 @@ turns frames into ``ExchangeOrder`` values. Titles differ from REST: ``order_sid
 Not a hot path (a handful of messages per second): plain ``orjson`` into dicts, checked
 field by field so a bad order is reported with the field that is wrong.
 
-What one bad value costs (docs/coinbase-protocol.md, "User channel"): the least that keeps the
+What one bad value costs (docs/coinbase-protocol.md §3.3): the least that keeps the
 rest trustworthy. An unknown order type or a non-text ``reject_reason`` costs that field; an
 unknown side, an impossible number (``1e400``, a negative fee) costs that order; an unknown
 event type costs that event. The rest of the frame is delivered and the stream is not reset;

@@ -8,7 +8,7 @@ cap. It never parses data messages; the sink does, and talks back through ``Conn
 (``request_reconnect``, ``request_resubscribe``).
 
 Why not the official SDK's client: it gives up after five retries and stops silently on a 1001
-close (coinbase-advanced-py #63); see /work/shared/coinbase-advanced-trade.md §3.5.
+close (coinbase-advanced-py #63); see docs/coinbase-protocol.md §3.5.
 
 Everything here runs on the event loop thread. Status fields are plain attributes written by
 the loop and read (as a ``WsStatus`` snapshot) by the UI at ~10 Hz; no locks are needed.

@@ -2,7 +2,7 @@
 
 ``DemoKey`` is the sim's one API key, derived from the seed so a key file written by one run
 still works in the next. ``JwtVerifier`` checks a Bearer token the way Coinbase does
-(protocol reference §1.2-1.3): signature by the key named in ``kid`` with ES256 or EdDSA,
+(docs/coinbase-protocol.md §1.2-1.3): signature by the key named in ``kid`` with ES256 or EdDSA,
 ``iss`` "cdp", ``sub`` == ``kid``, the ``nbf``/``exp`` window (with a little leeway for
 clock skew) and, for REST, ``uri`` == ``"{METHOD} {host}{path}"`` with no scheme and no
 query. Any failure gives ``None``: the server answers a plain 401, never why.

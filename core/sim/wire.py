@@ -1,7 +1,7 @@
 """Coinbase's JSON shapes for the simulated exchange: engine types out, order requests in.
 
 Everything the server puts on the wire is built here, so the shapes can be checked against
-the protocol reference (``/work/shared/coinbase-advanced-trade.md`` §2-3) in one place:
+docs/coinbase-protocol.md (§2-3) in one place:
 REST order / fill / account / product / book objects, the create-order response, the
 ``user`` channel's order object, and the WebSocket envelope.
 

@@ -1,5 +1,5 @@
 """Real-shaped Coinbase payloads (tests/data/coinbase) with impossible or unusual values: each
-is refused or handled as the protocol reference says, and each refusal is counted by kind."""
+is refused or handled as docs/coinbase-protocol.md says, and each refusal is counted by kind."""
 
 from __future__ import annotations
 

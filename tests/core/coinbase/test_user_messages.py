@@ -14,7 +14,7 @@ from core.model import ExchangeOrderStatus, Side
 
 
 def user_order(**overrides: Any) -> dict[str, Any]:
-    """A user-channel order shaped like Coinbase's (fields from the protocol reference §3.3)."""
+    """A user-channel order shaped like Coinbase's (fields from docs/coinbase-protocol.md §3.3)."""
     order: dict[str, Any] = {
         "order_id": "11111-000000-000000",
         "client_order_id": "0000-00000-000000",
