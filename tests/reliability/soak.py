@@ -186,6 +186,9 @@ class SoakReport:
     fills: int = 0
     journal_fills: int = 0
     unknown_outcomes: int = 0
+    # Exchange input refused or unreadable during the run, by source and kind (see
+    # Engine.refused_input_counts): market.<kind>, user.<kind>, exchange.<kind>.
+    refused_inputs: Counter[str] = field(default_factory=Counter)
     simulated_s: float = 0.0
     real_s: float = 0.0
     invariants: dict[str, InvariantTally] = field(
@@ -223,6 +226,12 @@ class SoakReport:
             f"  {'fills at the sim':<30}{self.fills:>8}",
             f"  {'journaled fills':<30}{self.journal_fills:>8}",
             f"  {'unknown outcomes met':<30}{self.unknown_outcomes:>8}",
+            "",
+            f"{'input refused (source.kind)':<32}{'count':>8}",
+        ]
+        refused = sorted(self.refused_inputs.items())
+        lines += [f"  {kind:<30}{count:>8}" for kind, count in refused] or ["  (none)"]
+        lines += [
             "",
             f"{'invariant':<48}{'checks':>8}{'passed':>8}  result",
         ]
@@ -314,6 +323,8 @@ class Soak:
             journal_file=self.journal_file,
         )
         self.engine = engine
+        # The exchange-data registry is process-wide: count only what this run refused.
+        refused_before = Counter(engine.refused_input_counts())
         self._spy_on_sends(engine)
         task = asyncio.create_task(engine.run(), name="soak-engine")
         try:
@@ -328,6 +339,9 @@ class Soak:
                 await asyncio.wait_for(task, 30)
             await self.server.stop()
             self._figures()
+            refused = Counter(engine.refused_input_counts())
+            refused.subtract(refused_before)
+            self.report.refused_inputs = +refused  # keeps the positive counts only
             self.report.real_s = time.perf_counter() - started
         return self.report
 

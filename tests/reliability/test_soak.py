@@ -46,6 +46,9 @@ async def test_soak_keeps_every_invariant_under_faults_and_kills(tmp_path: Path)
     assert report.resyncs > 0 and report.reconnects > 0
     assert report.orders > 0 and report.fills > 0
     assert report.journal_fills >= 1
+    # The malformed frames it injected were refused and counted, and the table says so.
+    assert report.refused_inputs, report.table()
+    assert "input refused" in report.table()
     for name in INVARIANTS:
         tally = report.invariants[name]
         assert tally.checks > 0 and tally.passed == tally.checks, name
