@@ -305,15 +305,32 @@ class OrderBookLadder(Widget):
             self._palette = component_palette(self, "order-book--")
         return self._palette
 
-    def _relayout(self, *, force_full: bool = False) -> None:
-        size = self.size
-        new_rows = build_ladder_rows(
+    def _build_rows(self, size: Size) -> tuple[LadderRow, ...]:
+        return build_ladder_rows(
             self._book,
             height=size.height,
             width=size.width,
             max_levels=self.max_levels,
             own_order_prices=self._own_order_prices,
         )
+
+    def _fit_to_size(self) -> None:
+        """Rebuild the rows for the size being painted if a layout changed it since.
+
+        Textual paints the frame that follows a layout at once, before the widget's Resize
+        event is handled: rows built for the old size (before the first layout, one level a
+        side) would show a clipped or shallow ladder in that frame. The book is the one last
+        given, so the frame stays one moment with the other panels.
+        """
+        size = self.size
+        if size != self._layout_size:
+            self._strips.clear()
+            self._rows = self._build_rows(size)
+            self._layout_size = size
+
+    def _relayout(self, *, force_full: bool = False) -> None:
+        size = self.size
+        new_rows = self._build_rows(size)
         old_rows = self._rows
         self._rows = new_rows
         if force_full or len(old_rows) != len(new_rows) or size != self._layout_size:
@@ -325,6 +342,7 @@ class OrderBookLadder(Widget):
             self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
+        self._fit_to_size()
         width = self.size.width
         if y >= len(self._rows):
             return Strip.blank(width, self._styles()["base"])

@@ -205,14 +205,31 @@ class PriceChart(Widget):
             self._palette = component_palette(self, "price-chart--")
         return self._palette
 
-    def _relayout(self, *, force_full: bool = False) -> None:
-        size = self.size
-        new_lines = chart_lines(
+    def _build_lines(self, size: Size) -> tuple[ChartLine, ...]:
+        return chart_lines(
             self._points,
             width=size.width,
             height=size.height,
             price_decimals=self._price_decimals,
         )
+
+    def _fit_to_size(self) -> None:
+        """Rebuild the lines for the size being painted if a layout changed it since.
+
+        Textual paints the frame that follows a layout at once, before the widget's Resize
+        event is handled: lines built for the old size (none at all before the first layout)
+        would leave the chart blank or clipped in that frame, beside a ladder drawn from the
+        same snapshot. The points are the ones last given, so the frame stays one moment.
+        """
+        size = self.size
+        if size != self._layout_size:
+            self._strips.clear()
+            self._lines = self._build_lines(size)
+            self._layout_size = size
+
+    def _relayout(self, *, force_full: bool = False) -> None:
+        size = self.size
+        new_lines = self._build_lines(size)
         old_lines = self._lines
         self._lines = new_lines
         if force_full or len(old_lines) != len(new_lines) or size != self._layout_size:
@@ -223,6 +240,7 @@ class PriceChart(Widget):
             self.refresh(Region(0, start, size.width, count))
 
     def render_line(self, y: int) -> Strip:
+        self._fit_to_size()
         width = self.size.width
         styles = self._styles()
         if y >= len(self._lines):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.strip import Strip
 
 from core.snapshot import BookStatus, BookView
@@ -306,3 +306,41 @@ async def test_resize_relayouts_to_the_new_height(host: Callable[..., HostApp]) 
         await pilot.pause()
         assert len(ladder.rows) == 7  # header, status, 2 asks, spread, 2 bids
         assert ladder.render_line(20).text.strip() == ""  # beyond the rows: blank
+
+
+class PaintedLadder(OrderBookLadder):
+    """Records every line it paints: (its size then, y, the text)."""
+
+    def __init__(self) -> None:
+        self.painted: list[tuple[Size, int, str]] = []
+        super().__init__()
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        self.painted.append((self.size, y, strip.text))
+        return strip
+
+
+async def test_every_frame_paints_the_book_at_the_size_it_is_painted(
+    host: Callable[..., HostApp],
+) -> None:
+    """A book given before the first layout, then a resize: Textual paints the frame after a
+    layout before the ladder's Resize event arrives. Every line painted at a size must be the
+    one a settled ladder shows at that size (never the one level a side of the unlaid-out
+    ladder, nor rows built for the old size)."""
+    ladder = PaintedLadder()
+    ladder.update_book(book())  # not laid out yet
+    async with host(ladder).run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        await pilot.resize_terminal(80, 12)
+        await pilot.pause()
+        await pilot.pause()
+    sizes = sorted({size for size, _, _ in ladder.painted}, key=lambda size: size.width)
+    assert [size.width for size in sizes] == [58, 78]  # inside the border
+    shown: dict[tuple[Size, int], set[str]] = {}
+    for size, y, text in ladder.painted:
+        shown.setdefault((size, y), set()).add(text)
+    assert all(len(texts) == 1 for texts in shown.values()), shown
+    # All four levels a side in the very first frame at the first size.
+    first = {text for size, _, text in ladder.painted if size == sizes[0]}
+    assert any("104.00" in text for text in first) and any("96.00" in text for text in first)

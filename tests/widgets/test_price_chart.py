@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from hypothesis import given
 from hypothesis import strategies as st
-from textual.geometry import Region
+from textual.geometry import Region, Size
+from textual.strip import Strip
 
 from core.snapshot import BookStatus, BookView
 from tests.widgets.helpers import HostApp
@@ -119,3 +120,38 @@ async def test_only_changed_lines_are_repainted(host: Callable[..., HostApp]) ->
         chart.refreshed.clear()
         chart.update_chart(history, book(101.0, 102.0))
         assert chart.refreshed == []
+
+
+class PaintedChart(PriceChart):
+    """Records every line it paints: (its size then, y, the text)."""
+
+    def __init__(self) -> None:
+        self.painted: list[tuple[Size, int, str]] = []
+        super().__init__()
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        self.painted.append((self.size, y, strip.text))
+        return strip
+
+
+async def test_every_frame_paints_the_points_at_the_size_it_is_painted(
+    host: Callable[..., HostApp],
+) -> None:
+    """Points given before the first layout, then a resize: Textual paints the frame after a
+    layout before the chart's Resize event arrives. Every line painted at a size must be the
+    one a settled chart shows at that size (never blank or built for the old size)."""
+    chart = PaintedChart()
+    chart.update_chart((100.0, 110.0, 105.0), book(100.0, 101.0))  # not laid out yet
+    async with host(chart).run_test(size=(40, 9)) as pilot:
+        await pilot.pause()
+        await pilot.resize_terminal(60, 9)
+        await pilot.pause()
+        await pilot.pause()
+    assert {size.width for size, _, _ in chart.painted} == {38, 58}  # inside the border
+    shown: dict[tuple[Size, int], set[str]] = {}
+    for size, y, text in chart.painted:
+        shown.setdefault((size, y), set()).add(text)
+        if y == 0:
+            assert text.startswith("mid 100.50  high 110.00  low 100.00"), (size, text)
+    assert all(len(texts) == 1 for texts in shown.values()), shown
