@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from rich.text import Text
+from textual.app import RenderResult
 from textual.widgets import Static
 
 from core.snapshot import PositionView
@@ -161,6 +162,15 @@ class PositionsPanel(Static):
             rows, flat, summary, _ = self._drawn
             self._drawn = (rows, flat, summary, self.compact)
             self._draw()
+
+    def render(self) -> RenderResult:
+        # Textual paints the frame that follows a layout at once, before on_resize: text drawn
+        # for the old width (compact before the first layout) would hide the marks for that
+        # frame. Draw the rows for the width being painted; on_resize then keeps it.
+        drawn = self._drawn
+        if self.known and self._rows and drawn is not None and drawn[3] != self.compact:
+            return self._text()
+        return super().render()
 
     def _draw(self) -> None:
         # The panel's height follows its row count: only a new count needs a layout pass

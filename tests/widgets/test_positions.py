@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from rich.text import Text
+from textual.app import RenderResult
 
 from core.snapshot import PositionView
 from tests.widgets.helpers import HostApp
@@ -118,3 +119,34 @@ async def test_an_unknown_account_reads_dash_never_zero(host: Callable[..., Host
         assert panel.border_subtitle == "equity 0.00 · day 0.00"
         assert panel.update_positions(None, equity=None, daily_pnl=None, now=1.0)
         assert str(panel.content) == POSITIONS_UNKNOWN
+
+
+class PaintedPositions(PositionsPanel):
+    """Records what every render draws: (the width then, the text)."""
+
+    def __init__(self) -> None:
+        self.painted: list[tuple[int, str]] = []
+        super().__init__()
+
+    def render(self) -> RenderResult:
+        result = super().render()
+        text = result.plain if isinstance(result, Text) else str(getattr(result, "plain", ""))
+        self.painted.append((self.size.width, text))
+        return result
+
+
+async def test_the_frame_after_a_layout_shows_the_columns_of_its_width() -> None:
+    """Positions given before the first layout (width 0, so compact): Textual paints the frame
+    after the layout before the panel's Resize event arrives. That frame already shows every
+    column the width has room for (the mark among them)."""
+    panel = PaintedPositions()
+
+    class FedOnMount(HostApp):
+        def on_mount(self) -> None:  # as CryptoJApp does: before the screen's first layout
+            panel.update_positions([BTC], equity=D("1000"), daily_pnl=D(0))
+
+    async with FedOnMount(panel).run_test(size=(100, 10)) as pilot:
+        await pilot.pause()
+    painted = [text for width, text in panel.painted if width > 0]
+    assert painted, panel.painted
+    assert all("mark" in text for text in painted), painted
