@@ -216,6 +216,9 @@ class OrderManager:
         self._last_sent: dict[str, float] = {}  # client_order_id -> when its POST last left
         self._verifiers: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Orders whose latest state the journal refused (a full disk): written again by the
+        # next reconcile, which stays incomplete until they are (see ``_rejournal``).
+        self._unjournaled: dict[str, ManagedOrder] = {}
         self._reconciling = True  # until the first reconcile after start
         self._reset_generation = 0
         self._fills_emitted = 0
@@ -852,7 +855,12 @@ class OrderManager:
                 for order in orders:
                     self._journal.record_order_state(order, cause)
         except Exception as exc:
+            for order in orders:  # the batch is one transaction: none of them was written
+                self._unjournaled[order.client_order_id] = order
             self._on_journal_failure(f"record {len(orders)} cancel request(s)", exc)
+        else:
+            for order in orders:
+                self._unjournaled.pop(order.client_order_id, None)
 
     async def _send_cancels(self, order_ids: list[str]) -> list[CancelResult]:
         try:
@@ -914,6 +922,7 @@ class OrderManager:
         resolved = sum(o.state is not _S.UNKNOWN for o in unknown_before)
         still_unknown = sum(o.state is _S.UNKNOWN for o in self._orders.values())
         await self._flush_deferred_cancels()
+        self._rejournal()
         self._note_reconciled()
         report = ReconcileReport(
             updated=updated,
@@ -977,6 +986,15 @@ class OrderManager:
                 # keep looking in the background, or it would stay UNKNOWN (blocking resume)
                 # until something else happens to trigger a reconciliation.
                 self._start_resolver(order)
+
+    def _rejournal(self) -> None:
+        """Write again every state the journal refused. An order that finished while the
+        disk was full (a fill or cancel during the kill switch's sweep) is finished in memory
+        and will never change again, so nothing else would ever rewrite it: the journal would
+        keep it ACCEPTED for good, and a restart would restore it as open. A failure here
+        starts a new reset generation, so this reconcile does not end ``reconciling``."""
+        for order in list(self._unjournaled.values()):
+            self._persist(order, f"{order.state} (written again after a journal failure)")
 
     def _note_reconciled(self) -> None:
         try:
@@ -1046,7 +1064,10 @@ class OrderManager:
         try:
             self._journal.record_order_state(order, cause)
         except Exception as exc:
+            self._unjournaled[order.client_order_id] = order
             self._on_journal_failure(f"record {order.state} of {order.client_order_id}", exc)
+        else:
+            self._unjournaled.pop(order.client_order_id, None)
 
     def _on_journal_failure(self, what: str, exc: BaseException) -> None:
         # Without the journal nothing is safe to send: block trading through `reconciling`

@@ -1108,3 +1108,43 @@ async def test_an_unknown_order_is_not_re_sent_once_the_gate_refuses(
     assert [coid for _, coid in venue.place_calls] == ["coid-1"]  # never re-sent
     closed = manager.get("coid-1")
     assert closed is not None and closed.state is S.REJECTED and closed.reject_code == NOT_AT_VENUE
+
+
+async def test_states_the_journal_could_not_take_are_written_by_the_next_reconcile(
+    manager: OrderManager,
+    venue: FakeVenue,
+    journal: Journal,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The soak's kill_journal_failing: a cancel sweep while no state write succeeds; the venue
+    # fills one order and cancels the other. Memory has them finished, the journal still says
+    # ACCEPTED; nothing about them changes afterwards, so nothing would ever write them again
+    # and a restart would take both for open orders.
+    filled = await manager.submit(buy(price="100"))
+    cancelled = await manager.submit(buy(price="99"))
+    await manager.reconcile()
+    assert filled.order_id is not None and cancelled.order_id is not None
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    real = journal.record_order_state
+    monkeypatch.setattr(journal, "record_order_state", disk_full)
+    venue.fill(filled.order_id, D("1"), D("100"))
+    await manager.cancel_all()
+    assert manager.get("coid-1").state is S.FILLED  # type: ignore[union-attr]
+    assert manager.get("coid-2").state is S.CANCELED  # type: ignore[union-attr]
+    assert manager.reconciling
+    assert history(journal, "coid-1")[-1] is S.ACCEPTED  # the disk lost these
+    await manager.reconcile()  # the disk still full: the journal is not in line yet
+    assert manager.reconciling
+
+    monkeypatch.setattr(journal, "record_order_state", real)
+    report = await manager.reconcile()
+    assert report.complete and not manager.reconciling
+    assert history(journal, "coid-1")[-1] is S.FILLED
+    assert history(journal, "coid-2")[-1] is S.CANCELED
+    restarted = OrderManager(venue, journal, StubGate(), clock=clock)
+    restarted.restore()
+    assert restarted.open_orders() == []
