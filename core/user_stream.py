@@ -5,11 +5,15 @@ order book of our own orders, later the order manager). Anything that makes the 
 untrustworthy (a sequence gap, garbage, a disconnect) is reported as ``on_stream_reset`` so
 the listener reconciles through REST instead of trusting a partial picture.
 
-The stream counts as up (``subscribed``) only once a ``user`` frame arrived on the current
-socket: Coinbase answers a refused subscription (a bad or skewed JWT) with
+The stream counts as up (``subscribed``) only once the exchange accepted the ``user``
+subscription on the current socket: a ``subscriptions`` acknowledgement that lists it, or a
+``user`` frame. Coinbase answers a refused subscription (a bad or skewed JWT) with
 ``{"type":"error","message":"authentication failure"}`` and keeps the socket open with
 heartbeats, so "connected" alone says nothing. Such an error makes the stream down: the
 socket is dropped as a failed attempt (backoff, fresh tokens) and the listener reconciles.
+A socket on which neither comes within ``CONFIRM_TIMEOUT_S`` (the acknowledgement and the
+snapshot lost, while heartbeats keep it looking alive) is reconnected: waiting for an order
+update to prove the subscription could wait forever while trading is halted.
 
 One untrustworthy order or event in a frame costs only itself (counted per kind; an
 impossible fill also in ``core.bad_input.REFUSED_EXCHANGE_DATA``); the rest is delivered.
@@ -28,6 +32,9 @@ from core.coinbase.user_messages import UserMessageError, UserOrdersEvent, decod
 from core.fill_guard import FILL_NOT_SANE
 
 log = logging.getLogger(__name__)
+
+# How long a socket may go without the user subscription confirmed before it is reconnected.
+CONFIRM_TIMEOUT_S = 10.0
 
 
 class UserOrderListener(Protocol):
@@ -53,10 +60,13 @@ class UserStream:
         # A user frame arrived on the current socket (the subscription was accepted).
         self.subscribed = False
         self.last_refusal: str | None = None
+        self._clock = clock
+        self._connected_at = clock.monotonic()
 
     def on_connected(self, control: ConnectionControl) -> None:
         self._control = control
         self.subscribed = False
+        self._connected_at = self._clock.monotonic()
         self._sequence.reset()
 
     def on_disconnected(self, reason: str) -> None:
@@ -93,10 +103,21 @@ class UserStream:
                 self._control.request_reconnect(reason)
             self._listener.on_stream_reset(reason)
             return
-        if decoded.channel == "user":
+        if decoded.channel == "user" or "user" in decoded.subscribed_channels:
             self.subscribed = True
+        elif not self.subscribed:
+            self._reconnect_if_unconfirmed()
         for event in decoded.events:
             self._listener.on_user_orders(event)
+
+    def _reconnect_if_unconfirmed(self) -> None:
+        waited = self._clock.monotonic() - self._connected_at
+        if waited < CONFIRM_TIMEOUT_S or self._control is None:
+            return
+        self._connected_at = self._clock.monotonic()  # one request per timeout
+        reason = f"user subscription not confirmed after {waited:.0f} s"
+        self._control.request_reconnect(reason)
+        self._listener.on_stream_reset(reason)
 
     def _on_refused(self, message: str) -> None:
         """The exchange refused our subscription: the stream is down until a new socket is

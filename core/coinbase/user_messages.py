@@ -72,6 +72,8 @@ class UserFrame:
     sequence_num: int
     events: tuple[UserOrdersEvent, ...] = ()
     error_message: str | None = None
+    # The channels a ``subscriptions`` acknowledgement lists (what the exchange accepted).
+    subscribed_channels: tuple[str, ...] = ()
     # Events left out (an unknown event type); their orders are not delivered.
     refused: tuple[Refusal, ...] = ()
 
@@ -100,6 +102,8 @@ def decode_user_frame(frame: str | bytes) -> UserFrame:
     sequence_num = message.get("sequence_num")
     if not isinstance(sequence_num, int) or isinstance(sequence_num, bool):
         raise UserMessageError("missing_field", "sequence_num")
+    if channel == "subscriptions":
+        return UserFrame(channel, sequence_num, subscribed_channels=_acknowledged(message))
     if channel != "user":
         return UserFrame(channel, sequence_num)
     events = message.get("events")
@@ -113,6 +117,19 @@ def decode_user_frame(frame: str | bytes) -> UserFrame:
         except UserMessageError as exc:
             refused.append((exc.kind, str(exc)))
     return UserFrame(channel, sequence_num, tuple(decoded), refused=tuple(refused))
+
+
+def _acknowledged(message: dict[str, Any]) -> tuple[str, ...]:
+    """The channel names a subscriptions acknowledgement lists; () if it is not readable."""
+    events = message.get("events")
+    if not isinstance(events, list):
+        return ()
+    channels: list[str] = []
+    for event in events:
+        subscriptions = event.get("subscriptions") if isinstance(event, dict) else None
+        if isinstance(subscriptions, dict):
+            channels.extend(name for name in subscriptions if isinstance(name, str))
+    return tuple(channels)
 
 
 def _decode_event(event: Any) -> UserOrdersEvent:
