@@ -24,8 +24,10 @@ from core.fill_guard import (
 )
 from core.journal import Journal
 from core.model import IntentSource, OrderIntent, OrderSpec, OrderType, Side
-from core.orders import FillEvent, OrderEvent, OrderManager
+from core.orders import OrderManager
 from tests.doubles.fake_venue import FakeVenue
+from tests.doubles.gate import StubGate
+from tests.doubles.order_listener import OrderRecorder
 
 D = Decimal
 
@@ -72,29 +74,6 @@ def test_cumulative_size_past_the_order_is_refused() -> None:
 # --------------------------------------------------------------------------- order manager
 
 
-class Gate:
-    def check(self, intent: OrderIntent) -> None:
-        return None
-
-    def check_resend(self, intent: OrderIntent, client_order_id: str) -> None:
-        return None
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.fills: list[FillEvent] = []
-
-    def on_order_event(self, event: OrderEvent) -> None: ...
-
-    def on_fill(self, event: FillEvent) -> None:
-        self.fills.append(event)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
 @pytest.fixture
 def journal(tmp_path: Path, clock: ManualClock) -> Iterator[Journal]:
     opened = Journal.open(tmp_path / "journal-paper.sqlite3", clock=clock)
@@ -116,11 +95,11 @@ def refusals() -> Iterator[list[tuple[str, str]]]:
 
 async def _setup(
     clock: ManualClock, journal: Journal
-) -> tuple[FakeVenue, OrderManager, Recorder, str]:
+) -> tuple[FakeVenue, OrderManager, OrderRecorder, str]:
     venue = FakeVenue(clock)
-    manager = OrderManager(venue, journal, Gate(), clock=clock)  # type: ignore[arg-type]
+    manager = OrderManager(venue, journal, StubGate(), clock=clock)
     venue.set_listener(manager)
-    recorder = Recorder()
+    recorder = OrderRecorder()
     manager.add_listener(recorder)
     spec = OrderSpec(
         "BTC-USD", Side.BUY, OrderType.LIMIT, base_size=D("0.001"), limit_price=D("60000")

@@ -31,27 +31,11 @@ from core.orders import JOURNAL_WRITE_FAILED, NOT_AT_VENUE, FillEvent, OrderEven
 from core.venue import CreateOrderOutcome, OrderAccepted
 from tests.doubles.fake_venue import FakeVenue, PlaceScript
 from tests.doubles.gate import StubGate
+from tests.doubles.order_listener import OrderRecorder
 from tests.doubles.sleeps import Sleeps
 
 S = OrderState
 D = Decimal
-
-
-class Recorder:
-    """An OrderListener that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[OrderEvent] = []
-        self.fills: list[FillEvent] = []
-
-    def on_order_event(self, event: OrderEvent) -> None:
-        self.events.append(event)
-
-    def on_fill(self, event: FillEvent) -> None:
-        self.fills.append(event)
-
-    def states(self, coid: str) -> list[OrderState]:
-        return [e.order.state for e in self.events if e.order.client_order_id == coid]
 
 
 async def until(condition: Callable[[], bool], steps: int = 100_000) -> None:
@@ -96,9 +80,9 @@ def sleeps(clock: ManualClock) -> Sleeps:
 
 
 @pytest.fixture
-def recorder() -> Recorder:
+def recorder() -> OrderRecorder:
     """A listener recording every order event and fill event."""
-    return Recorder()
+    return OrderRecorder()
 
 
 def _ids() -> Iterator[str]:
@@ -112,7 +96,7 @@ def manager(
     gate: StubGate,
     clock: ManualClock,
     sleeps: Sleeps,
-    recorder: Recorder,
+    recorder: OrderRecorder,
 ) -> OrderManager:
     """An order manager wired to the fake venue (as its listener), the journal and the gate,
     with predictable client_order_ids coid-1, coid-2, ... and a recorder listening."""
@@ -148,7 +132,7 @@ def assert_fills_match_venue(journal: Journal, venue: FakeVenue, coid: str) -> N
 
 
 async def test_accepted_order_is_journaled_before_it_is_sent(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: OrderRecorder
 ) -> None:
     seen_in_journal: list[OrderState | None] = []
 
@@ -167,7 +151,11 @@ async def test_accepted_order_is_journaled_before_it_is_sent(
 
 
 async def test_denied_order_is_never_sent_and_its_denial_is_kept(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, gate: StubGate, recorder: Recorder
+    manager: OrderManager,
+    venue: FakeVenue,
+    journal: Journal,
+    gate: StubGate,
+    recorder: OrderRecorder,
 ) -> None:
     gate.denial = Denial(DenialReason.MAX_OPEN_ORDERS, "20 open, limit 20")
     order = await manager.submit(buy())
@@ -213,7 +201,7 @@ async def test_stream_update_before_the_place_answer_is_not_applied_twice(
 
 
 async def test_fill_reported_before_the_place_answer_is_kept(
-    manager: OrderManager, venue: FakeVenue, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, recorder: OrderRecorder
 ) -> None:
     original = venue.place
 
@@ -296,7 +284,7 @@ async def test_duplicate_id_answer_means_the_order_exists(
 
 
 async def test_unknown_keeps_being_looked_for_while_the_venue_cannot_answer(
-    manager: OrderManager, venue: FakeVenue, sleeps: Sleeps, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, sleeps: Sleeps, recorder: OrderRecorder
 ) -> None:
     """Issue 9 §1: an order whose outcome is unknown is never given up on while the venue
     cannot say; the trader is told after the first few lookups; it stays open (counted,
@@ -360,7 +348,7 @@ async def test_old_unknown_not_at_the_venue_is_closed_not_resent(
 
 
 async def test_partial_fills_are_derived_from_cumulative_updates(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: OrderRecorder
 ) -> None:
     order = await manager.submit(buy(size="1"))
     assert order.order_id is not None
@@ -383,7 +371,7 @@ async def test_partial_fills_are_derived_from_cumulative_updates(
 
 
 async def test_replayed_and_stale_updates_add_no_fill(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: OrderRecorder
 ) -> None:
     order = await manager.submit(buy(size="1"))
     assert order.order_id is not None
@@ -399,7 +387,7 @@ async def test_replayed_and_stale_updates_add_no_fill(
 
 
 async def test_missing_filled_value_falls_back_to_the_average_price(
-    manager: OrderManager, venue: FakeVenue, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, recorder: OrderRecorder
 ) -> None:
     order = await manager.submit(buy(size="1"))
     assert order.order_id is not None
@@ -422,7 +410,7 @@ async def test_a_fill_the_journal_cannot_take_is_recovered_by_reconcile(
     manager: OrderManager,
     venue: FakeVenue,
     journal: Journal,
-    recorder: Recorder,
+    recorder: OrderRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     order = await manager.submit(buy(size="1"))
@@ -549,7 +537,7 @@ async def test_unknown_exchange_status_keeps_our_state(
 
 
 async def test_a_failing_listener_does_not_stop_the_others(
-    manager: OrderManager, venue: FakeVenue, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, recorder: OrderRecorder
 ) -> None:
     class Broken:
         def on_order_event(self, event: OrderEvent) -> None:
@@ -570,7 +558,7 @@ async def test_a_failing_listener_does_not_stop_the_others(
 
 
 async def test_order_placed_elsewhere_is_adopted_as_external(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: OrderRecorder
 ) -> None:
     external = venue.add_external("ETH-USD", Side.SELL, D("2"), D("3000"), client_order_id="web-1")
     venue.fill(external.order_id, D("0.5"), D("3000"), D("1.5"))
@@ -611,7 +599,7 @@ async def test_external_order_whose_client_id_clashes_with_ours(
 
 
 async def test_cancel_goes_through_pending_cancel_to_canceled(
-    manager: OrderManager, venue: FakeVenue, gate: StubGate, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, gate: StubGate, recorder: OrderRecorder
 ) -> None:
     await manager.submit(buy())
     gate.denial = Denial(DenialReason.TRADING_HALTED, "halted")  # cancels are never gated
@@ -765,7 +753,7 @@ async def test_a_reset_during_reconcile_keeps_reconciling(
 
 
 async def test_reconcile_recovers_missed_fills_and_adopts_unknown_orders(
-    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: Recorder
+    manager: OrderManager, venue: FakeVenue, journal: Journal, recorder: OrderRecorder
 ) -> None:
     order = await manager.submit(buy(size="1"))
     assert order.order_id is not None
@@ -834,7 +822,7 @@ async def test_restart_from_the_journal_recovers_a_fill_made_while_down(
     reopened = Journal.open(db_path, clock=clock)
     try:
         restarted = OrderManager(venue, reopened, gate, clock=clock)
-        recorder = Recorder()
+        recorder = OrderRecorder()
         restarted.add_listener(recorder)
         venue.set_listener(restarted)
         assert restarted.restore() == 1
@@ -907,7 +895,7 @@ async def test_finished_orders_leave_memory_but_not_the_journal(
 ) -> None:
     small = OrderManager(venue, journal, gate, clock=clock, max_terminal_in_memory=1)
     venue.set_listener(small)
-    recorder = Recorder()
+    recorder = OrderRecorder()
     small.add_listener(recorder)
     first = await small.submit(buy())
     assert first.order_id is not None
