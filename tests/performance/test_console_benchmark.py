@@ -26,7 +26,6 @@ it runs longer and prints the figures with a PASS/FAIL verdict against each targ
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -46,7 +45,7 @@ from core.snapshot import BookStatus
 from core.trading_state import TradingState, TradingStateChange
 from cryptoj_tui.app import CryptoJApp
 from tests.integration.engine_harness import endpoints_of
-from tests.performance.bench_mode import benchmarks_enabled, verdict
+from tests.performance.bench_mode import STRICT, benchmarks_enabled, verdict
 from widgets.order_book import RowKind
 
 RATE = 5000.0
@@ -54,7 +53,6 @@ RATE = 5000.0
 LAG_SECONDS = (3.0, 0.5)
 LAG_INTERVAL_S = 0.002
 KILL_PRESSES = (40, 5)
-STRICT = os.environ.get("CRYPTOJ_BENCH_STRICT") == "1"
 # Issue 11 targets, asserted with CRYPTOJ_BENCH_STRICT=1 only.
 LOOP_LAG_P99_MS = 5.0
 LOOP_LAG_MAX_MS = 20.0
