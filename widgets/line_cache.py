@@ -4,10 +4,15 @@ frame repaints those and nothing else (docs/design.md §5)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from rich.style import Style
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
+
+LineT = TypeVar("LineT")
 
 
 def component_palette(widget: Widget, prefix: str) -> dict[str, Style]:
@@ -35,3 +40,51 @@ def changed_runs(old: Sequence[object], new: Sequence[object]) -> list[tuple[int
     if start is not None:
         runs.append((start, len(new) - start))
     return runs
+
+
+class LineBuffer(Generic[LineT]):
+    """A Line-API widget's lines as data, the size they were built for, and each line's
+    rendered strip (reused while the line is unchanged)."""
+
+    def __init__(self, build: Callable[[Size], tuple[LineT, ...]]) -> None:
+        self._build = build
+        self.lines: tuple[LineT, ...] = ()
+        self.strips: dict[int, tuple[LineT, Strip]] = {}
+        self.size = Size(0, 0)
+
+    def fit(self, size: Size) -> None:
+        """Rebuild for the size being painted if a layout changed it since the last build.
+
+        Textual paints the frame that follows a layout at once, before the widget's Resize
+        event is handled: lines built for the old size (none before the first layout) would
+        leave the widget blank or clipped in that frame. The data is the one last given, so
+        the frame stays one moment with the other panels."""
+        if size != self.size:
+            self.strips.clear()
+            self.lines = self._build(size)
+            self.size = size
+
+    def rebuild(self, widget: Widget, *, force_full: bool = False) -> None:
+        """Rebuild from the widget's data and ask it to repaint what changed: everything if
+        the size or the line count moved, else one region per run of changed lines."""
+        size = widget.size
+        old, new = self.lines, self._build(size)
+        self.lines = new
+        if force_full or len(old) != len(new) or size != self.size:
+            self.size = size
+            widget.refresh()
+            return
+        for start, count in changed_runs(old, new):
+            widget.refresh(Region(0, start, size.width, count))
+
+    def strip(self, y: int, render: Callable[[LineT], Strip]) -> Strip | None:
+        """Line ``y``'s strip (cached while the line is unchanged); None past the last line."""
+        if y >= len(self.lines):
+            return None
+        line = self.lines[y]
+        cached = self.strips.get(y)
+        if cached is not None and cached[0] == line:
+            return cached[1]
+        strip = render(line)
+        self.strips[y] = (line, strip)
+        return strip

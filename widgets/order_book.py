@@ -18,13 +18,13 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import format_number, format_number_to_width, nice_ceiling
-from widgets.line_cache import changed_runs, component_palette
+from widgets.line_cache import LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # Rows that are not levels: column titles, status/banner, spread.
@@ -227,9 +227,7 @@ class OrderBookLadder(Widget):
         self.border_title = "Order book"
         self._book: BookView | None = None
         self._own_order_prices: frozenset[float] = frozenset()
-        self._rows: tuple[LadderRow, ...] = ()
-        self._strips: dict[int, tuple[LadderRow, Strip]] = {}
-        self._layout_size = Size(0, 0)
+        self._buffer: LineBuffer[LadderRow] = LineBuffer(self._build_rows)
         self._palette: dict[str, Style] | None = None
 
     # -- public API ----------------------------------------------------------------------
@@ -242,7 +240,7 @@ class OrderBookLadder(Widget):
     @property
     def rows(self) -> tuple[LadderRow, ...]:
         """The ladder's lines as data, top to bottom (what tests and later features read)."""
-        return self._rows
+        return self._buffer.lines
 
     @property
     def own_order_prices(self) -> frozenset[float]:
@@ -268,7 +266,7 @@ class OrderBookLadder(Widget):
         # Another product has other decimals: no cached line can be reused.
         switched = shown is None or shown.product_id != book.product_id
         if switched:
-            self._strips.clear()
+            self._buffer.strips.clear()
         self._relayout(force_full=switched)
         return True
 
@@ -282,7 +280,7 @@ class OrderBookLadder(Widget):
     # -- rendering -----------------------------------------------------------------------
 
     def on_resize(self) -> None:
-        self._strips.clear()
+        self._buffer.strips.clear()
         self._relayout(force_full=True)
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -292,7 +290,7 @@ class OrderBookLadder(Widget):
     def notify_style_update(self) -> None:
         # A theme or CSS change restyles every line: drop the cached strips and styles.
         super().notify_style_update()
-        self._strips.clear()
+        self._buffer.strips.clear()
         self._palette = None
 
     def _styles(self) -> dict[str, Style]:
@@ -314,45 +312,14 @@ class OrderBookLadder(Widget):
             own_order_prices=self._own_order_prices,
         )
 
-    def _fit_to_size(self) -> None:
-        """Rebuild the rows for the size being painted if a layout changed it since.
-
-        Textual paints the frame that follows a layout at once, before the widget's Resize
-        event is handled: rows built for the old size (before the first layout, one level a
-        side) would show a clipped or shallow ladder in that frame. The book is the one last
-        given, so the frame stays one moment with the other panels.
-        """
-        size = self.size
-        if size != self._layout_size:
-            self._strips.clear()
-            self._rows = self._build_rows(size)
-            self._layout_size = size
-
     def _relayout(self, *, force_full: bool = False) -> None:
-        size = self.size
-        new_rows = self._build_rows(size)
-        old_rows = self._rows
-        self._rows = new_rows
-        if force_full or len(old_rows) != len(new_rows) or size != self._layout_size:
-            self._layout_size = size
-            self.refresh()
-            return
-        # One region per run of changed lines: the frame repaints those and nothing else.
-        for start, count in changed_runs(old_rows, new_rows):
-            self.refresh(Region(0, start, size.width, count))
+        self._buffer.rebuild(self, force_full=force_full)
 
     def render_line(self, y: int) -> Strip:
-        self._fit_to_size()
+        self._buffer.fit(self.size)
         width = self.size.width
-        if y >= len(self._rows):
-            return Strip.blank(width, self._styles()["base"])
-        row = self._rows[y]
-        cached = self._strips.get(y)
-        if cached is not None and cached[0] == row:
-            return cached[1]
-        strip = self._render_row(row, width)
-        self._strips[y] = (row, strip)
-        return strip
+        strip = self._buffer.strip(y, lambda row: self._render_row(row, width))
+        return strip if strip is not None else Strip.blank(width, self._styles()["base"])
 
     def _render_row(self, row: LadderRow, width: int) -> Strip:
         styles = self._styles()

@@ -23,13 +23,13 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import UNKNOWN, format_number
-from widgets.line_cache import changed_runs, component_palette
+from widgets.line_cache import LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # " ▁▂▃▄▅▆▇█": index = eighths of the cell that are filled.
@@ -146,9 +146,7 @@ class PriceChart(Widget):
         self.border_title = "Mid"
         self._points: tuple[float, ...] = ()
         self._price_decimals = 2
-        self._lines: tuple[ChartLine, ...] = ()
-        self._strips: dict[int, tuple[ChartLine, Strip]] = {}
-        self._layout_size = Size(0, 0)
+        self._buffer: LineBuffer[ChartLine] = LineBuffer(self._build_lines)
         self._palette: dict[str, Style] | None = None
 
     @property
@@ -159,7 +157,7 @@ class PriceChart(Widget):
     @property
     def lines(self) -> tuple[ChartLine, ...]:
         """The chart's lines as data, top to bottom."""
-        return self._lines
+        return self._buffer.lines
 
     @property
     def caption(self) -> str:
@@ -188,7 +186,7 @@ class PriceChart(Widget):
     # -- rendering -----------------------------------------------------------------------
 
     def on_resize(self) -> None:
-        self._strips.clear()
+        self._buffer.strips.clear()
         self._relayout(force_full=True)
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -197,7 +195,7 @@ class PriceChart(Widget):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._strips.clear()
+        self._buffer.strips.clear()
         self._palette = None
 
     def _styles(self) -> dict[str, Style]:
@@ -213,42 +211,17 @@ class PriceChart(Widget):
             price_decimals=self._price_decimals,
         )
 
-    def _fit_to_size(self) -> None:
-        """Rebuild the lines for the size being painted if a layout changed it since.
-
-        Textual paints the frame that follows a layout at once, before the widget's Resize
-        event is handled: lines built for the old size (none at all before the first layout)
-        would leave the chart blank or clipped in that frame, beside a ladder drawn from the
-        same snapshot. The points are the ones last given, so the frame stays one moment.
-        """
-        size = self.size
-        if size != self._layout_size:
-            self._strips.clear()
-            self._lines = self._build_lines(size)
-            self._layout_size = size
-
     def _relayout(self, *, force_full: bool = False) -> None:
-        size = self.size
-        new_lines = self._build_lines(size)
-        old_lines = self._lines
-        self._lines = new_lines
-        if force_full or len(old_lines) != len(new_lines) or size != self._layout_size:
-            self._layout_size = size
-            self.refresh()
-            return
-        for start, count in changed_runs(old_lines, new_lines):
-            self.refresh(Region(0, start, size.width, count))
+        self._buffer.rebuild(self, force_full=force_full)
 
     def render_line(self, y: int) -> Strip:
-        self._fit_to_size()
+        self._buffer.fit(self.size)
+        strip = self._buffer.strip(y, self._render_line)
+        return strip if strip is not None else Strip.blank(self.size.width, self._styles()["base"])
+
+    def _render_line(self, line: ChartLine) -> Strip:
         width = self.size.width
         styles = self._styles()
-        if y >= len(self._lines):
-            return Strip.blank(width, styles["base"])
-        line = self._lines[y]
-        cached = self._strips.get(y)
-        if cached is not None and cached[0] == line:
-            return cached[1]
         if line.kind == "caption":
             segments = [Segment(line.text, styles["caption"])]
         else:
@@ -256,9 +229,7 @@ class PriceChart(Widget):
                 Segment(line.text, styles["up" if line.rising else "down"]),
                 Segment(line.axis, styles["axis"]),
             ]
-        strip = Strip(segments).adjust_cell_length(width, styles["base"])
-        self._strips[y] = (line, strip)
-        return strip
+        return Strip(segments).adjust_cell_length(width, styles["base"])
 
 
 __all__ = [

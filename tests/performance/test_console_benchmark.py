@@ -71,7 +71,8 @@ def ladder_painted(app: CryptoJApp) -> bool:
     if book is None or book.status is not BookStatus.LIVE or not book.bids:
         return False
     return any(
-        row.kind is RowKind.BID and row.price is not None for row, _ in ladder._strips.values()
+        row.kind is RowKind.BID and row.price is not None
+        for row, _ in ladder._buffer.strips.values()
     )
 
 
