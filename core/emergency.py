@@ -1,10 +1,13 @@
 """The kill switch, flatten, resume, and the automatic triggers that pull the switch.
 
 Kill (one key, no confirmation): latch HALTED at once (in memory first, so the gate refuses
-the very next order; then journaled), then, in the background, cancel every open order the
-venue lists (PENDING and QUEUED included, batches of at most 100 by the order manager) and
-list again until none is open, a bounded number of rounds with growing pauses. Each round is
-visible in ``KillProgress``. The state stays HALTED.
+the very next order; journaled once the cancels have left), then, in the background, cancel
+every order we hold open (batches of at most 100, sent at once by the order manager) and
+confirm the venue flat: from the user stream when it is up and in sync (every cancelled
+order reported finished, no update missed; one listing then audits it), otherwise from a
+listing that shows no open order (PENDING and QUEUED included). Until then it sweeps again,
+cancelling what the venue lists, with growing pauses; each round is visible in
+``KillProgress``. The state stays HALTED.
 
 Flatten (a second, confirmed action): reduce-only, price-protected IOC orders sized from
 FRESH balances (fetched now, after the cancels released the holds), one per product held.
@@ -23,6 +26,7 @@ kill sequence, REDUCING means only orders that shrink a position.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,7 +48,7 @@ from core.model import (
     TimeInForce,
 )
 from core.order_state import ManagedOrder, OrderState
-from core.orders import OrderManager, ReconcileReport
+from core.orders import FillEvent, OrderEvent, OrderManager, ReconcileReport
 from core.risk import TradingStateMachine, TrippedTrigger
 from core.trading_state import KillPhase, TradingState
 from core.venue import Venue
@@ -54,7 +58,9 @@ log = logging.getLogger(__name__)
 RESUME_CONFIRMATION = "RESUME"
 # A flatten of one product sends at most this many orders (each under the notional limit).
 MAX_FLATTEN_ORDERS_PER_PRODUCT = 50
-STREAM_CONFIRM_POLL_S = 0.002
+# While waiting for the user stream to confirm the cancels, look at the stream's state at
+# least this often (a reset changes no order, so nothing else would wake the wait).
+STREAM_SYNC_CHECK_S = 0.02
 FLATTEN_RATE_RETRIES = 20
 FLATTEN_SETTLE_POLL_S = 0.05
 FLATTEN_SETTLE_STEPS = 100  # 5 s for IOC orders to report how much they sold
@@ -120,12 +126,26 @@ class KillProgress:
     still_open: int | None = None  # after the last listing; None before the first
     error: str | None = None
     waiting: str | None = None  # what the sweep is waiting for (errors, open, unknown orders)
+    confirmed_by: str | None = None  # what confirmed it DONE: "the user stream" or "a listing"
 
 
 @dataclass(frozen=True, slots=True)
 class FlattenResult:
     orders: tuple[ManagedOrder, ...]
     skipped: tuple[str, ...]  # one line per product not flattened, with why
+
+
+class _WakeOnOrderChange:
+    """An order listener that sets an event on every order change or fill."""
+
+    def __init__(self, changed: asyncio.Event) -> None:
+        self._changed = changed
+
+    def on_order_event(self, event: OrderEvent) -> None:
+        self._changed.set()
+
+    def on_fill(self, event: FillEvent) -> None:
+        self._changed.set()
 
 
 class ResumeRefused(RuntimeError):
@@ -168,6 +188,9 @@ class EmergencyManager:
         self._on_balances = on_balances  # fresh balances for the gate (flatten)
         self._last_waiting: str | None = None
         self.flatten_in_progress = False
+        # Set on every order change: wakes the kill's wait for the user stream's confirmations.
+        self._order_changes = asyncio.Event()
+        orders.add_listener(_WakeOnOrderChange(self._order_changes))
 
     # ------------------------------------------------------------------ kill
 
@@ -207,33 +230,69 @@ class EmergencyManager:
             log.exception("pausing the strategies on HALT failed")
 
     async def _sweep(self, cause: str, source: str) -> KillProgress:
-        """Cancel, list, repeat with backoff, until a listing shows no open order for our
-        products and no order of unknown outcome is left (a POST that may yet land). Every
-        venue call is bounded; errors and timeouts are retried, never the end of the sweep."""
+        """Cancel, confirm, repeat with backoff, until the venue is flat for our products and
+        no order of unknown outcome is left (a POST that may yet land). Every venue call is
+        bounded; errors and timeouts are retried, never the end of the sweep.
+
+        Flat is confirmed (docs/design.md, the kill switch) by the user stream when it is up
+        and in sync: every order we hold open, and every one the last listing showed, has
+        reported a terminal state, with no update missed meanwhile; then one listing audits
+        it. Otherwise, or if the stream does not confirm in time, by a listing that shows
+        no open order. The listing stays the authority whenever the stream is down, out of
+        sync, contradicted by an audit, or an order's outcome is unknown."""
         settings = self._settings
         pause = settings.kill_first_pause_s
         listed: list[ExchangeOrder] = []  # round 1 cancels what we know, without listing
+        listing_fresh = False  # ``listed`` answered after the cancels it could contradict
+        trust_stream = True  # until an audit listing contradicts the stream
         durable = False
         round_number = 0
         while True:
             round_number += 1
             problems: list[str] = []
+            generation = self._orders.stream_generation
             sent = 0
             try:
                 async with asyncio.timeout(settings.kill_call_timeout_s):
                     sent = await self._orders.cancel_all(
-                        self._product_ids, list_first=False, listed=listed
+                        self._product_ids,
+                        list_first=False,
+                        listed=listed,
+                        resend_acknowledged=not listing_fresh,
                     )
             except Exception as exc:  # a timeout or an error: sweep again
                 problems.append(f"cancel requests failed ({_brief(exc)})")
+            self.progress = replace(
+                self.progress,
+                rounds=round_number,
+                cancels_sent=self.progress.cancels_sent + sent,
+            )
             if not durable:  # after the first cancels left, never before
                 durable = self._make_halt_durable(cause, source)
+            if trust_stream and await self._stream_confirms_flat(generation, listed):
+                self._finish("the user stream")
+                contradicted = await self._audit_listing()
+                if contradicted is None:
+                    return self.progress
+                # The venue lists open what the stream reported finished: from now on only a
+                # listing ends this sweep; cancel what it shows at once.
+                trust_stream = False
+                listed, listing_fresh = contradicted, True
+                self.progress = replace(
+                    self.progress,
+                    phase=KillPhase.CANCELLING,
+                    finished_at=None,
+                    confirmed_by=None,
+                    still_open=len(contradicted),
+                )
+                continue
             fresh: list[ExchangeOrder] | None = None
             try:
                 async with asyncio.timeout(settings.kill_call_timeout_s):
                     fresh = await self._venue.list_open_orders(self._product_ids)
             except Exception as exc:
                 problems.append(f"listing open orders failed ({_brief(exc)})")
+            listing_fresh = fresh is not None
             if fresh is not None:
                 listed = self._ours(fresh)
             unresolved = self._orders.unresolved()
@@ -241,16 +300,7 @@ class EmergencyManager:
                 self._orders.look_for_unknown()
             if fresh is not None and not listed and not unresolved:
                 self._orders.verify_unlisted(fresh)
-                self.progress = replace(
-                    self.progress,
-                    phase=KillPhase.DONE,
-                    rounds=round_number,
-                    cancels_sent=self.progress.cancels_sent + sent,
-                    still_open=0,
-                    waiting=None,
-                    finished_at=self._clock.monotonic(),
-                )
-                self._record("kill_switch_done", self._describe_done())
+                self._finish("a listing")
                 return self.progress
             if fresh is not None and listed:
                 problems.append(f"{len(listed)} order(s) still listed open")
@@ -262,8 +312,6 @@ class EmergencyManager:
             waiting = "; ".join(problems)
             self.progress = replace(
                 self.progress,
-                rounds=round_number,
-                cancels_sent=self.progress.cancels_sent + sent,
                 still_open=len(listed) if fresh is not None else self.progress.still_open,
                 waiting=waiting,
             )
@@ -275,15 +323,21 @@ class EmergencyManager:
                     "kill_switch_slow",
                     f"not flat after {round_number} rounds ({waiting}); still sweeping",
                 )
-            if round_number == 1 and fresh is not None and self._venue.stream_connected:
-                # The listing raced the cancels' confirmations: with the user stream up, wait
-                # for it to confirm them (bounded) rather than for a fixed pause.
-                await self._await_stream_confirmation()
-                continue
             # Cancels are asynchronous at the exchange (CANCEL_QUEUED) and errors may be a
             # passing storm: a moment, longer each round, then sweep again.
             await self._sleep(pause)
             pause = min(pause * 2, settings.kill_max_pause_s)
+
+    def _finish(self, confirmed_by: str) -> None:
+        self.progress = replace(
+            self.progress,
+            phase=KillPhase.DONE,
+            still_open=0,
+            waiting=None,
+            confirmed_by=confirmed_by,
+            finished_at=self._clock.monotonic(),
+        )
+        self._record("kill_switch_done", self._describe_done())
 
     def _ours(self, listed: Sequence[ExchangeOrder]) -> list[ExchangeOrder]:
         if not self._product_ids:
@@ -291,14 +345,71 @@ class EmergencyManager:
         products = set(self._product_ids)
         return [order for order in listed if order.product_id in products]
 
-    async def _await_stream_confirmation(self) -> None:
-        """With the user stream up the venue confirms each cancel there: list once they are
-        all confirmed (one listing that shows zero) rather than too early (another round)."""
-        steps = max(1, int(self._settings.kill_stream_confirm_s / STREAM_CONFIRM_POLL_S))
-        for _ in range(steps):
-            if not self._orders.count_working(self._product_ids):
-                return
-            await asyncio.sleep(STREAM_CONFIRM_POLL_S)
+    def _stream_in_sync(self, generation: int) -> bool:
+        """The user stream is up and has missed nothing since ``generation`` was read (no
+        reset, gap or journal failure; the last reconciliation completed)."""
+        return (
+            self._venue.stream_connected
+            and not self._orders.reconciling
+            and self._orders.stream_generation == generation
+        )
+
+    def _flat_by_stream(self, listed: Sequence[ExchangeOrder]) -> bool:
+        """Every order we hold open for our products, and every one ``listed`` showed open,
+        has a terminal state from the venue; none is of unknown outcome."""
+        if self._orders.count_working(self._product_ids) or self._orders.unresolved():
+            return False
+        for order in listed:
+            state = self._orders.state_of_venue_order(order.order_id)
+            if state is None or not state.is_terminal:
+                return False  # untracked (its cancel went by id alone) or still working
+        return True
+
+    async def _stream_confirms_flat(self, generation: int, listed: Sequence[ExchangeOrder]) -> bool:
+        """Wait (bounded by ``kill_stream_confirm_s``) for the user stream to report every
+        cancelled order finished. False at once when the stream cannot be the authority
+        (down, out of sync, an order of unknown outcome), or when the wait runs out."""
+        if not self._stream_in_sync(generation) or self._orders.unresolved():
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.kill_stream_confirm_s
+        while True:
+            if not self._stream_in_sync(generation):
+                return False
+            if self._flat_by_stream(listed):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            # Woken by every order change; a stream reset changes no order, so look again
+            # at least every STREAM_SYNC_CHECK_S.
+            self._order_changes.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, STREAM_SYNC_CHECK_S)):
+                    await self._order_changes.wait()
+
+    async def _audit_listing(self) -> list[ExchangeOrder] | None:
+        """After the stream confirmed flat: one listing to check it. Returns what it shows
+        open for our products when that is anything (the sweep goes on), else None."""
+        try:
+            async with asyncio.timeout(self._settings.kill_call_timeout_s):
+                fresh = await self._venue.list_open_orders(self._product_ids)
+        except Exception as exc:  # the stream's confirmation stands; say so
+            self._record(
+                "kill_switch_audit",
+                f"the listing after the user stream's confirmation failed ({_brief(exc)}); "
+                "the stream's confirmation stands",
+            )
+            return None
+        still_open = self._ours(fresh)
+        if not still_open:
+            return None
+        self._record(
+            "kill_switch_reopened",
+            f"the user stream reported every order finished but the venue lists "
+            f"{len(still_open)} open; sweeping on until a listing shows none",
+        )
+        return still_open
 
     def _make_halt_durable(self, cause: str, source: str) -> bool:
         try:
@@ -315,7 +426,8 @@ class EmergencyManager:
         took = (progress.finished_at or 0.0) - (progress.started_at or 0.0)
         return (
             f"no open orders after {progress.rounds} round(s), "
-            f"{progress.cancels_sent} cancel(s) sent, {took * 1000:.0f} ms"
+            f"{progress.cancels_sent} cancel(s) sent, {took * 1000:.0f} ms "
+            f"(confirmed by {progress.confirmed_by})"
         )
 
     # ------------------------------------------------------------------ flatten

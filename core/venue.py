@@ -75,6 +75,11 @@ class VenueListener(Protocol):
         """The latest cumulative state of one of our orders (may repeat after reconnects)."""
         ...
 
+    def on_order_updates(self, orders: Sequence[ExchangeOrder]) -> None:
+        """Updates that arrived together (one user-channel message), in order: the same as
+        ``on_order_update`` for each, which lets the listener journal them in one commit."""
+        ...
+
     def on_stream_reset(self, reason: str) -> None:
         """Updates may have been missed (gap, reconnect, garbage): reconcile through REST."""
         ...

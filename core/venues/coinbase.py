@@ -2,8 +2,9 @@
 exchange in the demo): orders through ``CoinbaseRestClient``, updates from the user channel.
 
 The user socket (``CoinbaseWebSocket``) feeds a ``UserStream``, which checks sequence numbers
-and decodes the cumulative order updates; this adapter is its listener and forwards every
-``ExchangeOrder`` of every event, snapshots included, to the ``VenueListener`` unchanged, and
+and decodes the cumulative order updates; this adapter is its listener and forwards the
+``ExchangeOrder``s of every message, snapshots included, to the ``VenueListener`` unchanged
+(together, ``on_order_updates``: the order manager journals them in one commit), and
 every stream reset (gap, garbage, disconnect) as ``on_stream_reset`` so the order manager
 reconciles through REST. Nothing is deduplicated here: the order manager derives fills from
 cumulative states and dedupes replays itself.
@@ -107,8 +108,7 @@ class CoinbaseVenue:
         listener = self._listener
         if listener is None:
             return
-        for order in event.orders:
-            listener.on_order_update(order)
+        listener.on_order_updates(event.orders)
 
     def on_stream_reset(self, reason: str) -> None:
         log.info("%s: user stream reset: %s", self._name, reason)

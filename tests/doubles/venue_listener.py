@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.model import ExchangeOrder
@@ -16,6 +17,10 @@ class VenueRecorder:
 
     def on_order_update(self, order: ExchangeOrder) -> None:
         self.updates.append(order)
+
+    def on_order_updates(self, orders: Sequence[ExchangeOrder]) -> None:
+        for order in orders:
+            self.on_order_update(order)
 
     def on_stream_reset(self, reason: str) -> None:
         self.resets.append(reason)

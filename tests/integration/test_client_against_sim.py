@@ -406,6 +406,8 @@ class TestUserStreamRefused:
         class Listener:
             def on_order_update(self, order: object) -> None: ...
 
+            def on_order_updates(self, orders: object) -> None: ...
+
             def on_stream_reset(self, reason: str) -> None:
                 resets.append(reason)
 
