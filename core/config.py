@@ -222,8 +222,8 @@ class RiskSettings(_Section):
     kill_call_timeout_s: float = Field(default=5.0, gt=0, le=120)
     kill_first_pause_s: float = Field(default=0.05, gt=0, le=60)
     kill_max_pause_s: float = Field(default=2.0, gt=0, le=300)
-    # Kill switch: with the user stream up, wait at most this long for it to confirm the
-    # cancels before listing (the listing is always the final confirmation).
+    # Kill switch: with the user stream up and in sync, wait at most this long for it to
+    # confirm the cancels before a listing decides (docs/design.md, the kill switch).
     kill_stream_confirm_s: float = Field(default=0.5, ge=0, le=30)
     # An order whose create outcome is unknown stays UNKNOWN (shown, counted, covered by the
     # kill) until a lookup this long after its last send still does not find it: longer than

@@ -17,7 +17,7 @@ class KillPhase(StrEnum):
 
     IDLE = "IDLE"
     CANCELLING = "CANCELLING"  # sweeping until flat; ``KillProgress.waiting`` says on what
-    DONE = "DONE"  # the venue lists no open order of ours and none is of unknown outcome
+    DONE = "DONE"  # the venue is flat for us (stream or listing) and none is of unknown outcome
     FAILED = "FAILED"  # kept for readers of older journals; the sweep no longer gives up
 
 

@@ -311,6 +311,8 @@ class KillTiming:
     confirm_s: float
     rounds: int
     cancels_sent: int
+    confirmed_by: str | None = None  # "the user stream" or "a listing"
+    task_s: float = 0.0  # until the kill's task returned (a stream confirmation's audit too)
 
 
 class _TimedStateStore:
@@ -348,6 +350,7 @@ async def timed_kill(engine: Engine, open_orders: int) -> KillTiming:
         engine.trading_state._store = engine.journal
     assert denial is not None and denial.reason is DenialReason.TRADING_HALTED
     progress = await task
+    task_s = time.perf_counter() - started
     assert progress.phase is KillPhase.DONE, progress
     assert await engine.rest.list_open_orders() == []
     assert progress.finished_at is not None and progress.started_at is not None
@@ -359,6 +362,8 @@ async def timed_kill(engine: Engine, open_orders: int) -> KillTiming:
         progress.finished_at - progress.started_at,
         progress.rounds,
         progress.cancels_sent,
+        progress.confirmed_by,
+        task_s,
     )
 
 

@@ -1,9 +1,10 @@
 """The kill switch with 200 open orders on the simulated exchange (real clocks, loopback).
 
-Targets (issue 4): HALTED latched in under 1 ms, from the call until the gate refuses an order;
-zero open orders confirmed at the exchange in under 100 ms (``KillProgress.finished_at -
-started_at``: cancel everything, list again, none open). ``kill()`` also writes the HALTED
-state durably (synchronous=FULL) before it returns; that fsync is measured apart.
+Targets: HALTED latched in under 1 ms (issue 4), from the call until the gate refuses an
+order; zero open orders confirmed at the exchange, p50 <= 60 ms (issue 9 §2;
+``KillProgress.finished_at - started_at``: both batches of 100 cancels sent at once, the
+venue confirmed flat by the user stream, or by a listing when the stream cannot confirm).
+The HALTED state's journal write is measured apart.
 
 Each round places 200 resting orders over three products through the engine, kills, checks
 the exchange lists none open, and resumes. The figures are checked against the targets with
@@ -33,7 +34,7 @@ from tests.performance.bench_mode import STRICT, benchmarks_enabled, verdict
 OPEN_ORDERS = 200
 ROUNDS = 5  # with --benchmark-enable; a plain run proves the behaviour once
 LATCH_TARGET_S = 1e-3
-CONFIRM_TARGET_S = 0.100
+CONFIRM_TARGET_S = 0.060
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ async def test_kill_switch_with_200_open_orders(
         f"({statistics.median(t.durable_write_s for t in timings) * 1e6:.0f} us of it the "
         "durable write), "
         f"confirmed median {statistics.median(confirms) * 1e3:.1f} ms "
-        f"(max {max(confirms) * 1e3:.1f} ms)"
+        f"(max {max(confirms) * 1e3:.1f} ms; by {sorted({str(t.confirmed_by) for t in timings})})"
     )
     if not enabled:
         return
