@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.clock import ManualClock
 from core.config import RiskSettings
@@ -240,3 +243,77 @@ class TestBatches:
         retried = [order_id for call in parts.venue.cancel_calls[2:] for order_id in call]
         assert sorted(retried) == sorted(failed)
         assert parts.venue.open_orders_now() == []
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong during one kill: per order index, its update lost, its cancel stuck
+    (answered yes, not done) or a lying stream (reports CANCELLED, the order stays open)."""
+
+    count: int
+    lost: frozenset[int]
+    stuck: frozenset[int]
+    lying: frozenset[int]
+    reconciled: bool
+    reset: bool
+
+
+@st.composite
+def kill_faults(draw: st.DrawFn) -> Faults:
+    count = draw(st.integers(1, 8))
+    index = st.integers(0, count - 1)
+    return Faults(
+        count,
+        draw(st.frozensets(index, max_size=2)),
+        draw(st.frozensets(index, max_size=2)),
+        draw(st.frozensets(index, max_size=2)),
+        draw(st.booleans()),
+        draw(st.booleans()),
+    )
+
+
+async def _kill_under(faults: Faults, journal: Journal, clock: ManualClock) -> None:
+    parts = watched(journal, clock)
+    venue = venue_of(parts)
+    if faults.reconciled:
+        coids = await in_sync(parts, faults.count)
+    else:
+        coids = await rest_orders(parts, faults.count)  # still reconciling: not in sync
+    ids = [venue.order_id_for(coid) for coid in coids]
+    # One fault per order: stuck wins over lying (it gets no update at all), lying over lost
+    # (a lie is delivered whatever happens to the real updates).
+    stuck = faults.stuck
+    lying = faults.lying - stuck
+    lost = faults.lost - stuck - lying
+    venue.silent.update(ids[i] for i in lost)
+    venue.stuck.update(ids[i] for i in stuck)
+    venue.lying.update(ids[i] for i in lying)
+    venue.reset_on_cancel = faults.reset
+    progress = await asyncio.wait_for(parts.manager.kill("ctrl+k", "user"), 30)
+    # Whatever went wrong, DONE means the venue is flat.
+    assert progress.phase is KillPhase.DONE
+    assert venue.open_orders_now() == []
+    in_sync_at_kill = faults.reconciled and not faults.reset
+    silent_or_stuck = bool(lost or stuck)
+    if not in_sync_at_kill or silent_or_stuck:
+        # The stream could not confirm the first round: a listing was made while sweeping.
+        assert venue.phases_at_listing[0] is KillPhase.CANCELLING
+    stream_lied = in_sync_at_kill and not silent_or_stuck and bool(lying)
+    if stream_lied:  # it confirmed flat wrongly; the audit caught it and a listing ended it
+        assert "kill_switch_reopened" in risk_kinds(journal)
+        assert progress.confirmed_by == LISTING
+    if progress.confirmed_by == STREAM:
+        assert "kill_switch_reopened" not in risk_kinds(journal)
+        assert venue.phases_at_listing[-1] is KillPhase.DONE  # the audit
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(faults=kill_faults())
+def test_done_always_means_flat_and_the_stream_confirms_only_what_it_saw(faults: Faults) -> None:
+    with TemporaryDirectory() as folder:
+        clock = ManualClock()
+        journal = Journal.open(Path(folder) / "journal-paper.sqlite3", clock=clock)
+        try:
+            asyncio.run(_kill_under(faults, journal, clock))
+        finally:
+            journal.close()
