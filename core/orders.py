@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.clock import Clock
 from core.denials import Denial
 from core.fill_guard import refuse_impossible_fill
-from core.journal_records import DuplicateRecord, FillRecord
+from core.journal_records import DuplicateRecord, FillRecord, JournalError
 from core.model import (
     ExchangeOrder,
     Fill,
@@ -536,7 +536,7 @@ class OrderManager:
                     self._apply_update(
                         managed, update, f"venue: {update.status.value}", authoritative=False
                     )
-        except Exception as exc:  # the commit failed: none of the batch reached the file
+        except JournalError as exc:  # the commit failed: none of the batch reached the file
             failed = True
             self._on_journal_failure(f"record {len(written)} order update(s)", exc)
         finally:
