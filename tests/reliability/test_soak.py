@@ -1,6 +1,7 @@
 """The soak, short version (CI): the engine trades with the market maker on the simulated
-exchange over loopback while every kind of fault is injected and the kill switch is pressed,
-and every invariant holds against the exchange's own state (see ``tests/reliability/soak.py``;
+exchange over loopback while every kind of fault is injected (late order POSTs and trickling
+answers included, during trading and during a kill) and the kill switch is pressed, and every
+invariant holds against the exchange's own state (see ``tests/reliability/soak.py``;
 the long run is ``scripts/soak.py`` / ``make soak``).
 
 Also here: the invariant checks themselves catch what they exist to catch, so a soak that
