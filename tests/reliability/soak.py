@@ -146,8 +146,8 @@ class SoakConfig:
     """How long, how hard, and with which seed."""
 
     seed: int = 7
-    episodes: int = 17  # at least one of each fault kind, plus kills (see ``schedule``)
-    kills: int = 2
+    episodes: int = 16  # at least one of each fault kind, plus kills (see ``schedule``)
+    kills: int = 1  # plain presses; the four kill_* episodes press it too
     real_minutes: float | None = None  # the long run: episodes until this much real time
     products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
     strategy_product: str = "BTC-USD"
@@ -157,19 +157,20 @@ class SoakConfig:
     rate: float = 150.0  # level2 updates per simulated second (the market agents' rate)
     step_s: float = 0.1  # simulated seconds per tick
     tick_pause_s: float = 0.01  # real seconds yielded to the engine per tick
-    trade_s: tuple[float, float] = (2.0, 5.0)  # simulated trading before each fault
+    trade_s: tuple[float, float] = (1.5, 4.0)  # simulated trading before each fault
     settle_s: float = 4.0  # simulated time the engine copes with the fault before a check
     fault_use_s: float = 15.0  # at most this long (simulated) for a REST fault to be used
     watchdog_s: float = 2.0  # the engine's WebSocket silence timeout (simulated seconds)
     stale_after_s: float = 3.0  # the engine's book staleness / snapshot deadline (simulated)
     silence_s: float = 3.0  # how long a silence fault lasts: past the watchdog
     request_timeout_s: float = 1.5  # the engine's REST read timeout (real seconds)
-    request_deadline_s: float = 1.6  # the engine's total deadline per REST call (real s)
+    request_deadline_s: float = 1.2  # the engine's total deadline per REST call (real s)
     rest_delay_s: float = 2.0  # a slow REST answer: past the timeout
-    late_order_s: float = 2.0  # a late order POST lands this long (real s): past the deadline
-    trickle_s: float = 0.4  # real seconds between two bytes of a trickled answer
+    late_order_s: float = 1.5  # a late order POST lands this long (real s): past the deadline
+    trickle_s: float = 0.3  # real seconds between two bytes of a trickled answer
     # Limits tight enough to bind (the soak checks them from the sim's books): open orders,
     # and the strategy product's position, its start plus this many quotes' worth.
+    unknown_absent_s: float = 30.0
     max_open_orders: int = 2
     position_headroom_quotes: int = 1
     kill_bound_s: float = 5.0  # real seconds from the kill press to no open order at the sim
@@ -286,7 +287,15 @@ def soak_settings(
     overrides: dict[str, Any] = {
         # A book waiting for a lost snapshot is resubscribed after this long (simulated s).
         "market": {"products": list(config.products), "stale_after_s": config.stale_after_s},
-        "risk": {**PROOF_RISK, "max_open_orders": config.max_open_orders, **(risk or {})},
+        "risk": {
+            **PROOF_RISK,
+            "max_open_orders": config.max_open_orders,
+            # An order of unknown outcome is proven absent after this long (simulated): still
+            # past a late POST's landing (``late_order_s`` real is well under it), shorter
+            # than the default 60 s so a checkpoint does not wait a minute for a 500.
+            "unknown_order_absent_s": config.unknown_absent_s,
+            **(risk or {}),
+        },
         "storage": {"data_dir": str(data_dir)},
         "exchange": {
             "reconnect_initial_s": 0.05,
