@@ -248,6 +248,34 @@ async def test_a_late_post_is_unknown_then_accepted_and_the_kill_cancels_it(
     assert states[-1] is OrderState.CANCELED
 
 
+async def test_a_post_landing_after_it_was_proven_absent_re_opens_it_for_the_kill(
+    late_run: EngineRun, sim_clock: ManualClock
+) -> None:
+    """The POST lands after the engine's absence window (issue 9 §1: Coinbase accepted one
+    14 s after a 10 s timeout): the order was closed NOT_AT_VENUE, and what the venue then
+    reports re-opens it, so the kill still cancels it."""
+    run = late_run
+    run.sim.server.faults.next_rest("late_order", delay_s=3.0)
+    order = await run.submit(limit_spec("SOL-USD", Side.BUY, "1", "149"))
+    coid = order.client_order_id
+    assert order.state is OrderState.UNKNOWN
+    # Past the window (and the re-send window): the next lookup proves it absent.
+    sim_clock.advance(61)
+    await eventually(lambda: _engine_state(run, coid) is OrderState.REJECTED, timeout=10)
+    assert run.engine.orders.open_orders() == []
+    # Then the POST lands: the venue's report re-opens the order.
+    await eventually(lambda: _engine_state(run, coid) is OrderState.ACCEPTED, timeout=15)
+    assert [o.client_order_id for o in run.engine.orders.open_orders()] == [coid]
+    progress = await asyncio.wait_for(run.engine.kill("kill after a re-opened order"), 30)
+    assert progress.phase is KillPhase.DONE
+    assert run.sim.open_orders() == []
+    [at_sim] = run.sim.by_client_id(coid)
+    assert at_sim.status is ExchangeOrderStatus.CANCELLED
+    states = _states(run, coid)
+    assert states.index(OrderState.REJECTED) < states.index(OrderState.ACCEPTED)
+    assert states[-1] is OrderState.CANCELED
+
+
 async def test_a_kill_pressed_while_a_post_is_late_waits_for_it_and_cancels_it(
     late_run: EngineRun,
 ) -> None:
