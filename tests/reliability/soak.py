@@ -73,8 +73,10 @@ from tests.reliability.invariants import (
     JournalView,
     VenueFill,
     VenueOrder,
+    WorkingAtVenue,
     check_fills_once,
     check_ledger,
+    check_limits_held,
     check_one_order_per_intent,
     check_orders_known_both_ways,
     ledger_from_fills,
@@ -356,7 +358,7 @@ class Soak:
         self._sent_while_halted: list[str] = []  # client order ids (see _spy_on_sends)
         self._settings: Settings | None = None
         self._kills_checked: set[int] = set()  # kill tasks whose DONE was checked
-        self._lowest_price: dict[Side, Decimal] = {}  # of our orders at the sim, per side
+        self._lowest_buy_price: Decimal | None = None  # of our buys at the sim so far
 
     # ------------------------------------------------------------------ the run
 
@@ -704,35 +706,24 @@ class Soak:
         """
         assert self._settings is not None
         risk = self._settings.risk
-        problems: list[str] = []
-        open_orders = self._sim_open_orders()
-        if len(open_orders) > risk.max_open_orders:
-            problems.append(f"{len(open_orders)} open at the sim > limit {risk.max_open_orders}")
         product_id = self.config.strategy_product
         for order in self.exchange.list_orders(self._user, product_ids=[product_id]):
-            if order.limit_price is not None:
-                low = self._lowest_price.get(order.side)
+            if order.limit_price is not None and order.side is Side.BUY:
+                low = self._lowest_buy_price
                 if low is None or order.limit_price < low:
-                    self._lowest_price[order.side] = order.limit_price
-        price = self._lowest_price.get(Side.BUY)
-        if price is None:
-            return problems
-        base = product_id.split("-")[0]
-        buys = sum(
-            (
-                (o.base_size or Decimal(0)) - o.filled_size
-                for o in open_orders
-                if o.product_id == product_id and o.side is Side.BUY
-            ),
-            Decimal(0),
+                    self._lowest_buy_price = order.limit_price
+        working = [
+            WorkingAtVenue(o.product_id, o.side.value, (o.base_size or Decimal(0)) - o.filled_size)
+            for o in self._sim_open_orders()
+        ]
+        return check_limits_held(
+            working,
+            product_id=product_id,
+            held=self._sim_totals().get(product_id.split("-")[0], Decimal(0)),
+            lowest_buy_price=self._lowest_buy_price,
+            max_open_orders=risk.max_open_orders,
+            max_position=risk.max_position_notional,
         )
-        worst = (self._sim_totals().get(base, Decimal(0)) + buys) * price
-        if worst > risk.max_position_notional:
-            problems.append(
-                f"{product_id} worst case {worst:.2f} (open buys {buys}) > limit "
-                f"{risk.max_position_notional}"
-            )
-        return problems
 
     # ------------------------------------------------------------------ checkpoints
 
