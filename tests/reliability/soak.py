@@ -31,9 +31,8 @@ against the exchange's own state:
   POST included: the sweep must have waited for it);
 - at every tick, the limits hold counting working orders, judged from the sim's own books:
   our open orders there number at most ``max_open_orders``, and the strategy product's
-  worst case (the sim's balance plus every open buy's remaining size, or minus every open
-  sell's) valued at the lowest price the gate valued any of those orders at is within
-  ``max_position_notional`` (see ``_limit_problems``).
+  worst case (the sim's balance plus every open buy's remaining size) valued at the lowest
+  price any buy was sent at is within ``max_position_notional`` (see ``check_limits_held``).
 
 The optional ``background`` FaultPlan adds random faults between checkpoints (the long run).
 ``run_soak`` returns a ``SoakReport``; ``SoakReport.table()`` is what the test and
@@ -358,7 +357,7 @@ class Soak:
         self._sent_while_halted: list[str] = []  # client order ids (see _spy_on_sends)
         self._settings: Settings | None = None
         self._kills_checked: set[int] = set()  # kill tasks whose DONE was checked
-        self._lowest_buy_price: Decimal | None = None  # of our buys at the sim so far
+        self._lowest_buy_price: Decimal | None = None  # of the buys sent so far
 
     # ------------------------------------------------------------------ the run
 
@@ -632,6 +631,12 @@ class Soak:
         async def noted_place(spec: OrderSpec, client_order_id: str) -> CreateOrderOutcome:
             if engine.trading_state.state is TradingState.HALTED:
                 self._sent_while_halted.append(client_order_id)
+            if spec.side is Side.BUY and spec.product_id == self.config.strategy_product:
+                # The lowest price any buy was sent at (the limits check values at it).
+                price = spec.limit_price
+                low = self._lowest_buy_price
+                if price is not None and (low is None or price < low):
+                    self._lowest_buy_price = price
             return await place(spec, client_order_id)
 
         venue.place = noted_place  # type: ignore[method-assign]
@@ -695,23 +700,12 @@ class Soak:
             tally.failures.append("; ".join(problems))
 
     def _limit_problems(self) -> list[str]:
-        """The limits, judged from the sim's books alone (not the gate's own arithmetic).
-
-        Open orders: ours open at the sim, at most ``max_open_orders`` (the gate counts
-        those and the ones of unknown outcome). Position: if every open buy fills, the
-        sim's balance plus their remaining sizes, valued at the lowest limit price of any
-        buy of ours so far, is within the limit (the gate valued each growing buy at its own
-        price, never below that one; fills move size from the orders to the balance, which
-        keeps the sum). Sells only shrink the long position the soak starts with.
-        """
+        """The limits, judged from the sim's books (not the gate's own arithmetic; see
+        ``check_limits_held``): our orders open at the sim, the sim's balance, and the lowest
+        price any buy was sent at (noted as it left, see ``_spy_on_sends``)."""
         assert self._settings is not None
         risk = self._settings.risk
         product_id = self.config.strategy_product
-        for order in self.exchange.list_orders(self._user, product_ids=[product_id]):
-            if order.limit_price is not None and order.side is Side.BUY:
-                low = self._lowest_buy_price
-                if low is None or order.limit_price < low:
-                    self._lowest_buy_price = order.limit_price
         working = [
             WorkingAtVenue(o.product_id, o.side.value, (o.base_size or Decimal(0)) - o.filled_size)
             for o in self._sim_open_orders()
