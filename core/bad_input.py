@@ -94,6 +94,11 @@ class RefusedExchangeData:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    @property
+    def listener_count(self) -> int:
+        """How many listeners are registered (a leak shows as a count that keeps growing)."""
+        return len(self._listeners)
+
     def count(self, kind: str) -> int:
         return self._counter.count(kind)
 

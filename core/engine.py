@@ -321,7 +321,6 @@ class Engine:
         # Refused exchange data (core.bad_input): one event per kind at most every
         # REFUSAL_EVENT_INTERVAL_S, so a hostile feed cannot flood the event list.
         self._refusal_events_at: dict[str, float] = {}
-        REFUSED_EXCHANGE_DATA.add_listener(self._on_refused_exchange_data)
         self._stopped = asyncio.Event()
         self.started = asyncio.Event()  # set once the first reconciliation has completed
         # Set when a market feed that ends (a replay file) has delivered its last frame.
@@ -376,6 +375,15 @@ class Engine:
 
     async def run(self) -> None:
         """Run until ``stop()``. Network trouble is reported, never raised."""
+        # The registry of refused exchange data is process-wide: this engine listens while
+        # it runs and never leaves a listener behind (engines started and stopped in turn).
+        REFUSED_EXCHANGE_DATA.add_listener(self._on_refused_exchange_data)
+        try:
+            await self._run()
+        finally:
+            REFUSED_EXCHANGE_DATA.remove_listener(self._on_refused_exchange_data)
+
+    async def _run(self) -> None:
         self.add_event(EventLevel.INFO, f"{self.mode} mode starting")
         restored_pnl = self.pnl_memory.restore()
         if restored_pnl is not None:
@@ -446,7 +454,6 @@ class Engine:
         return self._settings
 
     async def _shutdown(self) -> None:
-        REFUSED_EXCHANGE_DATA.remove_listener(self._on_refused_exchange_data)
         if self._strategy_runner is not None:
             self._strategy_runner.stop()
         if self.market_socket is not None:
@@ -540,9 +547,7 @@ class Engine:
         table): ``market.<kind>`` (market socket), ``user.<kind>`` (user socket) and
         ``exchange.<kind>`` (impossible data refused anywhere, REST included)."""
         counts = {f"market.{k}": v for k, v in self.market.bad_input.counts().items()}
-        user_stream = getattr(self.venue, "user_stream", None)
-        if user_stream is not None:
-            counts.update({f"user.{k}": v for k, v in user_stream.bad_input.counts().items()})
+        counts.update({f"user.{k}": v for k, v in self.venue.bad_input_counts().items()})
         counts.update({f"exchange.{k}": v for k, v in REFUSED_EXCHANGE_DATA.counts().items()})
         return counts
 

@@ -8,7 +8,7 @@ and the paper venue speaks the same way, so the order manager derives fills one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -142,4 +142,9 @@ class Venue(Protocol):
     @property
     def user_socket(self) -> WsStatusSource | None:
         """The user-channel connection, for its status on screen (None: there is none)."""
+        ...
+
+    def bad_input_counts(self) -> Mapping[str, int]:
+        """Malformed or refused input on the venue's own stream (the user channel), by kind
+        (empty for a venue without one)."""
         ...

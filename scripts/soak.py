@@ -4,13 +4,18 @@ then (optionally) many kill -9 / restart cycles.
 The soak is ``tests/reliability/soak.py`` run for ``--minutes`` of real time instead of the
 CI's fixed episodes: a seeded stream of one-shot faults (WebSocket drops, 1001 closes,
 sequence gaps, silences past the watchdog, malformed frames, 429 / 500 / slow REST answers,
-orders accepted with the response lost) and kill switch presses, each followed by a
-checkpoint where every invariant is checked against the exchange. ``--faults`` adds random
-faults between checkpoints (the sim's ``--faults`` syntax). ``--crash-cycles N`` then runs the
+orders accepted with the response lost, order POSTs that reach the exchange after the
+client's deadline, answers trickled one byte at a time) and kill switch presses (alone, in a
+REST 500/429 storm, with journal writes failing, with an order POST arriving late, with
+trickling answers), each followed by a checkpoint where every invariant is checked against
+the exchange. ``--faults`` adds random faults between checkpoints (the sim's ``--faults``
+syntax, e.g. ``late_order=3@0.05,trickle=0.4@0.01``). ``--crash-cycles N`` then runs the
 crash-recovery loop (``tests/reliability/crash_recovery.py``) with N seeded crash points.
 
 It prints the tables (faults injected by kind, resyncs, recoveries, reconnects, orders, fills,
-each invariant with its checks and PASS/FAIL) and exits 1 if any invariant failed.
+orders the gate refused by reason, each invariant with its checks and PASS/FAIL: no order at
+the exchange unknown to the engine, zero open after each completed kill, fills booked once,
+limits held counting working orders, ...) and exits 1 if any invariant failed.
 
 Run: ``python scripts/soak.py --minutes 30 --seed 7`` (or ``make soak``).
 """
@@ -39,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--faults",
         default="",
-        help="random faults between checkpoints, e.g. ws_drop=0.002,rest_500=0.02",
+        help="random faults between checkpoints, e.g. ws_drop=0.002,rest_500=0.02,trickle=0.4@0.01",
     )
     parser.add_argument("--crash-cycles", type=int, default=0, help="kill -9 cycles afterwards")
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the journals here")

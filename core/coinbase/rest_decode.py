@@ -375,17 +375,26 @@ def decode_products(data: JsonObject) -> list[Product]:
 
 
 def _each(
-    items: list[Any], name: str, decode: Callable[[JsonObject], T], default_kind: str
+    items: list[Any],
+    name: str,
+    decode: Callable[[JsonObject], T],
+    default_kind: str,
+    salvage: Callable[[JsonObject], T | None] | None = None,
 ) -> list[T]:
     """Decode every item of a list; one that raises ``DecodeError`` is refused (counted under
-    its kind) and costs only itself."""
+    its kind) and costs only itself. ``salvage`` may still make something of a refused item
+    (what is safe to pass on), which is then kept as well as counted."""
     decoded: list[T] = []
     for item in items:
         try:
             decoded.append(decode(_as_obj(item, name)))
         except DecodeError as exc:
             kind = exc.kind if isinstance(exc, ImpossibleDataError) else default_kind
-            REFUSED_EXCHANGE_DATA.refuse(kind, f"{name} refused: {exc.message}")
+            kept = salvage(item) if salvage is not None and isinstance(item, dict) else None
+            note = "; listed for cancelling only" if kept is not None else ""
+            REFUSED_EXCHANGE_DATA.refuse(kind, f"{name} refused: {exc.message}{note}")
+            if kept is not None:
+                decoded.append(kept)
     return decoded
 
 
@@ -646,14 +655,64 @@ def _order_configuration(data: JsonObject) -> JsonObject:
     return {}
 
 
+def cancel_only_order(data: JsonObject) -> ExchangeOrder | None:
+    """What is safe to pass on of an order refused as impossible or unreadable: its identity
+    and open status, so cancel-all and the kill switch still find and cancel it (a refused
+    open order left out of a listing stayed open at the venue after a kill said DONE).
+
+    Only an order that still names itself, its product and its side, with an open status;
+    None otherwise. Its sizes and prices are kept where each is a sane amount; its fill
+    figures are not: they are zero, which the order manager never takes for news (a report
+    behind what it holds is ignored; one of an order it does not know books nothing), so
+    nothing is ever booked from a refused report."""
+    try:
+        order_id = _str(data, "order_id")
+        product_id = _str(data, "product_id")
+        side = _side(data)
+        client_order_id = _opt_str(data, "client_order_id") or ""
+    except DecodeError:
+        return None
+    status = order_status(_text_or_none(data.get("status")))
+    if not status.is_open:
+        return None
+    configuration = _order_configuration(data)
+
+    def sane(*names: str) -> Decimal | None:
+        try:
+            value = _opt_decimal(configuration, *names)
+        except DecodeError:
+            return None
+        if value is None or amount_problem(value, names[0], zero_ok=False) is not None:
+            return None
+        return value
+
+    return ExchangeOrder(
+        order_id=order_id,
+        client_order_id=client_order_id,
+        product_id=product_id,
+        side=side,
+        status=status,
+        order_type=_text_or_none(data.get("order_type")) or "UNKNOWN_ORDER_TYPE",
+        base_size=sane("base_size"),
+        quote_size=sane("quote_size"),
+        limit_price=sane("limit_price"),
+        stop_price=sane("stop_price", "stop_trigger_price"),
+    )
+
+
 def decode_get_order(data: JsonObject) -> ExchangeOrder:
     """``GET /orders/historical/{id}`` -> ``{"order": {...}}``."""
     return decode_order(_obj(data, "order"))
 
 
 def decode_orders_page(data: JsonObject) -> Page[ExchangeOrder]:
-    """``GET /orders/historical/batch`` -> ``{"orders", "has_next", "cursor", "sequence"}``."""
-    orders = _each(_list(data, "orders"), "orders[]", decode_order, BAD_ORDER)
+    """``GET /orders/historical/batch`` -> ``{"orders", "has_next", "cursor", "sequence"}``.
+
+    A refused order that is still open keeps its place, for cancelling only (see
+    ``cancel_only_order``): refusing its numbers must not hide it from the kill switch."""
+    orders = _each(
+        _list(data, "orders"), "orders[]", decode_order, BAD_ORDER, salvage=cancel_only_order
+    )
     has_next, cursor = _page_cursor(data)
     return Page(orders, has_next, cursor)
 

@@ -3,11 +3,13 @@
 A ``FaultPlan`` holds the random faults, parsed from one string (``cryptoj sim --faults``)::
 
     ws_drop=0.01,ws_close_1001=0.005,seq_skip=0.01,silence=3@0.002,malformed=0.01,
-    rest_429=0.05,rest_500=0.05,rest_delay=15@0.02,lose_order_response=0.1
+    rest_429=0.05,rest_500=0.05,rest_delay=15@0.02,lose_order_response=0.1,
+    late_order=25@0.05,trickle=2@0.01
 
 Each item is ``name=PROBABILITY`` or ``name=AMOUNT@PROBABILITY``. WebSocket faults are
 drawn once per data message the server is about to send on a connection; REST faults once
-per request (``lose_order_response`` once per POST /orders). See ``FAULT_HELP``.
+per request (``lose_order_response`` and ``late_order`` once per POST /orders). See
+``FAULT_HELP``.
 
 A ``FaultInjector`` draws them with its own seeded generators and also fires one-shot faults
 for tests (``drop_websockets()``, ``next_rest(429)``, ...). The server owns the sockets, so
@@ -39,7 +41,15 @@ fault plan: comma-separated NAME=P or NAME=AMOUNT@P, P a probability in [0, 1]
     rest_delay=S@P         hold the answer S seconds (longer than the client's timeout)
     lose_order_response=P  POST /orders: create the order, then drop the connection
                            without an answer (the client cannot know the outcome)
-  example: --faults ws_drop=0.01,silence=3@0.002,rest_429=0.05,lose_order_response=0.1"""
+    late_order=S@P         POST /orders: the request reaches the exchange S seconds late:
+                           the order is created (and answered) only then, after a client
+                           with a shorter deadline gave up; it shows up later in listings
+                           and on the user channel
+    trickle=S@P            answer, then send the body one byte every S seconds (each byte
+                           resets a per-read timeout: only a total deadline ends the call);
+                           the request itself is carried out at once
+  example: --faults ws_drop=0.01,silence=3@0.002,rest_429=0.05,lose_order_response=0.1
+  late POSTs and trickling answers: --faults late_order=25@0.05,trickle=2@0.01"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,10 @@ class FaultPlan:
     rest_delay: float = 0.0
     rest_delay_s: float = 15.0
     lose_order_response: float = 0.0
+    late_order: float = 0.0
+    late_order_s: float = 25.0  # past the client's default 20 s total deadline
+    trickle: float = 0.0
+    trickle_s: float = 2.0  # seconds between two bytes of the answer
 
     @property
     def ws_active(self) -> bool:
@@ -65,7 +79,16 @@ class FaultPlan:
 
     @property
     def rest_active(self) -> bool:
-        return any((self.rest_429, self.rest_500, self.rest_delay, self.lose_order_response))
+        return any(
+            (
+                self.rest_429,
+                self.rest_500,
+                self.rest_delay,
+                self.lose_order_response,
+                self.late_order,
+                self.trickle,
+            )
+        )
 
     @classmethod
     def parse(cls, text: str) -> FaultPlan:
@@ -93,7 +116,7 @@ class FaultPlan:
                 if amount_field is None:
                     raise ValueError(f"fault {name!r} takes no amount; write {name}=P")
                 changes[amount_field] = _parse_amount(name, amount_text, amount_field)
-            elif name == "silence" or name == "rest_delay":
+            elif name in _NEEDS_DURATION:
                 raise ValueError(f"fault {name!r} needs a duration; write {name}=SECONDS@P")
             plan = replace(plan, **changes)  # type: ignore[arg-type]
         return plan
@@ -123,7 +146,11 @@ _FAULT_AMOUNTS: Final[dict[str, str | None]] = {
     "rest_500": None,
     "rest_delay": "rest_delay_s",
     "lose_order_response": None,
+    "late_order": "late_order_s",
+    "trickle": "trickle_s",
 }
+# Faults whose duration has no sensible default: the plan must say it.
+_NEEDS_DURATION: Final = frozenset({"silence", "rest_delay", "late_order", "trickle"})
 assert set(_FAULT_AMOUNTS) | {f for f in _FAULT_AMOUNTS.values() if f} == {
     f.name for f in fields(FaultPlan)
 }
@@ -168,11 +195,18 @@ class RestFaultKind(StrEnum):
     SERVER_ERROR = "500"
     DELAY = "delay"
     LOSE_ORDER_RESPONSE = "lose_order_response"
+    LATE_ORDER = "late_order"
+    TRICKLE = "trickle"
+
+
+# Faults that wait for the next POST /orders, whatever other requests come first.
+_ORDER_ONLY: Final = frozenset({RestFaultKind.LOSE_ORDER_RESPONSE, RestFaultKind.LATE_ORDER})
 
 
 @dataclass(frozen=True, slots=True)
 class RestFault:
     kind: RestFaultKind
+    # DELAY and LATE_ORDER: how long the request is held; TRICKLE: seconds between bytes.
     delay_s: float = 0.0
 
 
@@ -205,6 +239,7 @@ class FaultInjector:
         self._pending_rest: deque[RestFault] = deque()
         self._pending_order: deque[RestFault] = deque()
         self.injected: Counter[str] = Counter()
+        self.trickled_bytes = 0  # bytes of trickled answers sent (the server counts them)
 
     @property
     def plan(self) -> FaultPlan:
@@ -255,16 +290,23 @@ class FaultInjector:
         """Make the next ``count`` REST requests fail with ``status``.
 
         ``status`` is 429, 500, ``"delay"`` (answer after ``delay_s``, default the plan's
-        ``rest_delay_s``) or ``"lose_order_response"`` (applies to the next POST /orders,
-        whatever other requests come first).
+        ``rest_delay_s``), ``"trickle"`` (the answer one byte every ``delay_s``, default the
+        plan's ``trickle_s``), or one that applies to the next POST /orders whatever other
+        requests come first: ``"lose_order_response"``, ``"late_order"`` (the order created
+        and answered ``delay_s`` late, default the plan's ``late_order_s``).
         """
         kind = RestFaultKind(str(status))
         if count < 1:
             raise ValueError("count must be at least 1")
-        fault = RestFault(kind, self._plan.rest_delay_s if delay_s is None else delay_s)
-        queue = (
-            self._pending_order if kind is RestFaultKind.LOSE_ORDER_RESPONSE else self._pending_rest
-        )
+        if delay_s is None:
+            delay_s = {
+                RestFaultKind.LATE_ORDER: self._plan.late_order_s,
+                RestFaultKind.TRICKLE: self._plan.trickle_s,
+            }.get(kind, self._plan.rest_delay_s)
+        elif delay_s <= 0:
+            raise ValueError("delay_s must be positive")
+        fault = RestFault(kind, delay_s)
+        queue = self._pending_order if kind in _ORDER_ONLY else self._pending_rest
         queue.extend([fault] * count)
 
     def clear(self) -> None:
@@ -329,4 +371,9 @@ class FaultInjector:
             return RestFault(RestFaultKind.DELAY, plan.rest_delay_s)
         if is_order and plan.lose_order_response and draw() < plan.lose_order_response:
             return RestFault(RestFaultKind.LOSE_ORDER_RESPONSE)
+        # Drawn after the older faults, so a plan without these draws what it always drew.
+        if is_order and plan.late_order and draw() < plan.late_order:
+            return RestFault(RestFaultKind.LATE_ORDER, plan.late_order_s)
+        if plan.trickle and draw() < plan.trickle:
+            return RestFault(RestFaultKind.TRICKLE, plan.trickle_s)
         return None

@@ -134,6 +134,7 @@ class RestHandlers:
     ) -> web.StreamResponse:
         try:
             path = request.path
+            trickle_s: float | None = None
             if path.startswith(API_PREFIX):
                 is_order = request.method == "POST" and path == f"{API_PREFIX}/orders"
                 fault = self.faults.rest_fault(is_order=is_order)
@@ -143,11 +144,15 @@ class RestHandlers:
                     if fault.kind is RestFaultKind.SERVER_ERROR:
                         body = wire.error_body("INTERNAL", "internal server error")
                         return _json(body, 500)
-                    if fault.kind is RestFaultKind.DELAY:
+                    if fault.kind in (RestFaultKind.DELAY, RestFaultKind.LATE_ORDER):
                         # Read the body first: the client may hang up during the delay, and
-                        # a slow exchange still acts on a request it has received.
+                        # a slow exchange still acts on a request it has received (aiohttp
+                        # runs a handler to its end when the client hangs up). A late POST
+                        # /orders is created only now: it lands after the client gave up.
                         await request.read()
                         await asyncio.sleep(fault.delay_s)
+                    elif fault.kind is RestFaultKind.TRICKLE:
+                        trickle_s = fault.delay_s
                     else:
                         request[_LOSE_RESPONSE] = True
                 if not self._is_public(path):
@@ -155,7 +160,10 @@ class RestHandlers:
                     if user_id is None:
                         return web.Response(status=401, text="Unauthorized")
                     request[_USER_ID] = user_id
-            return await handler(request)
+            response = await handler(request)
+            if trickle_s is not None and isinstance(response, web.Response):
+                return await self._trickle(request, response, trickle_s)
+            return response
         except _ApiError as error:
             return _json(wire.error_body(error.error, error.message), error.status)
         except web.HTTPException:
@@ -163,6 +171,31 @@ class RestHandlers:
         except Exception:
             log.exception("bug in the simulated exchange: %s %s", request.method, request.path)
             return _json(wire.error_body("INTERNAL", "internal server error"), 500)
+
+    async def _trickle(
+        self, request: web.Request, answer: web.Response, interval_s: float
+    ) -> web.StreamResponse:
+        """Send ``answer`` one byte every ``interval_s`` (a congested link or a hostile proxy).
+
+        The request was carried out; only its answer crawls. Each byte resets a client's
+        per-read timeout, so only a total deadline per call ends the wait. Streamed through
+        aiohttp's ``StreamResponse``; stops when the client hangs up."""
+        body = answer.body
+        if not isinstance(body, bytes):
+            return answer
+        stream = web.StreamResponse(status=answer.status)
+        stream.content_type = answer.content_type
+        stream.content_length = len(body)  # declared in full: the client waits for all of it
+        try:
+            await stream.prepare(request)
+            for index in range(len(body)):
+                await asyncio.sleep(interval_s)
+                await stream.write(body[index : index + 1])
+                self.faults.trickled_bytes += 1
+            await stream.write_eof()
+        except ConnectionError:  # the client gave up (its deadline): nobody is reading
+            log.debug("trickled answer to %s %s cut by the client", request.method, request.path)
+        return stream
 
     def _authenticate(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")

@@ -84,6 +84,10 @@ class CoinbaseVenue:
     def set_listener(self, listener: VenueListener) -> None:
         self._listener = listener
 
+    def bad_input_counts(self) -> dict[str, int]:
+        """What the user stream refused or could not read, by kind."""
+        return self.user_stream.bad_input.counts()
+
     async def start(self) -> None:
         """Run the user socket in the background (it reconnects on its own, forever)."""
         if self.user_socket is None or self._socket_task is not None:

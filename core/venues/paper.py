@@ -377,6 +377,9 @@ class PaperVenue:
         """No user channel: the paper venue's updates come from this process."""
         return None
 
+    def bad_input_counts(self) -> dict[str, int]:
+        return {}  # no stream of its own to refuse input from
+
     def add_products(self, products: Iterable[Product]) -> None:
         """Products whose increments became known after construction (loaded at start-up)."""
         for product in products:

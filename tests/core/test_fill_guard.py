@@ -4,7 +4,9 @@ and announced to the registry's listeners (the engine's event list)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from hypothesis import strategies as st
 
 from core.bad_input import REFUSED_EXCHANGE_DATA
 from core.clock import ManualClock
+from core.config import load_settings
+from core.engine import REFUSAL_EVENT_INTERVAL_S, Engine
 from core.fill_guard import (
     FILL_NOT_SANE,
     FILL_PAST_ORDER_SIZE,
@@ -158,26 +162,38 @@ async def test_a_possible_fill_after_a_refused_one_is_booked(
 # --------------------------------------------------------------------------- on screen
 
 
-def test_the_engine_shows_refusals_once_per_kind_per_interval(
-    tmp_path: Path, clock: ManualClock
-) -> None:
-    from core.config import load_settings
-    from core.engine import REFUSAL_EVENT_INTERVAL_S, Engine
-
+def _paper_engine(tmp_path: Path, clock: ManualClock, name: str = "journal-paper") -> Engine:
     settings = load_settings(
         None,
         overrides={"mode": "paper", "storage": {"data_dir": str(tmp_path)}},
         environ={"HOME": "/nonexistent-home"},
     )
-    engine = Engine(
+    return Engine(
         settings,
         None,
         clock=clock,
         mode="paper",
-        journal_file=tmp_path / "journal-paper.sqlite3",
+        journal_file=tmp_path / f"{name}.sqlite3",
         market_feed=lambda market: None,
     )
+
+
+@contextlib.asynccontextmanager
+async def _running(engine: Engine) -> AsyncIterator[None]:
+    task = asyncio.create_task(engine.run())
+    await asyncio.sleep(0)  # run() has begun: its listener is registered
     try:
+        yield
+    finally:
+        await engine.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def test_the_engine_shows_refusals_once_per_kind_per_interval(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    engine = _paper_engine(tmp_path, clock)
+    async with _running(engine):
         for _ in range(3):
             REFUSED_EXCHANGE_DATA.refuse(FILL_PAST_ORDER_SIZE, "order x: 5 past 0.001")
         shown = [e.text for e in engine.snapshot().events if "refused exchange data" in e.text]
@@ -188,6 +204,21 @@ def test_the_engine_shows_refusals_once_per_kind_per_interval(
         assert len(shown) == 2
         counts = engine.refused_input_counts()
         assert counts[f"exchange.{FILL_PAST_ORDER_SIZE}"] >= 4
-    finally:
-        REFUSED_EXCHANGE_DATA.remove_listener(engine._on_refused_exchange_data)
-        engine.journal.close()
+        assert not any(key.startswith("user.") for key in counts), "paper has no user stream"
+
+
+async def test_engines_started_and_stopped_in_turn_leave_no_listener_behind(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    before = REFUSED_EXCHANGE_DATA.listener_count
+    for round_number in range(5):
+        engine = _paper_engine(tmp_path, clock, f"journal-{round_number}")
+        assert REFUSED_EXCHANGE_DATA.listener_count == before, "built, not running: no listener"
+        async with _running(engine):
+            assert REFUSED_EXCHANGE_DATA.listener_count == before + 1
+            REFUSED_EXCHANGE_DATA.refuse(FILL_NOT_SANE, f"round {round_number}")
+            assert any(f"round {round_number}" in e.text for e in engine.snapshot().events)
+        assert REFUSED_EXCHANGE_DATA.listener_count == before
+        # A stopped engine hears nothing more.
+        REFUSED_EXCHANGE_DATA.refuse(FILL_NOT_SANE, f"after round {round_number}")
+        assert not any("after round" in e.text for e in engine.snapshot().events)

@@ -216,6 +216,9 @@ class FakeVenue:
     def user_socket(self) -> None:
         return None
 
+    def bad_input_counts(self) -> dict[str, int]:
+        return {}
+
     def add_products(self, products: Sequence[Product]) -> None:
         return None
 

@@ -252,6 +252,48 @@ def _totals(items: Iterable[tuple[Decimal, Decimal, Decimal]]) -> tuple[Decimal,
     return (size.normalize(), value.normalize(), fees.normalize())
 
 
+@dataclass(frozen=True, slots=True)
+class WorkingAtVenue:
+    """One of our orders open at the venue: what it may still trade."""
+
+    product_id: str
+    side: str  # "BUY" or "SELL"
+    remaining: Decimal
+
+
+def check_limits_held(
+    working: Sequence[WorkingAtVenue],
+    *,
+    product_id: str,
+    held: Decimal,
+    lowest_buy_price: Decimal | None,
+    max_open_orders: int,
+    max_position: Decimal,
+) -> list[str]:
+    """The limits hold counting working orders, judged from the venue's books alone: at most
+    ``max_open_orders`` open, and ``product_id``'s position if every open buy fills (``held``
+    plus their remaining sizes) valued at ``lowest_buy_price`` (the lowest price of any buy
+    of ours: the gate valued each growing buy at its own price, never lower, and a fill moves
+    size from the order to the balance, which keeps the sum) within ``max_position``. Sells
+    only shrink a long position (the soak starts long and the gate refuses selling more than
+    is held), so the long side is the worst case."""
+    problems: list[str] = []
+    if len(working) > max_open_orders:
+        problems.append(f"{len(working)} open at the venue > limit {max_open_orders}")
+    if lowest_buy_price is None:
+        return problems
+    buys = sum(
+        (w.remaining for w in working if w.product_id == product_id and w.side == "BUY"), ZERO
+    )
+    worst = (held + buys) * lowest_buy_price
+    if worst > max_position:
+        problems.append(
+            f"{product_id} worst case {worst:.2f} (held {held}, open buys {buys}) > limit "
+            f"{max_position}"
+        )
+    return problems
+
+
 def ledger_from_fills(
     start: Mapping[str, Decimal], fills: Iterable[JournalFill], quote: str = "USD"
 ) -> dict[str, Decimal]:

@@ -9,8 +9,11 @@ strategy's timers all run on one simulated time, faster than real time.
 The run is a seeded list of episodes. Each one trades for a random while, then injects ONE
 fault through the sim's ``FaultInjector`` (a WebSocket drop, a 1001 close, a sequence gap, a
 silence past the engine's watchdog, a malformed frame, a 429, a 500, a REST answer slower
-than the client's timeout, an order accepted with its response lost) or presses the kill
-switch, trades on for ``settle_s`` while the engine copes, and ends at a checkpoint: faults
+than the client's timeout, an order accepted with its response lost, an order POST that
+reaches the sim after the client's deadline, an answer trickled one byte at a time) or
+presses the kill switch (alone, or in a REST 500/429 storm, with journal writes failing, with
+an order POST arriving late, with answers trickling), trades on for ``settle_s`` while the
+engine copes, and ends at a checkpoint: faults
 off and the strategy paused, the engine must come back on its own while the market moves on
 (books LIVE, user stream up, reconciled, no order in flight) within ``recovery_timeout_s``.
 Then, with the market frozen so that the sim's state stands still, every invariant is checked
@@ -23,7 +26,13 @@ against the exchange's own state:
 - positions and balances equal the sim's (the portfolio's, and the journal's fills summed);
 - after each kill (the switch, or an automatic trigger), the sim lists no open order of ours
   within ``kill_bound_s`` (real seconds), no order request leaves while HALTED, and none is
-  open when the trader resumes.
+  open when the trader resumes;
+- when a kill reports DONE, the sim holds zero open orders of ours at that moment (a late
+  POST included: the sweep must have waited for it);
+- at every tick, the limits hold counting working orders, judged from the sim's own books:
+  our open orders there number at most ``max_open_orders``, and the strategy product's
+  worst case (the sim's balance plus every open buy's remaining size) valued at the lowest
+  price any buy was sent at is within ``max_position_notional`` (see ``check_limits_held``).
 
 The optional ``background`` FaultPlan adds random faults between checkpoints (the long run).
 ``run_soak`` returns a ``SoakReport``; ``SoakReport.table()`` is what the test and
@@ -47,10 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import ManualClock
-from core.config import Settings, load_settings
-from core.emergency import ResumeRefused
+from core.config import MarketMakerSettings, Settings, load_settings
+from core.emergency import KillPhase, KillProgress, ResumeRefused
 from core.engine import Engine
-from core.model import ExchangeOrderStatus, OrderSpec
+from core.model import ExchangeOrderStatus, OrderSpec, Side
 from core.sim.agents import MarketAgents
 from core.sim.exchange import SimExchange
 from core.sim.faults import FaultPlan
@@ -63,8 +72,10 @@ from tests.reliability.invariants import (
     JournalView,
     VenueFill,
     VenueOrder,
+    WorkingAtVenue,
     check_fills_once,
     check_ledger,
+    check_limits_held,
     check_one_order_per_intent,
     check_orders_known_both_ways,
     ledger_from_fills,
@@ -84,13 +95,23 @@ FAULT_KINDS: tuple[str, ...] = (
     "rest_500",
     "rest_delay",
     "lose_order_response",
+    "late_order",  # the next order POST reaches the sim after the client's deadline
+    "trickle",  # the next REST answer comes one byte at a time (the total deadline cuts it)
     # Issue 9 §2: the kill switch under faults (episodes of their own, see ``_episode``).
     "kill_in_rest_storm",  # REST answers 500 and 429 in bursts while the kill sweeps
     "kill_journal_failing",  # every journal write fails (a full disk) while the kill sweeps
+    "kill_late_order",  # the kill is pressed while an order POST is held at the sim
+    "kill_trickle",  # the kill's REST answers trickle one byte at a time
 )
 KILL = "kill"
-KILL_FAULTS: tuple[str, ...] = ("kill_in_rest_storm", "kill_journal_failing")
+KILL_FAULTS: tuple[str, ...] = (
+    "kill_in_rest_storm",
+    "kill_journal_failing",
+    "kill_late_order",
+    "kill_trickle",
+)
 REST_STORM_BURST = 6  # failed REST answers of each kind in a storm
+KILL_TRICKLES = 2  # trickled REST answers during a kill
 
 INVARIANTS: tuple[str, ...] = (
     "book equals the sim's after resync",
@@ -99,6 +120,8 @@ INVARIANTS: tuple[str, ...] = (
     "every sim fill journaled exactly once",
     "positions and balances equal the sim's",
     "kill: none sent, none open past the bound",
+    "kill done: zero open at the sim",
+    "limits held counting working orders",
 )
 (
     BOOK_EQUAL,
@@ -107,6 +130,8 @@ INVARIANTS: tuple[str, ...] = (
     FILLS_ONCE,
     POSITIONS,
     KILL_FLAT,
+    KILL_DONE_FLAT,
+    LIMITS_HELD,
 ) = INVARIANTS
 
 _OPEN = (
@@ -123,7 +148,7 @@ class SoakConfig:
 
     seed: int = 7
     episodes: int = 16  # at least one of each fault kind, plus kills (see ``schedule``)
-    kills: int = 4
+    kills: int = 1  # plain presses; the four kill_* episodes press it too
     real_minutes: float | None = None  # the long run: episodes until this much real time
     products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
     strategy_product: str = "BTC-USD"
@@ -133,14 +158,22 @@ class SoakConfig:
     rate: float = 150.0  # level2 updates per simulated second (the market agents' rate)
     step_s: float = 0.1  # simulated seconds per tick
     tick_pause_s: float = 0.01  # real seconds yielded to the engine per tick
-    trade_s: tuple[float, float] = (2.0, 5.0)  # simulated trading before each fault
+    trade_s: tuple[float, float] = (1.5, 4.0)  # simulated trading before each fault
     settle_s: float = 4.0  # simulated time the engine copes with the fault before a check
     fault_use_s: float = 15.0  # at most this long (simulated) for a REST fault to be used
     watchdog_s: float = 2.0  # the engine's WebSocket silence timeout (simulated seconds)
     stale_after_s: float = 3.0  # the engine's book staleness / snapshot deadline (simulated)
     silence_s: float = 3.0  # how long a silence fault lasts: past the watchdog
     request_timeout_s: float = 1.5  # the engine's REST read timeout (real seconds)
+    request_deadline_s: float = 1.2  # the engine's total deadline per REST call (real s)
     rest_delay_s: float = 2.0  # a slow REST answer: past the timeout
+    late_order_s: float = 1.5  # a late order POST lands this long (real s): past the deadline
+    trickle_s: float = 0.3  # real seconds between two bytes of a trickled answer
+    # Limits tight enough to bind (the soak checks them from the sim's books): open orders,
+    # and the strategy product's position, its start plus this many quotes' worth.
+    unknown_absent_s: float = 30.0
+    max_open_orders: int = 2
+    position_headroom_quotes: int = 1
     kill_bound_s: float = 5.0  # real seconds from the kill press to no open order at the sim
     kill_hold_s: float = 1.5  # simulated time HALTED before resuming (nothing may appear)
     recovery_timeout_s: float = 20.0  # real seconds a checkpoint waits for the engine
@@ -189,6 +222,8 @@ class SoakReport:
     # Exchange input refused or unreadable during the run, by source and kind (see
     # Engine.refused_input_counts): market.<kind>, user.<kind>, exchange.<kind>.
     refused_inputs: Counter[str] = field(default_factory=Counter)
+    # Orders the gate refused, by reason (the limits binding shows here).
+    denials: Counter[str] = field(default_factory=Counter)
     simulated_s: float = 0.0
     real_s: float = 0.0
     invariants: dict[str, InvariantTally] = field(
@@ -231,6 +266,9 @@ class SoakReport:
         ]
         refused = sorted(self.refused_inputs.items())
         lines += [f"  {kind:<30}{count:>8}" for kind, count in refused] or ["  (none)"]
+        lines += ["", f"{'orders refused by the gate':<32}{'count':>8}"]
+        denied = sorted(self.denials.items())
+        lines += [f"  {reason:<30}{count:>8}" for reason, count in denied] or ["  (none)"]
         lines += [
             "",
             f"{'invariant':<48}{'checks':>8}{'passed':>8}  result",
@@ -243,17 +281,28 @@ class SoakReport:
         return "\n".join(lines)
 
 
-def soak_settings(config: SoakConfig, data_dir: Path) -> Settings:
+def soak_settings(
+    config: SoakConfig, data_dir: Path, risk: dict[str, Any] | None = None
+) -> Settings:
     """An engine tuned for the soak: fast reconnects, short timeouts, the market maker on."""
     overrides: dict[str, Any] = {
         # A book waiting for a lost snapshot is resubscribed after this long (simulated s).
         "market": {"products": list(config.products), "stale_after_s": config.stale_after_s},
-        "risk": dict(PROOF_RISK),
+        "risk": {
+            **PROOF_RISK,
+            "max_open_orders": config.max_open_orders,
+            # An order of unknown outcome is proven absent after this long (simulated): still
+            # past a late POST's landing (``late_order_s`` real is well under it), shorter
+            # than the default 60 s so a checkpoint does not wait a minute for a 500.
+            "unknown_order_absent_s": config.unknown_absent_s,
+            **(risk or {}),
+        },
         "storage": {"data_dir": str(data_dir)},
         "exchange": {
             "reconnect_initial_s": 0.05,
             "reconnect_max_s": 0.2,
             "request_timeout_s": config.request_timeout_s,
+            "request_deadline_s": config.request_deadline_s,
             "connect_timeout_s": 1.0,
             "ws_silence_timeout_s": config.watchdog_s,
         },
@@ -306,6 +355,9 @@ class Soak:
         self._halted_since: float | None = None  # set while trading is not ACTIVE
         self._halt_seen_at = 0.0  # real time the automatic halt was noticed
         self._sent_while_halted: list[str] = []  # client order ids (see _spy_on_sends)
+        self._settings: Settings | None = None
+        self._kills_checked: set[int] = set()  # kill tasks whose DONE was checked
+        self._lowest_buy_price: Decimal | None = None  # of the buys sent so far
 
     # ------------------------------------------------------------------ the run
 
@@ -314,7 +366,10 @@ class Soak:
         endpoints = await self.server.start()
         self._user = endpoints.user_id
         self._start_balances = self._sim_totals()
-        settings = soak_settings(self.config, self.data_dir)
+        settings = soak_settings(
+            self.config, self.data_dir, {"max_position_notional": self._position_limit()}
+        )
+        self._settings = settings
         engine = Engine(
             settings,
             endpoints_of(endpoints),
@@ -397,6 +452,7 @@ class Soak:
         self.server.flush()
         await asyncio.sleep(self.config.tick_pause_s)
         self._watch_halts()
+        self._check_limits()
 
     async def _trade(self, simulated_s: float) -> None:
         for _ in range(max(1, round(simulated_s / self.config.step_s))):
@@ -442,6 +498,10 @@ class Soak:
             faults.next_rest("delay", delay_s=config.rest_delay_s)
         elif kind == "lose_order_response":
             faults.next_rest("lose_order_response")
+        elif kind == "late_order":
+            faults.next_rest("late_order", delay_s=config.late_order_s)
+        elif kind == "trickle":
+            faults.next_rest("trickle", delay_s=config.trickle_s)
         else:  # pragma: no cover - the schedule only holds known kinds
             raise ValueError(kind)
 
@@ -473,11 +533,24 @@ class Soak:
         """Press the kill switch while REST fails in bursts, or while no journal write can
         succeed: the sweep must still leave the sim with no open order within the bound."""
         engine = self._engine
+        faults = self.server.faults
+        config = self.config
         self.report.injected[kind] += 1
         restore: list[tuple[object, str, object]] = []
         if kind == "kill_in_rest_storm":
-            self.server.faults.next_rest(500, REST_STORM_BURST)
-            self.server.faults.next_rest(429, REST_STORM_BURST)
+            faults.next_rest(500, REST_STORM_BURST)
+            faults.next_rest(429, REST_STORM_BURST)
+        elif kind == "kill_late_order":
+            # Trade until the strategy's next order POST is held at the sim, then press: the
+            # sweep must wait for it to land and cancel it.
+            late = faults.injected["rest_late_order"]
+            faults.next_rest("late_order", delay_s=config.late_order_s)
+            for _ in range(round(config.fault_use_s / config.step_s)):
+                if faults.injected["rest_late_order"] > late:
+                    break
+                await self._tick()
+        elif kind == "kill_trickle":
+            faults.next_rest("trickle", KILL_TRICKLES, delay_s=config.trickle_s)
         else:
             journal = engine.journal
 
@@ -507,6 +580,9 @@ class Soak:
         tally.checks += 1
         failures = len(tally.failures)
         bound = self.config.kill_bound_s
+        if what in ("kill_trickle", "kill_late_order"):
+            # A trickled call holds the sweep until its deadline; a late POST lands late.
+            bound += self.config.request_deadline_s * KILL_TRICKLES + self.config.late_order_s
         while self._sim_open_orders():
             if time.perf_counter() - pressed > bound:
                 open_ids = [o.client_order_id for o in self._sim_open_orders()]
@@ -527,6 +603,25 @@ class Soak:
             tally.failures.append(f"{what}: sent while HALTED: {self._sent_while_halted}")
             self._sent_while_halted = []
 
+    def _check_kill_done(self, task: asyncio.Task[KillProgress]) -> None:
+        """A kill that says DONE leaves zero open orders of ours at the sim, now (HALTED
+        pauses the strategy, so nothing new can appear; a late POST must have been waited
+        for)."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        if id(task) in self._kills_checked:
+            return
+        self._kills_checked.add(id(task))
+        tally = self.report.invariants[KILL_DONE_FLAT]
+        tally.checks += 1
+        progress = task.result()
+        open_now = self._sim_open_orders()
+        if progress.phase is not KillPhase.DONE:
+            tally.failures.append(f"kill ended {progress.phase}: {progress.waiting}")
+        elif open_now:
+            ids = [o.client_order_id for o in open_now]
+            tally.failures.append(f"kill said DONE with {len(ids)} open at the sim: {ids}")
+
     def _spy_on_sends(self, engine: Engine) -> None:
         """Note every order request that leaves while trading is HALTED (the kill switch
         promises there is none). The real ``place`` is still what runs."""
@@ -536,6 +631,12 @@ class Soak:
         async def noted_place(spec: OrderSpec, client_order_id: str) -> CreateOrderOutcome:
             if engine.trading_state.state is TradingState.HALTED:
                 self._sent_while_halted.append(client_order_id)
+            if spec.side is Side.BUY and spec.product_id == self.config.strategy_product:
+                # The lowest price any buy was sent at (the limits check values at it).
+                price = spec.limit_price
+                low = self._lowest_buy_price
+                if price is not None and (low is None or price < low):
+                    self._lowest_buy_price = price
             return await place(spec, client_order_id)
 
         venue.place = noted_place  # type: ignore[method-assign]
@@ -547,6 +648,7 @@ class Soak:
             # The sweep may wait for an order of unknown outcome to be found or proven
             # absent (simulated time): the market and the clock move on meanwhile.
             await self._wait(task.done, "the kill sweep done", moving=True)
+            self._check_kill_done(task)
         deadline = time.perf_counter() + self.config.recovery_timeout_s
         while True:
             try:
@@ -574,6 +676,48 @@ class Soak:
             self._halted_since = self.clock.time()
             self._halt_seen_at = time.perf_counter()
             log.warning("soak: automatic halt: %s", engine.trading_state.last_change.cause)
+
+    # ------------------------------------------------------------------ limits
+
+    def _position_limit(self) -> Decimal:
+        """The strategy product's position limit: what the account holds at the start plus
+        ``position_headroom_quotes`` quotes, valued at the start's best ask (binds soon)."""
+        config = self.config
+        product_id = config.strategy_product
+        base = product_id.split("-")[0]
+        held = self._sim_totals().get(base, Decimal(0))
+        _bids, asks = self.exchange.book_levels(product_id, 1)
+        quote = MarketMakerSettings().order_size
+        return ((held + quote * config.position_headroom_quotes) * asks[0][0]).quantize(Decimal(1))
+
+    def _check_limits(self) -> None:
+        if self._settings is None or not self._user:
+            return
+        tally = self.report.invariants[LIMITS_HELD]
+        tally.checks += 1
+        problems = self._limit_problems()
+        if problems and len(tally.failures) < 20:
+            tally.failures.append("; ".join(problems))
+
+    def _limit_problems(self) -> list[str]:
+        """The limits, judged from the sim's books (not the gate's own arithmetic; see
+        ``check_limits_held``): our orders open at the sim, the sim's balance, and the lowest
+        price any buy was sent at (noted as it left, see ``_spy_on_sends``)."""
+        assert self._settings is not None
+        risk = self._settings.risk
+        product_id = self.config.strategy_product
+        working = [
+            WorkingAtVenue(o.product_id, o.side.value, (o.base_size or Decimal(0)) - o.filled_size)
+            for o in self._sim_open_orders()
+        ]
+        return check_limits_held(
+            working,
+            product_id=product_id,
+            held=self._sim_totals().get(product_id.split("-")[0], Decimal(0)),
+            lowest_buy_price=self._lowest_buy_price,
+            max_open_orders=risk.max_open_orders,
+            max_position=risk.max_position_notional,
+        )
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -785,6 +929,7 @@ class Soak:
         with contextlib.suppress(Exception):
             db = read_journal(self.journal_file)
             report.unknown_outcomes = _count_unknown(self.journal_file)
+            report.denials = _count_denials(self.journal_file)
             report.journal_fills = len(db.fills)
 
     @property
@@ -805,6 +950,8 @@ def _fault_name(key: str) -> str:
         "rest_500": "rest_500",
         "rest_delay": "rest_delay",
         "rest_lose_order_response": "lose_order_response",
+        "rest_late_order": "late_order",
+        "rest_trickle": "trickle",
     }.get(key, key)
 
 
@@ -816,6 +963,16 @@ def _count_unknown(journal_file: Path) -> int:
             "SELECT COUNT(DISTINCT client_order_id) FROM order_states WHERE state = 'UNKNOWN'"
         ).fetchone()
         return int(row[0])
+    finally:
+        db.close()
+
+
+def _count_denials(journal_file: Path) -> Counter[str]:
+    """Orders the gate refused, by reason."""
+    db = sqlite3.connect(f"file:{journal_file}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT reason, COUNT(*) FROM denials GROUP BY reason").fetchall()
+        return Counter({str(reason): int(count) for reason, count in rows})
     finally:
         db.close()
 

@@ -1,6 +1,7 @@
 """The soak, short version (CI): the engine trades with the market maker on the simulated
-exchange over loopback while every kind of fault is injected and the kill switch is pressed,
-and every invariant holds against the exchange's own state (see ``tests/reliability/soak.py``;
+exchange over loopback while every kind of fault is injected (late order POSTs and trickling
+answers included, during trading and during a kill) and the kill switch is pressed, and every
+invariant holds against the exchange's own state (see ``tests/reliability/soak.py``;
 the long run is ``scripts/soak.py`` / ``make soak``).
 
 Also here: the invariant checks themselves catch what they exist to catch, so a soak that
@@ -21,8 +22,10 @@ from tests.reliability.invariants import (
     JournalView,
     VenueFill,
     VenueOrder,
+    WorkingAtVenue,
     check_fills_once,
     check_ledger,
+    check_limits_held,
     check_one_order_per_intent,
     check_orders_known_both_ways,
     ledger_from_fills,
@@ -138,3 +141,25 @@ def test_the_ledger_of_journaled_fills_must_match_the_balances() -> None:
     assert check_ledger(held, {"USD": D("949.8"), "BTC": D("1.4")}) == [
         "BTC: expected 1.5, venue holds 1.4"
     ]
+
+
+def test_limits_counting_working_orders_are_checked_from_the_venue() -> None:
+    def check(working: list[WorkingAtVenue], held: str = "0.5") -> list[str]:
+        return check_limits_held(
+            working,
+            product_id="BTC-USD",
+            held=D(held),
+            lowest_buy_price=D(100),
+            max_open_orders=2,
+            max_position=D(60),
+        )
+
+    buy = WorkingAtVenue("BTC-USD", "BUY", D("0.05"))
+    sell = WorkingAtVenue("BTC-USD", "SELL", D("0.5"))
+    assert check([buy, sell]) == []  # 0.55 * 100 = 55 if the buy fills
+    assert "3 open at the venue > limit 2" in check([buy, buy, sell])[0]
+    # Two working buys: each alone fits, together they pass the limit.
+    assert "worst case 60.01" in check([buy, buy], held="0.5001")[0]
+    assert check([sell, sell]) == [], "sells shrink the long position"
+    other = WorkingAtVenue("ETH-USD", "BUY", D(5))
+    assert check([other]) == []

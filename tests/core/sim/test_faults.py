@@ -17,7 +17,8 @@ from core.sim.faults import (
 
 FULL = (
     "ws_drop=0.01,ws_close_1001=0.005,seq_skip=0.01,silence=3@0.002,malformed=0.01,"
-    "rest_429=0.05,rest_500=0.05,rest_delay=15@0.02,lose_order_response=0.1"
+    "rest_429=0.05,rest_500=0.05,rest_delay=15@0.02,lose_order_response=0.1,"
+    "late_order=25@0.05,trickle=2@0.01"
 )
 
 
@@ -58,8 +59,13 @@ def test_parse_the_brief_example() -> None:
         rest_delay=0.02,
         rest_delay_s=15.0,
         lose_order_response=0.1,
+        late_order=0.05,
+        late_order_s=25.0,
+        trickle=0.01,
+        trickle_s=2.0,
     )
     assert plan.ws_active and plan.rest_active
+    assert FaultPlan.parse("trickle=1@0.5").rest_active
     assert FaultPlan.parse(plan.describe()) == plan
 
 
@@ -85,6 +91,9 @@ def test_parse_amounts_spaces_and_empty() -> None:
         ("ws_drop=3@0.1", "takes no amount"),
         ("silence=0.1", "needs a duration"),
         ("rest_delay=0.1", "needs a duration"),
+        ("late_order=0.1", "needs a duration"),
+        ("trickle=0.1", "needs a duration"),
+        ("trickle=0@0.1", "must be positive"),
         ("silence=x@0.1", "not a number"),
         ("silence=0@0.1", "must be positive"),
         ("seq_skip=1.5@0.1", "not a number"),
@@ -106,6 +115,8 @@ def test_help_documents_every_fault() -> None:
         "rest_500",
         "rest_delay",
         "lose_order_response",
+        "late_order",
+        "trickle",
     ):
         assert name in FAULT_HELP
 
@@ -163,6 +174,31 @@ def test_one_shot_rest_faults_in_order() -> None:
     injector.silence(1)
     injector.clear()
     assert injector.rest_fault(is_order=False) is None and not injector.is_silent
+
+
+def test_late_orders_wait_for_a_post_and_trickles_take_any_request() -> None:
+    injector = FaultInjector(FaultPlan(late_order_s=9, trickle_s=3), seed=1, clock=ManualClock())
+    injector.next_rest("late_order")
+    injector.next_rest("trickle")
+    injector.next_rest("late_order", delay_s=0.5)
+    assert injector.rest_fault(is_order=False) == RestFault(RestFaultKind.TRICKLE, 3)
+    assert injector.rest_fault(is_order=False) is None, "a late order waits for an order"
+    assert injector.rest_fault(is_order=True) == RestFault(RestFaultKind.LATE_ORDER, 9)
+    assert injector.rest_fault(is_order=True) == RestFault(RestFaultKind.LATE_ORDER, 0.5)
+    assert injector.injected["rest_late_order"] == 2 and injector.injected["rest_trickle"] == 1
+    with pytest.raises(ValueError):
+        injector.next_rest("trickle", delay_s=0)
+
+
+def test_random_late_orders_and_trickles_follow_the_rates() -> None:
+    plan = FaultPlan.parse("late_order=5@0.3,trickle=1@0.2")
+    injector = FaultInjector(plan, seed=2, clock=ManualClock())
+    kinds = [f.kind if (f := injector.rest_fault(is_order=True)) else None for _ in range(2000)]
+    assert 0.26 < kinds.count(RestFaultKind.LATE_ORDER) / 2000 < 0.34
+    # 0.2 of what the late orders left over.
+    assert 0.11 < kinds.count(RestFaultKind.TRICKLE) / 2000 < 0.17
+    no_orders = FaultInjector(FaultPlan.parse("late_order=5@1"), seed=2, clock=ManualClock())
+    assert no_orders.rest_fault(is_order=False) is None
 
 
 def test_random_faults_are_seeded_and_follow_the_rates() -> None:
