@@ -220,6 +220,7 @@ class OrderManager:
         # next reconcile, which stays incomplete until they are (see ``_rejournal``).
         self._unjournaled: dict[str, ManagedOrder] = {}
         self._reconciling = True  # until the first reconcile after start
+        self._reconcile_running: asyncio.Future[ReconcileReport] | None = None
         self._reset_generation = 0
         # Orders written inside the journal batch of ``on_order_updates`` (None outside it).
         self._batch_written: list[ManagedOrder] | None = None
@@ -977,7 +978,33 @@ class OrderManager:
     # ----------------------------------------------------------------- reconcile
 
     async def reconcile(self) -> ReconcileReport:
-        """Bring every order we know (and every open one we don't) in line with the venue."""
+        """Bring every order we know (and every open one we don't) in line with the venue.
+
+        One at a time: a call while one runs joins it (its report). Two overlapping would
+        apply a listing made before the other's changes after them: the engine's tick,
+        started while a RESUME's reconciliation ran, listed orders open, and its listing
+        re-opened an order the user stream had just reported cancelled by the next kill.
+        A reset during the running one leaves ``reconciling`` set, so another follows."""
+        running = self._reconcile_running
+        if running is not None:
+            return await asyncio.shield(running)
+        done: asyncio.Future[ReconcileReport] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_consume_outcome)
+        self._reconcile_running = done
+        try:
+            report = await self._reconcile_once()
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        finally:
+            self._reconcile_running = None
+        done.set_result(report)
+        return report
+
+    async def _reconcile_once(self) -> ReconcileReport:
         generation = self._reset_generation
         self._reconciling = True
         fills_before = self._fills_emitted
@@ -1189,6 +1216,12 @@ class OrderManager:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _consume_outcome(future: asyncio.Future[ReconcileReport]) -> None:
+    """A reconciliation's failure is raised to its caller; joiners may be gone: no warning."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _cumulative_value(update: ExchangeOrder) -> Decimal:
