@@ -130,6 +130,9 @@ def journal_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 async def passive_bid(exchange: CoinbaseRestClient, ticks_below: int) -> Decimal:
+    """A bid far enough under the best bid (0.6 % at 40,000 ticks) that the agents' random walk
+    does not reach it during a test (500 ticks, $5, was reached on a busy machine), yet inside
+    the gate's price band (2 %)."""
     book = await exchange.get_product_book(PRODUCT, limit=1)
     return book.bids[0][0] - Decimal("0.01") * ticks_below
 
@@ -196,7 +199,7 @@ async def test_killed_before_the_request_left(
     child = await EngineChild.start(
         sim_process, tmp_path, "--crash-at", CrashPoint.BEFORE_SEND, "--clock-lag-s", "75"
     )
-    await child.submit("0.001", await passive_bid(exchange, 500))
+    await child.submit("0.001", await passive_bid(exchange, 40_000))
     assert await child.died_of_sigkill()
     [(client_order_id, state)] = journal_rows(
         tmp_path, "SELECT client_order_id, state FROM current_orders"
@@ -221,7 +224,7 @@ async def test_killed_after_the_request_reached_the_exchange(
     sim_process: SimProcess, exchange: CoinbaseRestClient, tmp_path: Path
 ) -> None:
     child = await EngineChild.start(sim_process, tmp_path, "--crash-at", CrashPoint.AFTER_SEND)
-    await child.submit("0.001", await passive_bid(exchange, 500))
+    await child.submit("0.001", await passive_bid(exchange, 40_000))
     assert await child.died_of_sigkill()
     [(client_order_id, state)] = journal_rows(
         tmp_path, "SELECT client_order_id, state FROM current_orders"
@@ -242,7 +245,7 @@ async def test_killed_after_the_answer_was_journaled(
     sim_process: SimProcess, exchange: CoinbaseRestClient, tmp_path: Path
 ) -> None:
     child = await EngineChild.start(sim_process, tmp_path, "--crash-at", CrashPoint.AFTER_ACK)
-    await child.submit("0.001", await passive_bid(exchange, 500))
+    await child.submit("0.001", await passive_bid(exchange, 40_000))
     assert await child.died_of_sigkill()
     [(client_order_id, order_id, state)] = journal_rows(
         tmp_path, "SELECT client_order_id, order_id, state FROM current_orders"
