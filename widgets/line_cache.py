@@ -1,12 +1,15 @@
-"""What the Line-API widgets (ladder, chart, tape, status line) share: the palette of their
-component styles, computed once, and the runs of lines that changed between two frames, so a
-frame repaints those and nothing else (docs/design.md §5)."""
+"""What the Line-API widgets (ladder, chart, tape, status line, positions, risk gauges) share:
+the palette of their component styles, computed once, the runs of lines that changed between
+two frames, so a frame repaints those and nothing else, and lines held as (text, style) spans
+(docs/design.md §5)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
+from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -24,6 +27,45 @@ def component_palette(widget: Widget, prefix: str) -> dict[str, Style]:
     for name in widget.COMPONENT_CLASSES:
         palette[name.removeprefix(prefix)] = base + widget.get_component_rich_style(name)
     return palette
+
+
+Span = tuple[str, str]
+"""A piece of a line: its text and its style's name in the widget's palette ("" = the base)."""
+
+ELLIPSIS = "…"
+
+
+def named_palette(widget: Widget, names: Sequence[str]) -> dict[str, Style]:
+    """The widget's base style (``""``) and base + each Rich style name in ``names``, plus
+    ``"pad"``: the base's background alone, what Textual pads a text line with (so a panel
+    drawn from spans looks exactly as the same text in a ``Static``)."""
+    base = widget.rich_style
+    palette = {"": base, "pad": Style(bgcolor=base.bgcolor)}
+    for name in names:
+        palette[name] = base + Style.parse(name) if name else base
+    return palette
+
+
+def spans_strip(spans: Sequence[Span], palette: Mapping[str, Style], width: int) -> Strip:
+    """One line of spans, ``width`` cells: padded, or cut with "…" when it does not fit."""
+    segments: list[Segment] = []
+    room = width
+    for text, style in spans:
+        if not text:
+            continue
+        length = cell_len(text)
+        if length > room:
+            # Cut here: the last cell is the ellipsis, in the style of what it replaces.
+            kept = Strip([Segment(text, palette[style])]).crop(0, max(0, room - 1))
+            segments.extend(kept)
+            if room > 0:
+                segments.append(Segment(ELLIPSIS, palette[style]))
+            return Strip(segments, width)
+        segments.append(Segment(text, palette[style]))
+        room -= length
+    if room:
+        segments.append(Segment(" " * room, palette["pad"]))
+    return Strip(segments, width)
 
 
 def changed_runs(old: Sequence[object], new: Sequence[object]) -> list[tuple[int, int]]:

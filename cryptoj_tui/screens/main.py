@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from core.model import ExchangeOrder
-from core.snapshot import EngineSnapshot, EventView, GaugeView, Mode
+from core.snapshot import EngineSnapshot, EventView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
@@ -156,9 +156,8 @@ class MainScreen(Screen[None]):
         self.events = EventLog(id="events")
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
-        # What the positions and gauges panels last got (they skip equal parts).
+        # What the positions panel last got: it formats its cells only when this moved.
         self._positions_key: tuple[object, ...] | None = None
-        self._gauges_key: tuple[GaugeView, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
@@ -256,6 +255,4 @@ class MainScreen(Screen[None]):
             )
         self.balances.update_balances(snapshot.balances, snapshot.balances_version)
         self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
-        if snapshot.gauges != self._gauges_key:
-            self._gauges_key = snapshot.gauges
-            self.gauges.update_gauges(snapshot.gauges)
+        self.gauges.update_gauges(snapshot.gauges)
