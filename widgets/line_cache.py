@@ -97,6 +97,9 @@ class LineBuffer(Generic[LineT]):
     def fit(self, size: Size) -> None:
         """Rebuild for the size being painted if a layout changed it since the last build.
 
+        Call it from the widget's ``render_lines`` (once per paint); ``render_line`` then
+        reads the width from :attr:`size`.
+
         Textual paints the frame that follows a layout at once, before the widget's Resize
         event is handled: lines built for the old size (none before the first layout) would
         leave the widget blank or clipped in that frame. The data is the one last given, so

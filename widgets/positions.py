@@ -280,9 +280,13 @@ class PositionsPanel(Widget):
     def _build_lines(self, size: Size) -> tuple[Line, ...]:
         return position_lines(self._rows, self._flat, known=self.known, width=size.width)
 
-    def render_line(self, y: int) -> Strip:
-        # Built for the size being painted (the frame after a layout comes before on_resize).
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
         width = self._buffer.size.width
         palette = self._styles()
         strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))

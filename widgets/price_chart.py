@@ -23,7 +23,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -214,13 +214,20 @@ class PriceChart(Widget):
     def _relayout(self, *, force_full: bool = False) -> None:
         self._buffer.rebuild(self, force_full=force_full)
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
         strip = self._buffer.strip(y, self._render_line)
-        return strip if strip is not None else Strip.blank(self.size.width, self._styles()["base"])
+        if strip is None:
+            return Strip.blank(self._buffer.size.width, self._styles()["base"])
+        return strip
 
     def _render_line(self, line: ChartLine) -> Strip:
-        width = self.size.width
+        width = self._buffer.size.width
         styles = self._styles()
         if line.kind == "caption":
             segments = [Segment(line.text, styles["caption"])]
