@@ -19,7 +19,6 @@ shows the banner at once.
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -44,6 +43,13 @@ from core.orders import ReconcileReport
 from core.snapshot import BookStatus, EngineSnapshot, EventLevel, EventView, Mode
 from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
+from cryptoj_tui.heap import (
+    CHECK_EVERY_S,
+    collect_if_due,
+    freeze_startup_heap,
+    restore_thresholds,
+    take_over_full_collections,
+)
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
 from cryptoj_tui.screens.event_text import EventTextScreen
 from cryptoj_tui.screens.help import HelpRow, HelpScreen, help_rows
@@ -75,17 +81,6 @@ QUIT_LEAVE = "leave"
 QUIT_STAY = "stay"
 
 T = TypeVar("T")
-
-
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up out of the garbage collector's sight.
-
-    The collector's oldest generation is scanned whole now and then: with the modules, the
-    widget tree and the books of start-up in it, that pass stalled the shared event loop
-    for 100-400 ms (the engine's longest stalls). Objects alive once the first book is shown
-    mostly live as long as the console does; frozen, they are never scanned again.
-    """
-    gc.freeze()
 
 
 class ConsoleEngine(Protocol):
@@ -211,6 +206,8 @@ class CryptoJApp(App[None]):
         self._last_tick: float | None = None
         self._quitting = False
         self._heap_frozen = False
+        # The collector's thresholds before the console took its full collections over.
+        self._gc_thresholds: tuple[int, int, int] | None = None
         self.loop_lag_ms: float | None = None
         self.engine_error: str | None = None
         self.last_snapshot: EngineSnapshot | None = None
@@ -317,7 +314,7 @@ class CryptoJApp(App[None]):
         self._last_pull = self.clock.monotonic()
         if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
             self._heap_frozen = True
-            self.call_after_refresh(freeze_startup_heap)
+            self.call_after_refresh(self._manage_heap)
         self.main_screen.show_snapshot(
             snapshot,
             # The mode the console was started in is the one the trader must see.
@@ -327,6 +324,19 @@ class CryptoJApp(App[None]):
             engine_error=self.engine_error,
         )
         return snapshot
+
+    def _manage_heap(self) -> None:
+        """Freeze the start-up heap and run the full collections between frames from now on
+        (short, and never inside a frame: see cryptoj_tui.heap)."""
+        freeze_startup_heap()
+        if self._gc_thresholds is None:
+            self._gc_thresholds = take_over_full_collections()
+            self.set_interval(CHECK_EVERY_S, collect_if_due, name="full-collections")
+
+    def on_unmount(self) -> None:
+        if self._gc_thresholds is not None:
+            restore_thresholds(self._gc_thresholds)
+            self._gc_thresholds = None
 
     # -- the kill switch -------------------------------------------------------------------
 
