@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from core.snapshot import BalanceView
 from widgets.format import currency_decimals, format_decimal
+from widgets.line_cache import KeptLines
 
 LOADING = "balances — (not loaded yet)"
 
@@ -34,7 +35,7 @@ def balance_rows(balances: Sequence[BalanceView]) -> list[tuple[str, str, str, s
     return rows
 
 
-class BalancesPanel(Static):
+class BalancesPanel(KeptLines, Static):
     """Account balances. Feed it with :meth:`update_balances`."""
 
     DEFAULT_CSS = """

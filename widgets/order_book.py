@@ -19,13 +19,12 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import format_number, format_number_to_width, nice_ceiling
-from widgets.line_cache import LineBuffer, component_palette
+from widgets.line_cache import FramedLinesWidget, LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # Rows that are not levels: column titles, status/banner, spread.
@@ -180,7 +179,7 @@ def depth_bar(eighths: int) -> str:
     return _BAR_FULL * full + _BAR_PARTIALS[partial]
 
 
-class OrderBookLadder(Widget):
+class OrderBookLadder(FramedLinesWidget):
     """The order book ladder. Feed it with :meth:`update_book`; it repaints only changed rows."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -321,10 +320,10 @@ class OrderBookLadder(Widget):
     def _relayout(self, *, force_full: bool = False) -> None:
         self._buffer.rebuild(self, force_full=force_full)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # Fitted once per paint, not per line: asking a widget its size walks the screen's map.
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
-        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self._buffer.size.width

@@ -23,11 +23,10 @@ from decimal import Decimal
 from rich.style import Style
 from textual.geometry import Region, Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import PositionView
 from widgets.format import UNKNOWN, format_decimal
-from widgets.line_cache import LineBuffer, Span, named_palette, spans_strip
+from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
 
 COMPACT_WIDTH = 60
 COLUMNS = ("product", "size", "avg entry", "mark", "unrl P&L", "rlzd P&L")
@@ -147,7 +146,7 @@ def position_lines(
     return tuple(lines)
 
 
-class PositionsPanel(Widget):
+class PositionsPanel(FramedLinesWidget):
     """Positions and P&L. Feed it with :meth:`update_positions`."""
 
     DEFAULT_CSS = """
@@ -280,11 +279,10 @@ class PositionsPanel(Widget):
     def _build_lines(self, size: Size) -> tuple[Line, ...]:
         return position_lines(self._rows, self._flat, known=self.known, width=size.width)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
+    def before_paint(self) -> None:
         # Built for the size being painted (the frame after a layout comes before on_resize),
         # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
-        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self._buffer.size.width

@@ -23,13 +23,12 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import UNKNOWN, format_number
-from widgets.line_cache import LineBuffer, component_palette
+from widgets.line_cache import FramedLinesWidget, LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # " ▁▂▃▄▅▆▇█": index = eighths of the cell that are filled.
@@ -117,7 +116,7 @@ def chart_lines(
     return tuple(lines)
 
 
-class PriceChart(Widget):
+class PriceChart(FramedLinesWidget):
     """Recent mids of the selected product. Feed it with :meth:`update_chart`."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -214,11 +213,10 @@ class PriceChart(Widget):
     def _relayout(self, *, force_full: bool = False) -> None:
         self._buffer.rebuild(self, force_full=force_full)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
+    def before_paint(self) -> None:
         # Built for the size being painted (the frame after a layout comes before on_resize),
         # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
-        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         strip = self._buffer.strip(y, self._render_line)

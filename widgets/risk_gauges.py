@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rich.style import Style
-from textual.geometry import Region, Size
+from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import GaugeView
 from widgets.format import UNKNOWN, format_number
-from widgets.line_cache import LineBuffer, Span, named_palette, spans_strip
+from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
 
 WARN_AT = 0.6
 ALERT_AT = 0.85
@@ -149,7 +148,7 @@ def gauge_lines(lines: Sequence[GaugeLine], width: int) -> tuple[Line, ...]:
     )
 
 
-class RiskGauges(Widget):
+class RiskGauges(FramedLinesWidget):
     """One line per limit. Feed it with :meth:`update_gauges`."""
 
     DEFAULT_CSS = """
@@ -221,11 +220,10 @@ class RiskGauges(Widget):
     def _build_lines(self, size: Size) -> tuple[Line, ...]:
         return gauge_lines(self._lines, size.width)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
+    def before_paint(self) -> None:
         # Built for the size being painted (the frame after a layout comes before on_resize),
         # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
-        return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self._buffer.size.width

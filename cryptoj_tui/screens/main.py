@@ -23,6 +23,7 @@ from core.snapshot import EngineSnapshot, EventView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
+from widgets.line_cache import KeptLines
 from widgets.open_orders import OpenOrdersTable
 from widgets.order_book import OrderBookLadder
 from widgets.positions import PositionsPanel
@@ -33,6 +34,16 @@ from widgets.trades_tape import TradesTape
 from widgets.trading_banner import TradingBanner
 
 PICK_PRODUCT = "Pick product by number"
+
+
+class Row(KeptLines, Horizontal):
+    """A horizontal container that hands back its painted lines while nothing changed them
+    (Textual repaints every widget under a frame's changed area, and a fast book changes
+    nearly the whole screen at every frame)."""
+
+
+class Column(KeptLines, Vertical):
+    """A vertical container, kept like :class:`Row`."""
 
 
 def _product_number_bindings() -> list[BindingType]:
@@ -162,13 +173,13 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield self.status_bar
         yield self.banner
-        with Horizontal(id="body"):
+        with Row(id="body"):
             yield self.ladder
-            with Vertical(id="right"):
-                with Horizontal(id="market-row"):
+            with Column(id="right"):
+                with Row(id="market-row"):
                     yield self.chart
                     yield self.tape
-                with Horizontal(id="account-row"):
+                with Row(id="account-row"):
                     yield self.balances
                     yield self.orders
                 yield self.positions
@@ -177,7 +188,7 @@ class MainScreen(Screen[None]):
             f"hidden at this width: {HIDDEN_WHEN_NARROW} · press v to see them",
             id="hidden-hint",
         )
-        with Horizontal(id="bottom-row"):
+        with Row(id="bottom-row"):
             yield self.events
             yield self.gauges
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
