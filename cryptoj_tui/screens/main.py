@@ -46,6 +46,10 @@ class Column(KeptLines, Vertical):
     """A vertical container, kept like :class:`Row`."""
 
 
+class KeysFooter(KeptLines, Footer):
+    """The footer, kept like :class:`Row` (its keys change with the screen, not the market)."""
+
+
 def _product_number_bindings() -> list[BindingType]:
     return [
         Binding(
@@ -192,7 +196,7 @@ class MainScreen(Screen[None]):
             yield self.events
             yield self.gauges
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     # -- what the App asks of the screen ------------------------------------------------------
 
