@@ -259,7 +259,9 @@ class FramePainter:
         assert background is not None
         for line_filter in self._filters:
             line = line.apply_filter(line_filter, background)
-        painted = Strip.join((left, line, right))
+        painted = Strip(
+            [*left, *line, *right], left.cell_length + line.cell_length + right.cell_length
+        )
         self._lines[y] = (content, painted)
         return painted
 
