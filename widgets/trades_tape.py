@@ -1,8 +1,8 @@
 """The trades tape: recent public trades, newest on top, buys green and sells red.
 
-Drawn with the Line API. A new trade shifts every line down, so all its lines are refreshed
-when the tape's version changes (not its border), but each trade's line is rendered once and then reused from a
-cache keyed by its trade id (only the lines of new trades cost anything).
+Drawn with the Line API. A new trade shifts every line down, so all its lines (not its border)
+are refreshed when the tape's version changes, but each trade's line is rendered once and then
+reused from a cache keyed by its trade id (only the lines of new trades cost anything).
 """
 
 from __future__ import annotations
