@@ -48,7 +48,7 @@ from cryptoj_tui.heap import (
     collect_if_due,
     freeze_startup_heap,
     restore_thresholds,
-    take_over_full_collections,
+    take_over_collections,
 )
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
 from cryptoj_tui.screens.event_text import EventTextScreen
@@ -206,7 +206,7 @@ class CryptoJApp(App[None]):
         self._last_tick: float | None = None
         self._quitting = False
         self._heap_frozen = False
-        # The collector's thresholds before the console took its full collections over.
+        # The collector's thresholds before the console took its collections over.
         self._gc_thresholds: tuple[int, int, int] | None = None
         self.loop_lag_ms: float | None = None
         self.engine_error: str | None = None
@@ -326,12 +326,12 @@ class CryptoJApp(App[None]):
         return snapshot
 
     def _manage_heap(self) -> None:
-        """Freeze the start-up heap and run the full collections between frames from now on
-        (short, and never inside a frame: see cryptoj_tui.heap)."""
+        """Freeze the start-up heap and run the middle and full collections between frames
+        from now on (short, and never inside a frame: see cryptoj_tui.heap)."""
         freeze_startup_heap()
         if self._gc_thresholds is None:
-            self._gc_thresholds = take_over_full_collections()
-            self.set_interval(CHECK_EVERY_S, collect_if_due, name="full-collections")
+            self._gc_thresholds = take_over_collections()
+            self.set_interval(CHECK_EVERY_S, collect_if_due, name="collections")
 
     def on_unmount(self) -> None:
         if self._gc_thresholds is not None:

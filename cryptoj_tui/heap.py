@@ -11,24 +11,28 @@ and a strip cut into one piece caches itself: every painted line becomes a small
 cycle, freed only by the collector. The lines on screen live long enough to reach the oldest
 generation, so it grows by thousands of objects a second, and CPython's own full collection,
 every few seconds, scanned tens of thousands of objects at once: 20-45 ms in one piece, at
-any moment (inside a frame as often as not). The console takes that collection over: CPython
-no longer starts one (:func:`take_over_full_collections`), and :func:`collect_if_due`, on the
-App's timer (between frames, never inside one), runs it as soon as the young collections
-have moved :data:`PROMOTIONS_BEFORE_FULL` batches into the oldest generation. It is then
-small (the lines on screen and a second's garbage), a few milliseconds; while nothing moves
-(an idle console) nothing is promoted and nothing runs.
+any moment (inside a frame as often as not, adding to it). Its middle-generation collections
+(2-3 ms) landed inside frames the same way.
+
+So the console takes both over (:func:`take_over_collections`): CPython runs only the young
+collections (a fraction of a millisecond), and :func:`collect_if_due`, on the App's timer
+(between frames, never inside one), runs the middle generation's every
+:data:`CHECK_EVERY_S` and a full one once :data:`MIDDLE_BEFORE_FULL` middle collections have
+promoted into the oldest generation. Each is then small: the full one scans the lines on
+screen and a second's garbage, a few milliseconds; while nothing moves (an idle console)
+nothing is allocated and nothing runs.
 """
 
 from __future__ import annotations
 
 import gc
 
-# How often the App asks whether a full collection is due (seconds).
-CHECK_EVERY_S = 0.5
-# Collections of the middle generation (each one moves its survivors into the oldest) after
-# which a full collection is due. CPython's own rule waits for 10 (and more garbage).
-PROMOTIONS_BEFORE_FULL = 2
-# A full-collection threshold CPython never reaches: its own full collections are off.
+# How often the App runs the middle generation's collection, if a young one ran since.
+CHECK_EVERY_S = 0.25
+# Middle-generation collections (each moves its survivors into the oldest) after which a
+# full collection is due: about one a second while the book streams.
+MIDDLE_BEFORE_FULL = 4
+# A threshold CPython never reaches: its own middle and full collections are off.
 _NEVER = 1_000_000_000
 
 
@@ -41,26 +45,31 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def take_over_full_collections() -> tuple[int, int, int]:
-    """Stop CPython's own full collections (the young ones go on as before); returns the
-    thresholds there were, for :func:`restore_thresholds`."""
+def take_over_collections() -> tuple[int, int, int]:
+    """Stop CPython's own middle and full collections (the young ones go on as before);
+    returns the thresholds there were, for :func:`restore_thresholds`."""
     thresholds = gc.get_threshold()
-    young, middle, _ = thresholds
-    gc.set_threshold(young, middle, _NEVER)
+    gc.set_threshold(thresholds[0], _NEVER, _NEVER)
     return thresholds
 
 
 def restore_thresholds(thresholds: tuple[int, int, int]) -> None:
-    """Give the full collections back to CPython (when the console closes)."""
+    """Give the collections back to CPython (when the console closes)."""
     gc.set_threshold(*thresholds)
 
 
-def collect_if_due() -> bool:
-    """Run a full collection if enough has been promoted since the last one; whether it ran.
+def collect_if_due() -> int | None:
+    """Run the collection that is due; returns its generation (None: nothing was due).
 
-    ``gc.get_count()[2]`` counts the middle generation's collections since the last full one.
+    ``gc.get_count()`` counts, per generation, the collections of the one below since its
+    own last collection: young ones since the last middle one, middle ones since the last
+    full one.
     """
-    if gc.get_count()[2] < PROMOTIONS_BEFORE_FULL:
-        return False
-    gc.collect(2)
-    return True
+    _, young_since, middle_since = gc.get_count()
+    if middle_since >= MIDDLE_BEFORE_FULL:
+        gc.collect(2)
+        return 2
+    if young_since:
+        gc.collect(1)
+        return 1
+    return None

@@ -26,6 +26,7 @@ import asyncio
 import asyncio.events
 import cProfile
 import gc
+import os
 import pstats
 import sys
 import tempfile
@@ -34,7 +35,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+# The repository's root (for ``tests``): this script's, or CRYPTOJ_REPO to profile another
+# checkout with the same script (e.g. before/after a change).
+REPO = Path(os.environ.get("CRYPTOJ_REPO") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(REPO))
 
 from textual._compositor import Compositor  # noqa: E402

@@ -1,5 +1,6 @@
-"""The console's garbage-collection policy: CPython's own full collections off while the console
-runs, the App's timer runs them once enough has been promoted, and the thresholds come back."""
+"""The console's garbage-collection policy: CPython's own middle and full collections off while
+the console runs, the App's timer runs them (a full one once enough was promoted), and the
+thresholds come back when it closes."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from cryptoj_tui.heap import (
-    PROMOTIONS_BEFORE_FULL,
+    MIDDLE_BEFORE_FULL,
     collect_if_due,
     restore_thresholds,
-    take_over_full_collections,
+    take_over_collections,
 )
 
 
@@ -24,18 +25,6 @@ def thresholds() -> Iterator[tuple[int, int, int]]:
     gc.set_threshold(*before)
 
 
-def test_taking_over_keeps_the_young_collections_and_gives_everything_back(
-    thresholds: tuple[int, int, int],
-) -> None:
-    returned = take_over_full_collections()
-    assert returned == thresholds
-    young, middle, full = gc.get_threshold()
-    assert (young, middle) == thresholds[:2]
-    assert full > 1_000_000  # CPython never starts a full collection itself
-    restore_thresholds(returned)
-    assert gc.get_threshold() == thresholds
-
-
 class Node:
     """Something that can sit in a reference cycle and be watched through a weak reference."""
 
@@ -43,31 +32,62 @@ class Node:
         self.itself = self
 
 
-def test_a_full_collection_runs_only_once_enough_was_promoted(
+def test_taking_over_keeps_the_young_collections_and_gives_everything_back(
     thresholds: tuple[int, int, int],
 ) -> None:
-    take_over_full_collections()
+    returned = take_over_collections()
+    assert returned == thresholds
+    young, middle, full = gc.get_threshold()
+    assert young == thresholds[0]
+    assert middle > 1_000_000 and full > 1_000_000  # CPython never starts these itself
+    restore_thresholds(returned)
+    assert gc.get_threshold() == thresholds
+
+
+def test_nothing_runs_while_nothing_was_allocated(thresholds: tuple[int, int, int]) -> None:
+    take_over_collections()
     gc.collect()  # every count back to 0
-    # A cycle promoted to the oldest generation while alive, then dropped: garbage only a
-    # full collection frees (the young collections no longer look at it).
+    assert collect_if_due() is None
+
+
+def test_a_young_collection_since_makes_a_middle_one_due(
+    thresholds: tuple[int, int, int],
+) -> None:
+    take_over_collections()
+    gc.collect()
+    # A cycle promoted out of the young generation while alive, then dropped: the young
+    # collections no longer look at it, the middle one frees it.
     node = Node()
     watched = weakref.ref(node)
-    gc.collect(1)
-    gc.collect(1)
+    gc.collect(0)
     del node
-    assert gc.get_count()[2] == PROMOTIONS_BEFORE_FULL == 2
+    assert gc.get_count()[1] == 1
     gc.collect(0)
     assert watched() is not None
-    assert collect_if_due()
+    assert collect_if_due() == 1
     assert watched() is None
-    assert gc.get_count()[2] == 0
-    assert not collect_if_due()  # nothing promoted since
+    assert gc.get_count()[1:] == (0, 1)
 
 
-def test_nothing_runs_before_enough_was_promoted(thresholds: tuple[int, int, int]) -> None:
-    take_over_full_collections()
+def test_a_full_collection_runs_once_enough_was_promoted(
+    thresholds: tuple[int, int, int],
+) -> None:
+    take_over_collections()
     gc.collect()
+    # A cycle promoted to the oldest generation while alive, then dropped: garbage only a
+    # full collection frees.
+    node = Node()
+    watched = weakref.ref(node)
+    gc.collect(0)
     gc.collect(1)
-    assert gc.get_count()[2] == 1 < PROMOTIONS_BEFORE_FULL
-    assert not collect_if_due()
-    assert gc.get_count()[2] == 1
+    del node
+    for _ in range(MIDDLE_BEFORE_FULL - 2):
+        gc.collect(0)
+        assert collect_if_due() == 1
+    gc.collect(0)
+    assert collect_if_due() == 1
+    assert gc.get_count()[2] == MIDDLE_BEFORE_FULL
+    assert watched() is not None  # the middle collections never free it
+    assert collect_if_due() == 2
+    assert watched() is None
+    assert gc.get_count()[1:] == (0, 0)
