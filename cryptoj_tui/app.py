@@ -326,7 +326,7 @@ class CryptoJApp(App[None]):
         return snapshot
 
     def _manage_heap(self) -> None:
-        """Freeze the start-up heap and run the middle and full collections between frames
+        """Freeze the start-up heap and run the old-generation collections between frames
         from now on (short, and never inside a frame: see cryptoj_tui.heap)."""
         freeze_startup_heap()
         if self._gc_thresholds is None:
