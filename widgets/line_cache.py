@@ -155,9 +155,9 @@ class FramePainter:
 
     It never guesses: at each calibration (first paint, a refresh of the whole widget, which
     is what Textual does on a change of style or title, a new size or new line filters) it
-    paints every line the fast way and Textual's way and compares them segment by segment;
-    on any difference (a tint, an opacity, an outline, a Textual that paints otherwise) it
-    stands aside and Textual paints every line.
+    paints the first and the last content lines the fast way and Textual's way and compares
+    them segment by segment; on any difference (a tint, an opacity, an outline, a Textual
+    that paints otherwise) it stands aside and Textual paints every line.
     """
 
     def __init__(self) -> None:
@@ -209,7 +209,6 @@ class FramePainter:
         if key != self._key:
             self._key = key
             self._calibrate(widget, size, filters, textual_render_lines)
-            return textual_render_lines(crop)
         sides = self._sides
         if sides is None:
             return textual_render_lines(crop)
@@ -286,11 +285,17 @@ class FramePainter:
         content_width = width - left - right
         if content_width <= 0 or height - top - bottom <= 0:
             return
-        painted = textual_render_lines(size.region)
+        # Textual paints the border rows and the first and last content lines (the gutter
+        # of a content line is the same on every line: two samples show how it looks).
+        first, last = top, height - bottom - 1
+        head = textual_render_lines(Region(0, 0, width, top + 1))
+        tail = textual_render_lines(Region(0, last, width, bottom + 1))
+        painted = dict(zip(range(first + 1), head, strict=True))
+        painted.update(zip(range(last, height), tail, strict=True))
         self._borders.update((y, painted[y]) for y in range(top))
         self._borders.update((y, painted[y]) for y in range(height - bottom, height))
         sides: tuple[Strip, Strip] | None = None
-        for y in range(top, height - bottom):
+        for y in sorted({first, last}):
             line = painted[y]
             these = (line.crop(0, left), line.crop(width - right, width))
             if sides is None:
