@@ -13,7 +13,17 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from core.model import Side
-from core.snapshot import BalanceView, BookStatus, BookView, GaugeView, PositionView, TapeView
+from core.snapshot import (
+    BalanceView,
+    BookStatus,
+    BookView,
+    ConnectionState,
+    ConnectionView,
+    GaugeView,
+    Mode,
+    PositionView,
+    TapeView,
+)
 from tests.widgets.helpers import HostApp, make_trade, screen_lines
 from widgets.balances import BalancesPanel
 from widgets.line_cache import FramedLinesWidget
@@ -21,6 +31,7 @@ from widgets.order_book import OrderBookLadder
 from widgets.positions import PositionsPanel
 from widgets.price_chart import PriceChart
 from widgets.risk_gauges import RiskGauges
+from widgets.status_bar import StatusBar
 from widgets.trades_tape import TradesTape
 
 D = Decimal
@@ -64,14 +75,25 @@ def feed_gauges(gauges: RiskGauges, step: int) -> None:
     )
 
 
+def feed_status(bar: StatusBar, step: int) -> None:
+    bar.update_status(
+        mode=Mode.DEMO,
+        product_id="BTC-USD",
+        connections=(ConnectionView("market", ConnectionState.CONNECTED, last_message_age_s=0.1),),
+        wall_time=1_767_225_600.0 + step,
+        loop_lag_ms=0.5 * step,
+    )
+
+
 PANELS: list[tuple[Callable[[], FramedLinesWidget], Callable[[Any, int], None]]] = [
     (OrderBookLadder, feed_ladder),
     (TradesTape, feed_tape),
     (PriceChart, feed_chart),
     (PositionsPanel, feed_positions),
     (RiskGauges, feed_gauges),
+    (StatusBar, feed_status),
 ]
-IDS = ["ladder", "tape", "chart", "positions", "gauges"]
+IDS = ["ladder", "tape", "chart", "positions", "gauges", "status"]
 
 
 def textual_lines(widget: Widget) -> list[Strip]:
