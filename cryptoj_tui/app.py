@@ -253,6 +253,7 @@ class CryptoJApp(App[None]):
         self._pull_timer = self.set_interval(
             self.refresh_interval, self.pull_tick, name="snapshot-pull"
         )
+        self._deliver_kill_keys_first()
         self.pull_snapshot()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -339,6 +340,29 @@ class CryptoJApp(App[None]):
             self._gc_thresholds = None
 
     # -- the kill switch -------------------------------------------------------------------
+
+    def _deliver_kill_keys_first(self) -> None:
+        """Have the terminal driver hand a kill key to the loop as one plain callback.
+
+        A driver sends every event as a coroutine (``run_coroutine_threadsafe``): its first
+        step runs one loop pass later, behind everything that pass runs (a frame, a garbage
+        collection, a burst of market data). A kill key instead goes straight to
+        :meth:`post_message` (which latches HALTED) at the head of the next pass. Every other
+        event keeps the driver's own path.
+        """
+        driver = self._driver
+        if driver is None:
+            return
+        loop = asyncio.get_running_loop()
+        send = driver.send_message
+
+        def send_message(message: Message) -> None:
+            if isinstance(message, events.Key) and message.key in KILL_KEYS:
+                loop.call_soon_threadsafe(self.post_message, message)
+            else:
+                send(message)
+
+        driver.send_message = send_message  # type: ignore[method-assign]
 
     def post_message(self, message: Message) -> bool:
         """Queue ``message``; a kill key latches HALTED here, before it waits in the queue.
