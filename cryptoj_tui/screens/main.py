@@ -47,7 +47,25 @@ class Column(KeptLines, Vertical):
 
 
 class KeysFooter(KeptLines, Footer):
-    """The footer, kept like :class:`Row` (its keys change with the screen, not the market)."""
+    """The footer, kept like :class:`Row` (its keys change with the screen, not the market).
+
+    Textual's footer rebuilds its keys (a layout of the whole screen) whenever the screen's
+    bindings are refreshed, e.g. when focus moves, even when the keys it shows stay the same
+    (a focused table brings only hidden ones). This one rebuilds only when they changed.
+    """
+
+    _shown_keys: tuple[tuple[str, str, str, bool, str], ...] | None = None
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        shown = tuple(
+            (key, binding.key, binding.description, enabled, tooltip)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+            if binding.show
+        )
+        if shown == self._shown_keys:
+            return
+        self._shown_keys = shown
+        super().bindings_changed(screen)
 
 
 def _product_number_bindings() -> list[BindingType]:
