@@ -54,6 +54,7 @@ class BalancesPanel(KeptLines, Static):
         self.border_title = "Balances"
         self._version: int | None = None
         self._rows: list[tuple[str, str, str, str]] | None = None
+        self._shown_rows = -1  # rows drawn (-1: the loading line)
 
     @property
     def rows(self) -> list[tuple[str, str, str, str]] | None:
@@ -67,7 +68,8 @@ class BalancesPanel(KeptLines, Static):
                 return False
             self._version = version
             self._rows = None
-            self.update(LOADING)
+            self.update(LOADING, layout=self._shown_rows != -1)
+            self._shown_rows = -1
             return True
         if self._rows is not None and version == self._version:
             return False
@@ -79,5 +81,8 @@ class BalancesPanel(KeptLines, Static):
             table.add_column(title, justify="right", no_wrap=True)
         for row in self._rows:
             table.add_row(*row)
-        self.update(table)
+        # New figures in as many rows keep the panel's height: no layout pass (a layout of the
+        # whole screen at every fill or released hold, the kill switch's among them).
+        self.update(table, layout=len(self._rows) != self._shown_rows)
+        self._shown_rows = len(self._rows)
         return True
