@@ -19,7 +19,6 @@ shows the banner at once.
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -44,6 +43,13 @@ from core.orders import ReconcileReport
 from core.snapshot import BookStatus, EngineSnapshot, EventLevel, EventView, Mode
 from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
+from cryptoj_tui.heap import (
+    CHECK_EVERY_S,
+    collect_if_due,
+    freeze_startup_heap,
+    restore_thresholds,
+    take_over_collections,
+)
 from cryptoj_tui.screens.confirm import YES, Choice, ConfirmScreen, yes_no
 from cryptoj_tui.screens.event_text import EventTextScreen
 from cryptoj_tui.screens.help import HelpRow, HelpScreen, help_rows
@@ -75,17 +81,6 @@ QUIT_LEAVE = "leave"
 QUIT_STAY = "stay"
 
 T = TypeVar("T")
-
-
-def freeze_startup_heap() -> None:
-    """Move everything alive after start-up out of the garbage collector's sight.
-
-    The collector's oldest generation is scanned whole now and then: with the modules, the
-    widget tree and the books of start-up in it, that pass stalled the shared event loop
-    for 100-400 ms (the engine's longest stalls). Objects alive once the first book is shown
-    mostly live as long as the console does; frozen, they are never scanned again.
-    """
-    gc.freeze()
 
 
 class ConsoleEngine(Protocol):
@@ -211,6 +206,8 @@ class CryptoJApp(App[None]):
         self._last_tick: float | None = None
         self._quitting = False
         self._heap_frozen = False
+        # The collector's thresholds before the console took its collections over.
+        self._gc_thresholds: tuple[int, int, int] | None = None
         self.loop_lag_ms: float | None = None
         self.engine_error: str | None = None
         self.last_snapshot: EngineSnapshot | None = None
@@ -256,6 +253,7 @@ class CryptoJApp(App[None]):
         self._pull_timer = self.set_interval(
             self.refresh_interval, self.pull_tick, name="snapshot-pull"
         )
+        self._deliver_kill_keys_first()
         self.pull_snapshot()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -317,7 +315,7 @@ class CryptoJApp(App[None]):
         self._last_pull = self.clock.monotonic()
         if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
             self._heap_frozen = True
-            self.call_after_refresh(freeze_startup_heap)
+            self.call_after_refresh(self._manage_heap)
         self.main_screen.show_snapshot(
             snapshot,
             # The mode the console was started in is the one the trader must see.
@@ -328,7 +326,43 @@ class CryptoJApp(App[None]):
         )
         return snapshot
 
+    def _manage_heap(self) -> None:
+        """Freeze the start-up heap and run the old-generation collections between frames
+        from now on (short, and never inside a frame: see cryptoj_tui.heap)."""
+        freeze_startup_heap()
+        if self._gc_thresholds is None:
+            self._gc_thresholds = take_over_collections()
+            self.set_interval(CHECK_EVERY_S, collect_if_due, name="collections")
+
+    def on_unmount(self) -> None:
+        if self._gc_thresholds is not None:
+            restore_thresholds(self._gc_thresholds)
+            self._gc_thresholds = None
+
     # -- the kill switch -------------------------------------------------------------------
+
+    def _deliver_kill_keys_first(self) -> None:
+        """Have the terminal driver hand a kill key to the loop as one plain callback.
+
+        A driver sends every event as a coroutine (``run_coroutine_threadsafe``): its first
+        step runs one loop pass later, behind everything that pass runs (a frame, a garbage
+        collection, a burst of market data). A kill key instead goes straight to
+        :meth:`post_message` (which latches HALTED) at the head of the next pass. Every other
+        event keeps the driver's own path.
+        """
+        driver = self._driver
+        if driver is None:
+            return
+        loop = asyncio.get_running_loop()
+        send = driver.send_message
+
+        def send_message(message: Message) -> None:
+            if isinstance(message, events.Key) and message.key in KILL_KEYS:
+                loop.call_soon_threadsafe(self.post_message, message)
+            else:
+                send(message)
+
+        driver.send_message = send_message  # type: ignore[method-assign]
 
     def post_message(self, message: Message) -> bool:
         """Queue ``message``; a kill key latches HALTED here, before it waits in the queue.

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from core.snapshot import BalanceView
 from widgets.format import currency_decimals, format_decimal
+from widgets.line_cache import KeptLines
 
 LOADING = "balances — (not loaded yet)"
 
@@ -34,7 +35,7 @@ def balance_rows(balances: Sequence[BalanceView]) -> list[tuple[str, str, str, s
     return rows
 
 
-class BalancesPanel(Static):
+class BalancesPanel(KeptLines, Static):
     """Account balances. Feed it with :meth:`update_balances`."""
 
     DEFAULT_CSS = """
@@ -53,6 +54,7 @@ class BalancesPanel(Static):
         self.border_title = "Balances"
         self._version: int | None = None
         self._rows: list[tuple[str, str, str, str]] | None = None
+        self._shown_rows = -1  # rows drawn (-1: the loading line)
 
     @property
     def rows(self) -> list[tuple[str, str, str, str]] | None:
@@ -66,7 +68,8 @@ class BalancesPanel(Static):
                 return False
             self._version = version
             self._rows = None
-            self.update(LOADING)
+            self.update(LOADING, layout=self._shown_rows != -1)
+            self._shown_rows = -1
             return True
         if self._rows is not None and version == self._version:
             return False
@@ -78,5 +81,8 @@ class BalancesPanel(Static):
             table.add_column(title, justify="right", no_wrap=True)
         for row in self._rows:
             table.add_row(*row)
-        self.update(table)
+        # New figures in as many rows keep the panel's height: no layout pass (a layout of the
+        # whole screen at every fill or released hold, the kill switch's among them).
+        self.update(table, layout=len(self._rows) != self._shown_rows)
+        self._shown_rows = len(self._rows)
         return True

@@ -29,6 +29,7 @@ from textual.widgets import RichLog
 
 from core.snapshot import EventLevel, EventView
 from widgets.format import format_time_of_day
+from widgets.line_cache import KeptLines
 
 MAX_LINES = 500
 
@@ -54,7 +55,7 @@ def unseen_events(
     return events[-new_count:] if new_count < len(events) else events
 
 
-class EventLog(RichLog, can_focus=False):
+class EventLog(KeptLines, RichLog, can_focus=False):
     """The bounded event log. Feed it with :meth:`update_events` and :meth:`add_event`."""
 
     DEFAULT_CSS = """

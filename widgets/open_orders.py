@@ -19,6 +19,7 @@ from textual.widgets import DataTable
 
 from core.model import ExchangeOrder, Side
 from widgets.format import UNKNOWN
+from widgets.line_cache import KeptLines
 
 COLUMNS = ("product", "side", "type", "price", "stop", "size", "filled", "status")
 # Which columns go first when the table is narrow (lowest kept longest): what the order does
@@ -98,7 +99,7 @@ def hidden_note(hidden: Sequence[str], width: int) -> str:
     return ""
 
 
-class OpenOrdersTable(DataTable[str | Text]):
+class OpenOrdersTable(KeptLines, DataTable[str | Text]):
     """The user's open orders. Feed it with :meth:`update_orders`."""
 
     DEFAULT_CSS = """

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -20,11 +21,10 @@ from rich.style import Style
 from textual.filter import LineFilter
 from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import format_number, format_number_to_width, nice_ceiling
-from widgets.line_cache import LineBuffer, component_palette
+from widgets.line_cache import FramedLinesWidget, LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # Rows that are not levels: column titles, status/banner, spread.
@@ -68,10 +68,15 @@ class LadderColumns:
 
     @classmethod
     def for_width(cls, width: int) -> LadderColumns:
-        # marker + 4 separating spaces; the three number columns share what is left with the bar.
-        usable = max(0, width - 5)
-        column = min(12, max(7, (usable - 4) // 3))
-        return cls(price=column, size=column, total=column, bar=max(0, usable - 3 * column))
+        return _columns_for_width(width)
+
+
+@lru_cache(maxsize=16)
+def _columns_for_width(width: int) -> LadderColumns:
+    # marker + 4 separating spaces; the three number columns share what is left with the bar.
+    usable = max(0, width - 5)
+    column = min(12, max(7, (usable - 4) // 3))
+    return LadderColumns(price=column, size=column, total=column, bar=max(0, usable - 3 * column))
 
 
 def levels_per_side(height: int, max_levels: int) -> int:
@@ -174,7 +179,7 @@ def depth_bar(eighths: int) -> str:
     return _BAR_FULL * full + _BAR_PARTIALS[partial]
 
 
-class OrderBookLadder(Widget):
+class OrderBookLadder(FramedLinesWidget):
     """The order book ladder. Feed it with :meth:`update_book`; it repaints only changed rows."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -315,9 +320,13 @@ class OrderBookLadder(Widget):
     def _relayout(self, *, force_full: bool = False) -> None:
         self._buffer.rebuild(self, force_full=force_full)
 
-    def render_line(self, y: int) -> Strip:
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
-        width = self.size.width
+
+    def render_line(self, y: int) -> Strip:
+        width = self._buffer.size.width
         strip = self._buffer.strip(y, lambda row: self._render_row(row, width))
         return strip if strip is not None else Strip.blank(width, self._styles()["base"])
 
@@ -357,25 +366,51 @@ class OrderBookLadder(Widget):
         elif row.kind is RowKind.BLANK:
             return Strip.blank(width, base)
         else:
-            side = "ask" if row.kind is RowKind.ASK else "bid"
-            stale = row.dim
-            price_text = format_number_to_width(row.price, price_decimals, columns.price)
-            size_text = format_number_to_width(row.size, size_decimals, columns.size)
-            total_text = format_number_to_width(row.total, size_decimals, columns.total)
-            marker = OWN_ORDER_MARKER if row.own_order else " "
-            gap = Segment(" ", base)
-            segments = [
-                Segment(marker, styles["own"]),
-                gap,
-                Segment(f"{price_text:>{columns.price}}", styles["stale" if stale else side]),
-                gap,
-                Segment(f"{size_text:>{columns.size}}", styles["stale" if stale else "size"]),
-                gap,
-                Segment(f"{total_text:>{columns.total}}", styles["stale" if stale else "total"]),
-                gap,
-                Segment(depth_bar(row.bar_eighths)[: columns.bar], styles[f"{side}-bar"]),
-            ]
+            return self._render_level(row, width, columns, size_decimals, price_decimals)
         return Strip(segments).adjust_cell_length(width, base)
+
+    def _render_level(
+        self,
+        row: LadderRow,
+        width: int,
+        columns: LadderColumns,
+        size_decimals: int,
+        price_decimals: int,
+    ) -> Strip:
+        """A price level's line: the busiest lines of the screen (most of them change at every
+        frame of a fast book), so built as one strip of known length with no measuring."""
+        styles = self._styles()
+        base = styles["base"]
+        side = "ask" if row.kind is RowKind.ASK else "bid"
+        stale = row.dim
+        price_text = format_number_to_width(row.price, price_decimals, columns.price)
+        size_text = format_number_to_width(row.size, size_decimals, columns.size)
+        total_text = format_number_to_width(row.total, size_decimals, columns.total)
+        bar = depth_bar(row.bar_eighths)[: columns.bar]
+        gap = Segment(" ", base)
+        texts = (
+            f"{price_text:>{columns.price}}",
+            f"{size_text:>{columns.size}}",
+            f"{total_text:>{columns.total}}",
+        )
+        segments = [
+            Segment(OWN_ORDER_MARKER if row.own_order else " ", styles["own"]),
+            gap,
+            Segment(texts[0], styles["stale" if stale else side]),
+            gap,
+            Segment(texts[1], styles["stale" if stale else "size"]),
+            gap,
+            Segment(texts[2], styles["stale" if stale else "total"]),
+            gap,
+            Segment(bar, styles[f"{side}-bar"]),
+        ]
+        # Every character here is one cell wide (digits, separators, "—", "◆", blocks).
+        length = 5 + len(texts[0]) + len(texts[1]) + len(texts[2]) + len(bar)
+        if length > width:
+            return Strip(segments, length).crop(0, width)
+        if length < width:
+            segments.append(Segment(" " * (width - length), base))
+        return Strip(segments, width)
 
 
 __all__ = [

@@ -1,36 +1,48 @@
 """The positions panel: size, average entry, mark, unrealized and realized P&L per product.
 
-Positions move with fills and marks (a few times a second at most), so a small Rich table in a
-``Static`` is enough; it is rebuilt only when the texts it would show change. The border's
-subtitle carries equity and the day's P&L. A value that is not known (no mark yet, so no
-unrealized P&L) is "—", never 0; before the account is known at all (offline, loading) the
-panel says so rather than "no positions". Below :data:`COMPACT_WIDTH` cells only product, size and
-unrealized P&L are shown.
+Drawn with Textual's Line API (docs/design.md §5): each line (the column titles, one row per
+position, or the wrapped line saying there are none) is held as (text, style) spans; a frame whose snapshot moved a mark rebuilds the
+lines and repaints only those whose spans changed, from cached strips, without a relayout (a
+layout pass is asked for only when the number of rows changes, the panel's height following
+it). Every snapshot is drawn as it comes, none held back, so the marks agree with the ladder
+in every frame.
 
-Marks move the unrealized P&L at every snapshot; a Rich table costs milliseconds to draw on
-the loop the engine shares, so while only marks move the panel redraws at most every
-``min_interval_s``. A change of size or of the rows is drawn at once.
+The border's subtitle carries equity and the day's P&L. A value that is not known (no mark
+yet, so no unrealized P&L) is "—", never 0; before the account is known at all (offline,
+loading) the panel says so rather than "no positions". Below :data:`COMPACT_WIDTH` cells only
+product, size and unrealized P&L are shown; columns that still do not fit are dropped whole
+(:data:`DROP_ORDER`), never cut mid-number.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from decimal import Decimal
 
-from rich.text import Text
-from textual.app import RenderResult
-from textual.widgets import Static
+from rich.style import Style
+from textual.geometry import Region, Size
+from textual.strip import Strip
 
 from core.snapshot import PositionView
 from widgets.format import UNKNOWN, format_decimal
+from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
 
 COMPACT_WIDTH = 60
 COLUMNS = ("product", "size", "avg entry", "mark", "unrl P&L", "rlzd P&L")
 COMPACT_COLUMNS = ("product", "size", "unrl P&L")
+# Which columns go first when even the chosen ones do not fit (product and size never go).
+DROP_ORDER = ("rlzd P&L", "avg entry", "mark", "unrl P&L")
 PRICE_DECIMALS = 2
 NO_POSITIONS = "no positions"
 # Before the account is known (offline, still loading): not "no positions", which is a fact.
 POSITIONS_UNKNOWN = f"positions {UNKNOWN} (account not loaded yet)"
+# The Rich style names the lines use (the palette is built from them once per style change).
+STYLE_NAMES = ("bold", "green", "red", "dim")
+# The columns drawn dim on a flat position (size 0: what is held is nothing).
+_DIMMED_WHEN_FLAT = frozenset({"size", "avg entry", "mark"})
+
+Line = tuple[Span, ...]
 
 
 def format_size(size: Decimal) -> str:
@@ -74,7 +86,67 @@ def _pnl_style(text: str) -> str:
     return ""
 
 
-class PositionsPanel(Static):
+def fitted_columns(
+    rows: Sequence[tuple[str, ...]], width: int
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The columns shown ``width`` cells wide and each one's width.
+
+    Compact below :data:`COMPACT_WIDTH`; then, while the table is wider than ``width``, whole
+    columns are dropped in :data:`DROP_ORDER` (a number cut short reads as another number).
+    """
+    columns = list(COMPACT_COLUMNS if width < COMPACT_WIDTH else COLUMNS)
+
+    def widths() -> list[int]:
+        return [
+            max(len(column), *(len(row[COLUMNS.index(column)]) for row in rows))
+            for column in columns
+        ]
+
+    column_widths = widths()
+    for dropped in DROP_ORDER:
+        # Each column after the first is two spaces and its cells.
+        if sum(column_widths) + 2 * (len(columns) - 1) <= width:
+            break
+        if dropped in columns:
+            columns.remove(dropped)
+            column_widths = widths()
+    return tuple(columns), tuple(column_widths)
+
+
+def position_lines(
+    rows: Sequence[tuple[str, ...]], flat: Sequence[bool], *, known: bool, width: int
+) -> tuple[Line, ...]:
+    """The panel's lines ``width`` cells wide: titles, then one line per row.
+
+    ``known`` False: the account is not known, a line says so (wrapped, never cut off).
+    """
+    if not known or not rows:
+        message = POSITIONS_UNKNOWN if not known else NO_POSITIONS
+        wrapped = textwrap.wrap(message, width) if width > 0 else [message]
+        return tuple(((text, ""),) for text in wrapped)
+    columns, widths = fitted_columns(rows, width)
+    picks = [COLUMNS.index(column) for column in columns]
+    header: list[Span] = [
+        (column.ljust(size) if index == 0 else "  " + column.rjust(size), "bold")
+        for index, (column, size) in enumerate(zip(columns, widths, strict=True))
+    ]
+    lines: list[Line] = [tuple(header)]
+    for row, is_flat in zip(rows, flat, strict=True):
+        spans: list[Span] = []
+        for index, (column, pick, size) in enumerate(zip(columns, picks, widths, strict=True)):
+            cell = row[pick]
+            if index == 0:
+                spans.append((cell.ljust(size), "bold"))
+                continue
+            style = _pnl_style(cell) if column.endswith("P&L") else ""
+            if is_flat and column in _DIMMED_WHEN_FLAT:
+                style = "dim"
+            spans.append(("  " + cell.rjust(size), style))
+        lines.append(tuple(spans))
+    return tuple(lines)
+
+
+class PositionsPanel(FramedLinesWidget):
     """Positions and P&L. Feed it with :meth:`update_positions`."""
 
     DEFAULT_CSS = """
@@ -88,20 +160,20 @@ class PositionsPanel(Static):
     }
     """
 
-    def __init__(
-        self, *, min_interval_s: float = 0.5, name: str | None = None, id: str | None = None
-    ) -> None:
-        super().__init__(NO_POSITIONS, name=name, id=id)
-        self.min_interval_s = min_interval_s
-        self._drawn_at: float | None = None
+    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+        # Set first: Widget.__init__ refreshes, and refresh reads it.
+        self._quiet_refresh = False
+        super().__init__(name=name, id=id)
         self.border_title = "Positions"
-        self.border_subtitle = summary_text(None, None)
+        self._summary = summary_text(None, None)
+        self.border_subtitle = self._summary
         self._rows: tuple[tuple[str, ...], ...] = ()
         self._flat: tuple[bool, ...] = ()
-        self._compact: bool | None = None
-        self._drawn: tuple[tuple[tuple[str, ...], ...], tuple[bool, ...], str, bool] | None = None
-        self._drawn_rows = -1
         self.known = True
+        # What is drawn: rows, flat flags, subtitle, known (None before the first update).
+        self._drawn: tuple[object, ...] | None = None
+        self._buffer: LineBuffer[Line] = LineBuffer(self._build_lines)
+        self._palette: dict[str, Style] | None = None
 
     @property
     def rows(self) -> tuple[tuple[str, ...], ...]:
@@ -109,8 +181,23 @@ class PositionsPanel(Static):
         return self._rows
 
     @property
+    def lines(self) -> tuple[Line, ...]:
+        """The drawn lines as spans, top to bottom."""
+        return self._buffer.lines
+
+    @property
+    def text_lines(self) -> list[str]:
+        """The drawn lines as plain text (before any cut to the width)."""
+        return ["".join(text for text, _ in line) for line in self._buffer.lines]
+
+    @property
     def compact(self) -> bool:
         return self.size.width < COMPACT_WIDTH
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column titles shown at the current width."""
+        return fitted_columns(self._rows, self.size.width)[0] if self._rows else ()
 
     def update_positions(
         self,
@@ -118,12 +205,11 @@ class PositionsPanel(Static):
         *,
         equity: Decimal | None,
         daily_pnl: Decimal | None,
-        now: float | None = None,
     ) -> bool:
-        """Show ``positions``; returns whether the panel changed (and so repaints).
+        """Show ``positions``; returns whether anything shown changed (and so repaints).
 
-        ``now`` (monotonic seconds) enables the rate limit for mark-only changes.
-        ``positions`` None: the account is not known yet, so every figure is "—".
+        ``positions`` None: the account is not known yet, so every figure is "—". Only the
+        lines whose text changed are repainted; the subtitle repaints the bottom border only.
         """
         known = positions is not None
         if positions is None:
@@ -131,86 +217,75 @@ class PositionsPanel(Static):
         rows = tuple(position_cells(position) for position in positions)
         flat = tuple(position.size == 0 for position in positions)
         summary = summary_text(equity, daily_pnl)
-        if not known:
-            rows, flat = (), (True,)  # "no rows" and "unknown" must not compare equal
-        key = (rows, flat, summary, self.compact)
-        if key == self._drawn:
+        drawn = (rows, flat, summary, known)
+        if drawn == self._drawn:
             return False
-        # Product and size in each row: what is held. Only marks moved if these did not.
-        same_holdings = (
-            self._drawn is not None
-            and known == self.known
-            and [row[:2] for row in rows] == [row[:2] for row in self._rows]
-        )
-        if (
-            same_holdings
-            and now is not None
-            and self._drawn_at is not None
-            and now - self._drawn_at < self.min_interval_s
-        ):
-            return False
-        self._drawn = key
-        self._drawn_at = now
-        self.known = known
-        self._rows, self._flat = rows, flat
-        self.border_subtitle = summary
-        self._draw()
+        first = self._drawn is None
+        self._drawn = drawn
+        self._rows, self._flat, self.known = rows, flat, known
+        if summary != self._summary:
+            self._set_summary(summary)
+        line_count = len(self._buffer.lines)
+        self._buffer.rebuild(self, force_full=first)
+        if first or len(self._buffer.lines) != line_count:
+            # The height follows the number of lines: only then is a layout pass needed.
+            self.refresh(layout=True)
         return True
 
+    # -- rendering -----------------------------------------------------------------------
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(position_lines(self._rows, self._flat, known=self.known, width=width))
+
+    def _set_summary(self, summary: str) -> None:
+        """Set the border subtitle, repainting the bottom border line only (the setter would
+        repaint the whole panel)."""
+        self._summary = summary
+        self._quiet_refresh = True
+        try:
+            self.border_subtitle = summary
+        finally:
+            self._quiet_refresh = False
+        size = self.size
+        # Content coordinates: the line below the content is the bottom border.
+        self.refresh(Region(-1, size.height, size.width + 2, 1))
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> PositionsPanel:
+        if self._quiet_refresh:
+            return self
+        super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+        return self
+
     def on_resize(self) -> None:
-        if self._drawn is not None and self._drawn[3] != self.compact:
-            rows, flat, summary, _ = self._drawn
-            self._drawn = (rows, flat, summary, self.compact)
-            self._draw()
+        self._buffer.strips.clear()
+        self._buffer.rebuild(self, force_full=True)
 
-    def render(self) -> RenderResult:
-        # Textual paints the frame that follows a layout at once, before on_resize: text drawn
-        # for the old width (compact before the first layout) would hide the marks for that
-        # frame. Draw the rows for the width being painted; on_resize then keeps it.
-        drawn = self._drawn
-        if self.known and self._rows and drawn is not None and drawn[3] != self.compact:
-            return self._text()
-        return super().render()
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._buffer.strips.clear()
+        self._palette = None
 
-    def _draw(self) -> None:
-        # The panel's height follows its row count: only a new count needs a layout pass
-        # (a layout of the whole screen costs far more than repainting this panel).
-        layout = len(self._rows) != self._drawn_rows
-        self._drawn_rows = len(self._rows)
-        if not self.known:
-            self.update(POSITIONS_UNKNOWN, layout=layout)
-            return
-        if not self._rows:
-            self.update(NO_POSITIONS, layout=layout)
-            return
-        self.update(self._text(), layout=layout)
+    def _styles(self) -> dict[str, Style]:
+        if self._palette is None:
+            self._palette = named_palette(self, STYLE_NAMES)
+        return self._palette
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The column titles shown at the current width."""
-        return COMPACT_COLUMNS if self.compact else COLUMNS
+    def _build_lines(self, size: Size) -> tuple[Line, ...]:
+        return position_lines(self._rows, self._flat, known=self.known, width=size.width)
 
-    def _text(self) -> Text:
-        # Plain aligned text rather than a Rich Table: a table measures every cell on every
-        # draw, several times the cost of the same lines written out.
-        columns = self.columns
-        picks = [COLUMNS.index(column) for column in columns]
-        widths = [
-            max(len(column), *(len(row[pick]) for row in self._rows))
-            for column, pick in zip(columns, picks, strict=True)
-        ]
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for index, (column, width) in enumerate(zip(columns, widths, strict=True)):
-            text.append(column.ljust(width) if index == 0 else "  " + column.rjust(width), "bold")
-        for row, flat in zip(self._rows, self._flat, strict=True):
-            text.append("\n")
-            for index, (pick, width) in enumerate(zip(picks, widths, strict=True)):
-                cell = row[pick]
-                style = _pnl_style(cell) if COLUMNS[pick].endswith("P&L") else ""
-                if flat and pick in (1, 2, 3):
-                    style = "dim"
-                if index == 0:
-                    text.append(cell.ljust(width), "bold")
-                else:
-                    text.append("  " + cell.rjust(width), style)
-        return text
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
+        self._buffer.fit(self.size)
+
+    def render_line(self, y: int) -> Strip:
+        width = self._buffer.size.width
+        palette = self._styles()
+        strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))
+        return strip if strip is not None else Strip.blank(width, palette[""])

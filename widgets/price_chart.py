@@ -25,11 +25,10 @@ from rich.style import Style
 from textual.filter import LineFilter
 from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import BookStatus, BookView
 from widgets.format import UNKNOWN, format_number
-from widgets.line_cache import LineBuffer, component_palette
+from widgets.line_cache import FramedLinesWidget, LineBuffer, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 # " ▁▂▃▄▅▆▇█": index = eighths of the cell that are filled.
@@ -117,7 +116,7 @@ def chart_lines(
     return tuple(lines)
 
 
-class PriceChart(Widget):
+class PriceChart(FramedLinesWidget):
     """Recent mids of the selected product. Feed it with :meth:`update_chart`."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -214,13 +213,19 @@ class PriceChart(Widget):
     def _relayout(self, *, force_full: bool = False) -> None:
         self._buffer.rebuild(self, force_full=force_full)
 
-    def render_line(self, y: int) -> Strip:
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
         self._buffer.fit(self.size)
+
+    def render_line(self, y: int) -> Strip:
         strip = self._buffer.strip(y, self._render_line)
-        return strip if strip is not None else Strip.blank(self.size.width, self._styles()["base"])
+        if strip is None:
+            return Strip.blank(self._buffer.size.width, self._styles()["base"])
+        return strip
 
     def _render_line(self, line: ChartLine) -> Strip:
-        width = self.size.width
+        width = self._buffer.size.width
         styles = self._styles()
         if line.kind == "caption":
             segments = [Segment(line.text, styles["caption"])]

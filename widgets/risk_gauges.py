@@ -4,10 +4,11 @@ Green below :data:`WARN_AT` of the limit, yellow up to :data:`ALERT_AT`, red abo
 reversed at or over the limit. A usage that is not known (a position without a mark, a book
 that is not live) is "—" with an empty grey bar, never a reassuring 0.
 
-The gauges change with every snapshot (marks move exposures, data ages tick), so each line
-is turned into text first and the panel repaints only when the text changed, and, while no
-gauge changes colour, at most every ``min_interval_s``: a colour change (a limit coming
-close) is drawn at once.
+The gauges change with every snapshot (marks move exposures, data ages tick). Drawn with
+Textual's Line API (docs/design.md §5): each gauge is one line held as (text, style) spans,
+and a snapshot repaints only the lines whose spans changed, from cached strips, without a
+relayout. Every snapshot is drawn as it comes (none held back), so the gauges agree with the
+other panels of the frame.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rich.text import Text
-from textual.widgets import Static
+from rich.style import Style
+from textual.geometry import Size
+from textual.strip import Strip
 
 from core.snapshot import GaugeView
 from widgets.format import UNKNOWN, format_number
+from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
 
 WARN_AT = 0.6
 ALERT_AT = 0.85
@@ -118,9 +121,34 @@ _LEVEL_STYLES = {
     "over": "bold reverse red",
     "unknown": "dim",
 }
+# The Rich style names the lines use (the palette is built from them once per style change).
+STYLE_NAMES = (*_LEVEL_STYLES.values(),)
+
+Line = tuple[Span, ...]
 
 
-class RiskGauges(Static):
+def gauge_lines(lines: Sequence[GaugeLine], width: int) -> tuple[Line, ...]:
+    """The panel's lines ``width`` cells wide: label, bar, usage, headroom per gauge.
+
+    The usage and headroom columns are as wide as their widest text; the bar takes the rest.
+    """
+    if not lines:
+        return (((f"limits {UNKNOWN}", "dim"),),)
+    usage_width = max(4, *(len(line.usage) for line in lines))
+    headroom_width = max(len(line.headroom) for line in lines)
+    bar_width = max(MIN_BAR, width - LABEL_WIDTH - usage_width - headroom_width - 2)
+    return tuple(
+        (
+            (f"{line.label[: LABEL_WIDTH - 1]:<{LABEL_WIDTH}}", ""),
+            (gauge_bar(line.fraction, bar_width), _LEVEL_STYLES[line.level]),
+            (f" {line.usage:>{usage_width}}", "" if line.level != "unknown" else "dim"),
+            (f" {line.headroom:>{headroom_width}}", "dim"),
+        )
+        for line in lines
+    )
+
+
+class RiskGauges(FramedLinesWidget):
     """One line per limit. Feed it with :meth:`update_gauges`."""
 
     DEFAULT_CSS = """
@@ -133,72 +161,72 @@ class RiskGauges(Static):
     }
     """
 
-    def __init__(
-        self, *, min_interval_s: float = 0.5, name: str | None = None, id: str | None = None
-    ) -> None:
-        super().__init__("", name=name, id=id)
+    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
         self.border_title = "Risk limits"
-        self.min_interval_s = min_interval_s
-        self._drawn_at: float | None = None
+        self._gauges: tuple[GaugeView, ...] | None = None
         self._lines: tuple[GaugeLine, ...] = ()
-        # What is on screen: the plain text and each line's level (its colour).
-        self._drawn: tuple[str, tuple[str, ...]] | None = None
-        self._line_count = -1
+        self._buffer: LineBuffer[Line] = LineBuffer(self._build_lines)
+        self._palette: dict[str, Style] | None = None
 
     @property
     def lines(self) -> tuple[GaugeLine, ...]:
         return self._lines
 
-    def update_gauges(self, gauges: Sequence[GaugeView], *, now: float | None = None) -> bool:
-        """Show ``gauges``; returns whether the panel changed (and so repaints).
+    @property
+    def text_lines(self) -> list[str]:
+        """The drawn lines as plain text (before any cut to the width)."""
+        return ["".join(text for text, _ in line) for line in self._buffer.lines]
 
-        ``now`` (monotonic seconds) enables the rate limit for changes of numbers only.
+    def update_gauges(self, gauges: Sequence[GaugeView]) -> bool:
+        """Show ``gauges``; returns whether a line's text or colour changed (and so repaints).
+
+        Only the lines that changed are repainted.
         """
-        lines = tuple(gauge_line(gauge) for gauge in gauges)
-        drawn = self._drawn
-        if (
-            now is not None
-            and drawn is not None
-            and self._drawn_at is not None
-            and now - self._drawn_at < self.min_interval_s
-            and tuple(line.level for line in lines) == drawn[1]
-        ):
+        gauges = tuple(gauges)
+        if gauges == self._gauges:
             return False
+        self._gauges = gauges
+        lines = tuple(gauge_line(gauge) for gauge in gauges)
+        first = not self._buffer.lines
+        drawn = self._buffer.lines
+        count_changed = len(lines) != len(self._lines) or first
         self._lines = lines
-        if self._draw():
-            self._drawn_at = now
-            return True
-        return False
+        if count_changed:
+            # The height follows the number of gauges (when it is auto).
+            self.refresh(layout=True)
+        self._buffer.rebuild(self, force_full=first)
+        return self._buffer.lines != drawn
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(1, len(self._lines))
 
     def on_resize(self) -> None:
-        self._draw()
+        self._buffer.strips.clear()
+        self._buffer.rebuild(self, force_full=True)
 
-    def _draw(self) -> bool:
-        text = self._text(self.size.width)
-        drawn = (text.plain, tuple(line.level for line in self._lines))
-        if drawn == self._drawn:
-            return False
-        self._drawn = drawn
-        # Same number of lines: same height, so the new text needs no layout pass.
-        self.update(text, layout=len(self._lines) != self._line_count)
-        self._line_count = len(self._lines)
-        return True
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._buffer.strips.clear()
+        self._palette = None
 
-    def _text(self, width: int) -> Text:
-        if not self._lines:
-            return Text(f"limits {UNKNOWN}", style="dim")
-        usage_width = max(4, *(len(line.usage) for line in self._lines))
-        headroom_width = max(len(line.headroom) for line in self._lines)
-        bar_width = max(MIN_BAR, width - LABEL_WIDTH - usage_width - headroom_width - 2)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for index, line in enumerate(self._lines):
-            if index:
-                text.append("\n")
-            style = _LEVEL_STYLES[line.level]
-            text.append(f"{line.label[: LABEL_WIDTH - 1]:<{LABEL_WIDTH}}")
-            text.append(gauge_bar(line.fraction, bar_width), style=style)
-            text.append(
-                f" {line.usage:>{usage_width}}", style="" if line.level != "unknown" else "dim"
-            )
-            text.append(f" {line.headroom:>{headroom_width}}", style="dim")
-        return text
+    def _styles(self) -> dict[str, Style]:
+        if self._palette is None:
+            self._palette = named_palette(self, STYLE_NAMES)
+        return self._palette
+
+    def _build_lines(self, size: Size) -> tuple[Line, ...]:
+        return gauge_lines(self._lines, size.width)
+
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
+        self._buffer.fit(self.size)
+
+    def render_line(self, y: int) -> Strip:
+        width = self._buffer.size.width
+        palette = self._styles()
+        strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))
+        return strip if strip is not None else Strip.blank(width, palette[""])

@@ -13,8 +13,8 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.snapshot import (
     ConnectionState,
@@ -25,6 +25,7 @@ from core.snapshot import (
     TradingView,
 )
 from widgets.format import format_age, format_lag_ms, format_utc_clock
+from widgets.line_cache import FramedLinesWidget
 
 # A connected stream that has been silent this long is shown as a warning.
 SILENCE_WARNING_S = 5.0
@@ -113,7 +114,7 @@ def status_parts(
     return tuple(left), right
 
 
-class StatusBar(Widget):
+class StatusBar(FramedLinesWidget):
     """The top line of the console."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -156,6 +157,7 @@ class StatusBar(Widget):
         self._left: tuple[Part, ...] = ()
         self._right: tuple[Part, ...] = ()
         self._styles: dict[str, Style] = {}
+        self._width = 0
         # The drawn line and what it was drawn from (parts and width).
         self._strip: tuple[tuple[tuple[Part, ...], tuple[Part, ...], int], Strip] | None = None
 
@@ -205,7 +207,7 @@ class StatusBar(Widget):
         if left == self._left and right == self._right:
             return False
         self._left, self._right = left, right
-        self.refresh()
+        self.refresh(Region(0, 0, max(0, self.size.width), 1))
         return True
 
     def notify_style_update(self) -> None:
@@ -243,8 +245,12 @@ class StatusBar(Widget):
             return left  # the left side (mode, health, product) matters most
         return (*left, (" " * gap, "dim"), *right)
 
+    def before_paint(self) -> None:
+        # Read once per paint: asking a widget its size walks the screen's map.
+        self._width = self.size.width
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         key = (self._left, self._right, width)
         if y == 0 and self._strip is not None and self._strip[0] == key:
             return self._strip[1]

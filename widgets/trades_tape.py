@@ -1,8 +1,8 @@
 """The trades tape: recent public trades, newest on top, buys green and sells red.
 
-Drawn with the Line API. A new trade shifts every line down, so the whole panel is refreshed
-when the tape's version changes, but each trade's line is rendered once and then reused from a
-cache keyed by its trade id (only the lines of new trades cost anything).
+Drawn with the Line API. A new trade shifts every line down, so all its lines (not its border)
+are refreshed when the tape's version changes, but each trade's line is rendered once and then
+reused from a cache keyed by its trade id (only the lines of new trades cost anything).
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import LineFilter
+from textual.geometry import Region
 from textual.strip import Strip
-from textual.widget import Widget
 
 from core.model import Side, Trade
 from core.snapshot import TapeView
 from widgets.format import format_number_to_width, format_time_of_day
-from widgets.line_cache import component_palette
+from widgets.line_cache import FramedLinesWidget, component_palette
 from widgets.truecolor import without_ansi_mapping
 
 _TIME_WIDTH = 8
 
 
-class TradesTape(Widget):
+class TradesTape(FramedLinesWidget):
     """Recent trades of the selected product. Feed it with :meth:`update_tape`."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -57,7 +57,9 @@ class TradesTape(Widget):
         self._price_decimals = 2
         self._size_decimals = 8
         self._lines: dict[str, Strip] = {}
+        self._width = 0
         self._palette: dict[str, Style] | None = None
+        self._header: tuple[int, Strip] | None = None
 
     @property
     def tape(self) -> TapeView | None:
@@ -96,7 +98,9 @@ class TradesTape(Widget):
         # Keep only the lines that can still be on screen: the cache stays bounded.
         visible = {trade.trade_id for trade in tape.trades[: max(0, self.size.height)]}
         self._lines = {key: line for key, line in self._lines.items() if key in visible}
-        self.refresh()
+        # Every line shifts down, the border does not: refresh the content only.
+        size = self.size
+        self.refresh(Region(0, 0, size.width, size.height))
         return True
 
     def get_line_filters(self) -> Sequence[LineFilter]:
@@ -106,6 +110,7 @@ class TradesTape(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._lines.clear()
+        self._header = None
         self._palette = None
 
     def _styles(self) -> dict[str, Style]:
@@ -122,14 +127,21 @@ class TradesTape(Widget):
         price = min(12, max(6, usable // 2))
         return price, max(0, usable - price)
 
+    def before_paint(self) -> None:
+        # Read once per paint, not per line: asking a widget its size walks the screen's map.
+        self._width = self.size.width
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width
         styles = self._styles()
         base = styles["base"]
         price_width, size_width = self._columns(width)
         if y == 0:
-            header = f"{'time':<{_TIME_WIDTH}} {'price':>{price_width}} {'size':>{size_width}}"
-            return Strip([Segment(header, styles["header"])]).adjust_cell_length(width, base)
+            if self._header is None or self._header[0] != width:
+                header = f"{'time':<{_TIME_WIDTH}} {'price':>{price_width}} {'size':>{size_width}}"
+                strip = Strip([Segment(header, styles["header"])]).adjust_cell_length(width, base)
+                self._header = (width, strip)
+            return self._header[1]
         trades = self.trades
         index = y - 1
         if index >= len(trades):

@@ -16,6 +16,7 @@ from typing import ClassVar
 from textual.widgets import Static
 
 from core.snapshot import KillPhase, TradingState, TradingView
+from widgets.line_cache import KeptLines
 
 # What the trader can do next, shown on the banner (the keys are the main screen's bindings).
 HALTED_HINT = "F flatten · R resume"
@@ -57,7 +58,7 @@ def banner_text(trading: TradingView | None) -> tuple[str, str] | None:
     return None
 
 
-class TradingBanner(Static):
+class TradingBanner(KeptLines, Static):
     """One row, empty while trading is ACTIVE. Feed it with :meth:`update_trading`."""
 
     LEVELS: ClassVar[tuple[str, ...]] = ("halted", "reducing", "reconciling")

@@ -53,7 +53,7 @@ class HiddenPanelsScreen(ModalScreen[None]):
         super().__init__()
         self._latest = latest
         self.balances = BalancesPanel(id="more-balances")
-        self.gauges = RiskGauges(id="more-gauges", min_interval_s=0)
+        self.gauges = RiskGauges(id="more-gauges")
         self.chart = PriceChart(id="more-chart")
 
     def compose(self) -> ComposeResult:

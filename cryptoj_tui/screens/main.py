@@ -19,10 +19,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from core.model import ExchangeOrder
-from core.snapshot import EngineSnapshot, EventView, GaugeView, Mode
+from core.snapshot import EngineSnapshot, EventView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
+from widgets.line_cache import KeptLines
 from widgets.open_orders import OpenOrdersTable
 from widgets.order_book import OrderBookLadder
 from widgets.positions import PositionsPanel
@@ -33,6 +34,38 @@ from widgets.trades_tape import TradesTape
 from widgets.trading_banner import TradingBanner
 
 PICK_PRODUCT = "Pick product by number"
+
+
+class Row(KeptLines, Horizontal):
+    """A horizontal container that hands back its painted lines while nothing changed them
+    (Textual repaints every widget under a frame's changed area, and a fast book changes
+    nearly the whole screen at every frame)."""
+
+
+class Column(KeptLines, Vertical):
+    """A vertical container, kept like :class:`Row`."""
+
+
+class KeysFooter(KeptLines, Footer):
+    """The footer, kept like :class:`Row` (its keys change with the screen, not the market).
+
+    Textual's footer rebuilds its keys (a layout of the whole screen) whenever the screen's
+    bindings are refreshed, e.g. when focus moves, even when the keys it shows stay the same
+    (a focused table brings only hidden ones). This one rebuilds only when they changed.
+    """
+
+    _shown_keys: tuple[tuple[str, str, str, bool, str], ...] | None = None
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        shown = tuple(
+            (key, binding.key, binding.description, enabled, tooltip)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+            if binding.show
+        )
+        if shown == self._shown_keys:
+            return
+        self._shown_keys = shown
+        super().bindings_changed(screen)
 
 
 def _product_number_bindings() -> list[BindingType]:
@@ -156,20 +189,19 @@ class MainScreen(Screen[None]):
         self.events = EventLog(id="events")
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
-        # What the positions and gauges panels last got (they skip equal parts).
+        # What the positions panel last got: it formats its cells only when this moved.
         self._positions_key: tuple[object, ...] | None = None
-        self._gauges_key: tuple[GaugeView, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.status_bar
         yield self.banner
-        with Horizontal(id="body"):
+        with Row(id="body"):
             yield self.ladder
-            with Vertical(id="right"):
-                with Horizontal(id="market-row"):
+            with Column(id="right"):
+                with Row(id="market-row"):
                     yield self.chart
                     yield self.tape
-                with Horizontal(id="account-row"):
+                with Row(id="account-row"):
                     yield self.balances
                     yield self.orders
                 yield self.positions
@@ -178,11 +210,11 @@ class MainScreen(Screen[None]):
             f"hidden at this width: {HIDDEN_WHEN_NARROW} · press v to see them",
             id="hidden-hint",
         )
-        with Horizontal(id="bottom-row"):
+        with Row(id="bottom-row"):
             yield self.events
             yield self.gauges
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     # -- what the App asks of the screen ------------------------------------------------------
 
@@ -256,6 +288,4 @@ class MainScreen(Screen[None]):
             )
         self.balances.update_balances(snapshot.balances, snapshot.balances_version)
         self.orders.update_orders(snapshot.open_orders, snapshot.orders_version)
-        if snapshot.gauges != self._gauges_key:
-            self._gauges_key = snapshot.gauges
-            self.gauges.update_gauges(snapshot.gauges)
+        self.gauges.update_gauges(snapshot.gauges)

@@ -16,7 +16,7 @@ from core.model import Side
 from core.snapshot import EngineSnapshot
 from cryptoj_tui.app import CryptoJApp
 from cryptoj_tui.screens.help import HelpScreen
-from cryptoj_tui.screens.main import MainScreen
+from cryptoj_tui.screens.main import KeysFooter, MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from tests.doubles.fake_engine import FakeEngine
 from tests.tui.helpers import AppFactory, wait_until
@@ -386,3 +386,26 @@ async def test_idle_console_redraws_at_the_idle_rate_until_a_key(
             clock.advance(0.1)
             app.pull_tick()
         assert len(pulls) == 5
+
+
+async def test_the_footer_is_not_rebuilt_when_its_keys_stay_the_same(
+    make_app: AppFactory,
+) -> None:
+    """Focus moving to the orders table refreshes the screen's bindings; the keys the footer
+    shows do not change, so it keeps its key widgets (a rebuild relayouts the whole screen)."""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        footer = app.main_screen.query_one(KeysFooter)
+        await wait_until(pilot, lambda: len(footer.children) > 0)
+        keys = list(footer.children)
+        app.main_screen.set_focus(None)
+        await pilot.pause()
+        app.main_screen.set_focus(app.main_screen.orders)
+        await pilot.pause()
+        await pilot.pause()
+        assert list(footer.children) == keys
+        # Keys that do change (a dialog's own) are still shown: the help screen's footer.
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is not app.main_screen

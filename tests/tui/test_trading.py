@@ -4,6 +4,7 @@ size field focused, flatten with its confirmation, resume with the typed word, p
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Select, Static
 
@@ -743,3 +745,41 @@ async def test_the_live_quit_dialog_never_cuts_a_button(
         # Only the dialog's keys in the footer, not the main screen's (b Buy, s Sell...).
         footer_keys = {binding.action for _, binding, *_ in dialog.active_bindings.values()}
         assert "app.order_ticket('BUY')" not in footer_keys
+
+
+async def test_a_kill_key_from_the_terminal_latches_at_the_next_loop_pass(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    """The driver hands the kill key over as a plain callback: HALTED is latched at the head
+    of the very next loop pass, not a pass later behind whatever that pass runs (a frame, a
+    collection). A coroutine-delivered key would still be waiting after one pass."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        driver = app._driver
+        assert driver is not None
+        key = events.Key("ctrl+k", None)
+        key.set_sender(app)
+        driver.send_message(key)
+        assert engine.trading_state == "ACTIVE"  # nothing ran yet: the loop decides when
+        await asyncio.sleep(0)  # one loop pass
+        assert engine.trading_state == "HALTED"
+        assert len(engine.kill_calls) == 1
+        await pilot.pause()
+        assert app.main_screen.banner.level == "halted"
+        assert len(engine.kill_calls) == 1  # the key's binding did not pull it again
+
+
+async def test_other_keys_from_the_terminal_keep_the_driver_path(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        driver = app._driver
+        assert driver is not None
+        key = events.Key("question_mark", "?")
+        key.set_sender(app)
+        driver.send_message(key)
+        await wait_until(pilot, lambda: app.screen is not app.main_screen)
+        assert engine.trading_state == "ACTIVE"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+from textual.geometry import Region
+
 from core.snapshot import BalanceView
-from tests.widgets.helpers import HostApp
+from tests.widgets.helpers import HostApp, screen_lines
 from widgets.balances import LOADING, BalancesPanel, balance_rows
 
 
@@ -43,3 +45,43 @@ async def test_panel_loading_then_table(host: Callable[..., HostApp]) -> None:
         # Balances can become unknown again (e.g. after a reconnect): back to loading.
         assert panel.update_balances(None, 3)
         assert panel.rows is None
+
+
+class LayoutCounting(BalancesPanel):
+    """Records every refresh that asks for a layout pass."""
+
+    def __init__(self) -> None:
+        self.layouts = 0
+        super().__init__()
+
+    def refresh(self, *regions: Region, **options: bool) -> LayoutCounting:
+        if options.get("layout"):
+            self.layouts += 1
+        super().refresh(*regions, **options)
+        return self
+
+
+async def test_new_figures_in_as_many_rows_need_no_layout(host: Callable[..., HostApp]) -> None:
+    """A fill or a released hold changes figures, not the number of rows: the panel keeps
+    its height, so the screen is not laid out again (a layout repaints every panel)."""
+    panel = LayoutCounting()
+    app = host(panel)
+    async with app.run_test(size=(60, 10)) as pilot:
+        panel.update_balances([BalanceView("USD", Decimal("1000"), Decimal("0"))], 1)
+        await pilot.pause()
+        before = panel.layouts
+        panel.update_balances([BalanceView("USD", Decimal("990.5"), Decimal("9.5"))], 2)
+        await pilot.pause()
+        assert panel.layouts == before
+        assert any("990.50" in line for line in screen_lines(app))
+        # A new currency is a new row: that does change the height.
+        panel.update_balances(
+            [
+                BalanceView("USD", Decimal("990.5"), Decimal("9.5")),
+                BalanceView("BTC", Decimal("0.1"), Decimal("0")),
+            ],
+            3,
+        )
+        await pilot.pause()
+        assert panel.layouts > before
+        assert any("BTC" in line for line in screen_lines(app))

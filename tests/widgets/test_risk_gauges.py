@@ -1,4 +1,5 @@
-"""Risk gauges: one bar per limit, usage and headroom, coloured by threshold, "—" unknown."""
+"""Risk gauges: one bar per limit, usage and headroom, coloured by threshold, "—" unknown;
+drawn with the Line API, repainting only the lines whose text or colour changed."""
 
 from __future__ import annotations
 
@@ -6,20 +7,40 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from rich.text import Text
+from textual.strip import Strip
 
 from core.snapshot import GaugeView
-from tests.widgets.helpers import HostApp
+from tests.widgets.helpers import HostApp, screen_lines
 from widgets.risk_gauges import RiskGauges, gauge_bar, gauge_level, gauge_line
 
 D = Decimal
 
+GAUGES = (
+    GaugeView("order_rate", D(3), D(10), "orders/1s"),
+    GaugeView("open_orders", D(2), D(200), "orders"),
+    GaugeView("position", D("26500.44"), D("50000"), "USD", "BTC-USD"),
+    GaugeView("gross_exposure", D("45000"), D("50000"), "USD"),
+    GaugeView("daily_loss", D("2100"), D("2000"), "USD"),
+    GaugeView("drawdown", None, D("5000"), "USD"),
+    GaugeView("data_age", D("0.4"), D(5), "s", "ETH-USD"),
+)
+
 
 def shown(gauges: RiskGauges) -> str:
-    """The plain text the panel shows."""
-    text = gauges.content
-    assert isinstance(text, Text)
-    return text.plain
+    """The plain text the panel draws."""
+    return "\n".join(gauges.text_lines)
+
+
+class PaintedGauges(RiskGauges):
+    """Records the content lines Textual asks it to paint (their y), frame after frame."""
+
+    def __init__(self) -> None:
+        self.painted: list[int] = []
+        super().__init__()
+
+    def render_line(self, y: int) -> Strip:
+        self.painted.append(y)
+        return super().render_line(y)
 
 
 @pytest.mark.parametrize(
@@ -85,18 +106,79 @@ async def test_panel_repaints_only_when_a_text_changes(host: Callable[..., HostA
         assert shown(gauges) == "limits —"
 
 
-async def test_number_changes_are_rate_limited_colour_changes_are_not(
-    host: Callable[..., HostApp],
+# What the panel showed when it was a Static re-rendering its whole text (the same inputs).
+DRAWN = [
+    "╭─ Risk limits ────────────────────────────────────────────────╮",
+    "│ order rate     ██████▎··············  30%      7 orders left │",
+    "│ open orders    ·····················   1%    198 orders left │",
+    "│ position BTC   ███████████▍·········  53% 23,499.56 USD left │",
+    "│ gross exposure ██████████████████▉··  90%  5,000.00 USD left │",
+    "│ daily loss     █████████████████████ 105%    100.00 USD over │",
+    "│ drawdown       ·····················    —                  — │",
+    "│ data age ETH   █▋···················   8%           5 s left │",
+    "╰──────────────────────────────────────────────────────────────╯",
+]
+DRAWN_EMPTY = [
+    "╭─ Risk limits ────────────────────────────────────────────────╮",
+    "│ limits —                                                     │",
+    "│                                                              │",
+    "╰──────────────────────────────────────────────────────────────╯",
+]
+
+
+@pytest.mark.parametrize(
+    ("gauges", "drawn"), [(GAUGES, DRAWN), ((), DRAWN_EMPTY)], ids=["gauges", "none"]
+)
+async def test_draws_the_text_the_static_panel_drew(
+    host: Callable[..., HostApp], gauges: tuple[GaugeView, ...], drawn: list[str]
 ) -> None:
-    gauges = RiskGauges(min_interval_s=0.5)
-    async with host(gauges).run_test(size=(70, 9)):
-        assert gauges.update_gauges([GaugeView("open_orders", D(10), D(200), "orders")], now=1.0)
-        assert not gauges.update_gauges(
-            [GaugeView("open_orders", D(20), D(200), "orders")], now=1.1
-        )
-        assert gauges.lines[0].usage == "5%"
-        assert gauges.update_gauges([GaugeView("open_orders", D(20), D(200), "orders")], now=1.6)
-        assert gauges.lines[0].usage == "10%"
-        # Close to the limit: a new colour, drawn at once.
-        assert gauges.update_gauges([GaugeView("open_orders", D(190), D(200), "orders")], now=1.7)
-        assert gauges.lines[0].level == "alert"
+    """Character for character what the Static panel showed; an unknown usage is "—" with an
+    empty bar, never 0% or full headroom."""
+    panel = RiskGauges()
+    app = host(panel)
+    async with app.run_test(size=(64, 10)) as pilot:
+        await pilot.pause()
+        panel.update_gauges(gauges)
+        await pilot.pause()
+        assert screen_lines(app)[: len(drawn)] == drawn
+        assert screen_lines(app)[len(drawn)].strip() == ""
+
+
+async def test_the_same_input_repaints_no_line(host: Callable[..., HostApp]) -> None:
+    panel = PaintedGauges()
+    async with host(panel).run_test(size=(64, 10)) as pilot:
+        await pilot.pause()
+        panel.update_gauges(GAUGES)
+        await pilot.pause()
+        assert panel.painted
+        panel.painted.clear()
+        assert not panel.update_gauges(GAUGES)
+        # A new usage that reads the same (the data age in whole seconds): nothing either.
+        aged = (*GAUGES[:-1], GaugeView("data_age", D("0.41"), D(5), "s", "ETH-USD"))
+        assert not panel.update_gauges(aged)
+        await pilot.pause()
+        await pilot.pause()
+        assert panel.painted == []
+
+
+async def test_a_changed_value_repaints_only_its_line(host: Callable[..., HostApp]) -> None:
+    panel = PaintedGauges()
+    app = host(panel)
+    async with app.run_test(size=(64, 10)) as pilot:
+        await pilot.pause()
+        panel.update_gauges(GAUGES)
+        await pilot.pause()
+        panel.painted.clear()
+        # Two more open orders: the second gauge's line only (same column widths).
+        more = (GAUGES[0], GaugeView("open_orders", D(4), D(200), "orders"), *GAUGES[2:])
+        assert panel.update_gauges(more)
+        await pilot.pause()
+        assert set(panel.painted) == {1}
+        assert "196 orders left" in screen_lines(app)[2]
+        # The order rate climbs into the warning band: its line only, in its new colour.
+        panel.painted.clear()
+        warn = (GaugeView("order_rate", D("6"), D(10), "orders/1s"), *more[1:])
+        assert panel.update_gauges(warn)
+        await pilot.pause()
+        assert set(panel.painted) == {0}
+        assert panel.lines[0].level == "warn"

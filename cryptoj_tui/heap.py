@@ -1,0 +1,75 @@
+"""How the console keeps the garbage collector's pauses short on the loop it shares with the
+engine (docs/design.md §5).
+
+Two things make the collector's pauses long there. First, everything alive at start-up (the
+modules, the widget tree, the books): scanned in every full collection, it stalled the loop
+for 100-400 ms. It is frozen once the first book is shown (:func:`freeze_startup_heap`), out
+of the collector's sight for good.
+
+Second, what each frame leaves behind. Textual's strips cache the pieces they are cut into,
+and a strip cut into one piece caches itself: every painted line becomes a small reference
+cycle, freed only by the collector. The lines on screen live long enough to reach the oldest
+generation, so it grows by thousands of objects a second, and CPython's own full collection,
+every few seconds, scanned tens of thousands of objects at once: 20-45 ms in one piece, at
+any moment (inside a frame as often as not, adding to it). Its middle-generation collections
+(2-3 ms) landed inside frames the same way.
+
+So the console takes both over (:func:`take_over_collections`): CPython runs only the young
+collections (a fraction of a millisecond), and :func:`collect_if_due`, on the App's timer
+(between frames, never inside one), runs the middle generation's every
+:data:`CHECK_EVERY_S` and a full one once :data:`MIDDLE_BEFORE_FULL` middle collections have
+promoted into the oldest generation. Each is then small: the full one scans the lines on
+screen and a second's garbage, a few milliseconds; while nothing moves (an idle console)
+nothing is allocated and nothing runs.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# How often the App runs the middle generation's collection, if a young one ran since.
+CHECK_EVERY_S = 0.25
+# Middle-generation collections (each moves its survivors into the oldest) after which a
+# full collection is due: about one a second while the book streams.
+MIDDLE_BEFORE_FULL = 4
+# A threshold CPython never reaches: its own middle and full collections are off.
+_NEVER = 1_000_000_000
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive after start-up out of the garbage collector's sight.
+
+    Objects alive once the first book is shown mostly live as long as the console does;
+    frozen, they are never scanned again.
+    """
+    gc.freeze()
+
+
+def take_over_collections() -> tuple[int, int, int]:
+    """Stop CPython's own middle and full collections (the young ones go on as before);
+    returns the thresholds there were, for :func:`restore_thresholds`."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(thresholds[0], _NEVER, _NEVER)
+    return thresholds
+
+
+def restore_thresholds(thresholds: tuple[int, int, int]) -> None:
+    """Give the collections back to CPython (when the console closes)."""
+    gc.set_threshold(*thresholds)
+
+
+def collect_if_due() -> int | None:
+    """Run the collection that is due; returns its generation (None: nothing was due).
+
+    ``gc.get_count()`` counts, per generation, the collections of the one below since its
+    own last collection: young ones since the last middle one, middle ones since the last
+    full one.
+    """
+    _, young_since, middle_since = gc.get_count()
+    if middle_since >= MIDDLE_BEFORE_FULL:
+        gc.collect(2)
+        return 2
+    if young_since:
+        gc.collect(1)
+        return 1
+    return None
