@@ -47,6 +47,7 @@ import logging
 import random
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,11 +61,12 @@ from core.config import MarketMakerSettings, Settings, load_settings
 from core.emergency import KillPhase, KillProgress, ResumeRefused
 from core.engine import Engine
 from core.model import ExchangeOrderStatus, OrderSpec, Side
-from core.sim.agents import MarketAgents
+from core.sim.agents import TAKER_USER_ID, MarketAgents
 from core.sim.exchange import SimExchange
 from core.sim.faults import FaultPlan
 from core.sim.runner import build_exchange
 from core.sim.server import SimServer
+from core.sim.types import SimOrderRequest
 from core.trading_state import TradingState
 from core.venue import CreateOrderOutcome
 from tests.integration.engine_harness import PROOF_RISK, UNTHROTTLED_RATE_PER_S, endpoints_of
@@ -217,6 +219,9 @@ class SoakReport:
     max_kill_flat_s: float = 0.0
     orders: int = 0
     fills: int = 0
+    # Quotes the soak had the market take because none had filled yet (see
+    # ``_hit_a_quote_if_none_filled``).
+    quotes_hit: int = 0
     journal_fills: int = 0
     unknown_outcomes: int = 0
     # Exchange input refused or unreadable during the run, by source and kind (see
@@ -260,6 +265,7 @@ class SoakReport:
             f"  {'orders at the sim':<30}{self.orders:>8}",
             f"  {'fills at the sim':<30}{self.fills:>8}",
             f"  {'journaled fills':<30}{self.journal_fills:>8}",
+            f"  {'quotes hit (none had filled)':<30}{self.quotes_hit:>8}",
             f"  {'unknown outcomes met':<30}{self.unknown_outcomes:>8}",
             "",
             f"{'input refused (source.kind)':<32}{'count':>8}",
@@ -441,6 +447,44 @@ class Soak:
         self._background(on=False)
         await self._checkpoint(kind)
 
+    def _hit_a_quote_if_none_filled(self) -> bool:
+        """Until the strategy has a fill, the market takes one of its quotes once in each
+        trading stretch: a taker IOC at the quote's price, sized to clear the book down to it
+        (whether it did).
+
+        The agents hit the tight quotes on their own most runs, but on a loaded machine the
+        engine re-quotes late and a short run could end with no fill at all, leaving the
+        fills-once and ledger invariants checked against nothing."""
+        if self.exchange.list_fills(self._user):
+            return True
+        product = self.config.strategy_product
+        quotes = self.exchange.list_orders(self._user, product_ids=[product], statuses=_OPEN)
+        quote = next((o for o in quotes if o.limit_price is not None and o.base_size), None)
+        if quote is None or quote.limit_price is None:
+            return False
+        bids, asks = self.exchange.book_levels(product)
+        buying = quote.side is Side.BUY
+        limit = quote.limit_price
+        levels = bids if buying else asks
+        ahead = sum(
+            (size for price, size in levels if (price >= limit if buying else price <= limit)),
+            Decimal(0),
+        )
+        self.exchange.create_order(
+            TAKER_USER_ID,
+            SimOrderRequest(
+                client_order_id=f"soak-hit-{uuid.uuid4()}",
+                product_id=product,
+                side=Side.SELL if buying else Side.BUY,
+                config_kind="sor_limit_ioc",
+                base_size=ahead,
+                limit_price=limit,
+            ),
+        )
+        self.report.quotes_hit += 1
+        self.server.flush()
+        return True
+
     # ------------------------------------------------------------------ market and time
 
     async def _tick(self, step_s: float | None = None) -> None:
@@ -455,8 +499,13 @@ class Soak:
         self._check_limits()
 
     async def _trade(self, simulated_s: float) -> None:
-        for _ in range(max(1, round(simulated_s / self.config.step_s))):
+        ticks = max(1, round(simulated_s / self.config.step_s))
+        hit = False
+        for tick in range(ticks):
             await self._tick()
+            # The second half of a stretch: the agents had their chance to fill a quote.
+            if not hit and tick >= ticks // 2:
+                hit = self._hit_a_quote_if_none_filled()
 
     async def _wait(self, condition: Callable[[], bool], what: str, *, moving: bool) -> float:
         """Real seconds until ``condition()`` holds. ``moving``: the market and the clock go
