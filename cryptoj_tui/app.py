@@ -71,6 +71,8 @@ TICKET_KEY_HOLD_S = 3.0
 # idle, not in the frames that bring the first prices), then reused for every order.
 TICKET_PREBUILD_DELAY_S = 0.5
 TICKET_SCREEN = "order-ticket"
+# Until the first live book, the App looks for it this often (then only at the frame rate).
+FIRST_PRICES_POLL_S = 0.02
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -212,6 +214,7 @@ class CryptoJApp(App[None]):
         self._main_screen: MainScreen | None = None
         self._engine_worker: Worker[None] | None = None
         self._pull_timer: Timer | None = None
+        self._first_prices_timer: Timer | None = None
         self._last_tick: float | None = None
         self._quitting = False
         self._heap_frozen = False
@@ -266,6 +269,25 @@ class CryptoJApp(App[None]):
             self.refresh_interval, self.pull_tick, name="snapshot-pull"
         )
         self.pull_snapshot()
+        if not self._heap_frozen:  # no live book yet: watch for the first one closely
+            self._first_prices_timer = self.set_interval(
+                FIRST_PRICES_POLL_S, self._poll_first_prices, name="first-prices"
+            )
+
+    def _poll_first_prices(self) -> None:
+        """Until the first live book is shown: show it the moment it is there, not up to a
+        whole refresh interval later (start-up is measured to the first prices)."""
+        timer = self._first_prices_timer
+        if self._heap_frozen or self._quitting:  # a live book was shown
+            if timer is not None:
+                timer.stop()
+            return
+        try:
+            live = self.engine.snapshot(self.selected_product).book.status is BookStatus.LIVE
+        except Exception:  # pull_snapshot reports it on the next frame
+            return
+        if live:
+            self.pull_snapshot()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._engine_worker or self._quitting:
