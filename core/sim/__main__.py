@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import json
 import logging
 import os
 import signal
@@ -24,14 +26,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import orjson
-
-from core.config import ConfigError, SimSettings, load_settings
-from core.local_resources import check_listen_address
-from core.sim.endpoints import SimEndpoints
-from core.sim.faults import FaultPlan
-from core.sim.runner import SimListenError, run_sim
+# The sim itself (aiohttp, the settings, the exchange) is imported by main(), after it turned
+# the cyclic collector off: the console's demo waits for this child's boot (see main).
+if TYPE_CHECKING:
+    from core.config import SimSettings
+    from core.sim.endpoints import SimEndpoints
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,17 +73,24 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 
 def _announce(endpoints: SimEndpoints) -> None:
+    # Booted: what was built lives as long as the child (frozen, never scanned again) and the
+    # collector is back on for what comes next.
+    gc.freeze()
+    gc.enable()
     _handshake({"event": "ready", **endpoints.to_handshake()})
 
 
 def _handshake(data: dict[str, object]) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
+    sys.stdout.buffer.write(json.dumps(data).encode() + b"\n")
     sys.stdout.buffer.flush()
 
 
 def _settings(args: argparse.Namespace) -> SimSettings:
     """The sim's settings from the flags, or (``--from-settings``) from the configuration,
     checked listenable (``ConfigError`` with the same one line ``cryptoj`` would print)."""
+    from core.config import SimSettings, load_settings
+    from core.local_resources import check_listen_address
+
     if not args.from_settings:
         return SimSettings(
             seed=args.seed, rate=args.rate, host=args.host, port=args.port, tls=args.tls
@@ -93,6 +101,10 @@ def _settings(args: argparse.Namespace) -> SimSettings:
 
 
 async def _main(args: argparse.Namespace) -> None:
+    from core.config import ConfigError
+    from core.sim.faults import FaultPlan
+    from core.sim.runner import SimListenError, run_sim
+
     try:
         settings = _settings(args)
     except ConfigError as error:
@@ -120,12 +132,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The boot makes ~100k objects that live as long as the child (modules, the book); the
+    # cyclic collector would scan them over and over while they are made. Off until ready.
+    gc.disable()
     try:
-        FaultPlan.parse(args.faults)
-    except ValueError as error:
-        print(f"python -m core.sim: {error}", file=sys.stderr)
-        return 2
-    asyncio.run(_main(args))
+        from core.sim.faults import FaultPlan
+
+        try:
+            FaultPlan.parse(args.faults)
+        except ValueError as error:
+            print(f"python -m core.sim: {error}", file=sys.stderr)
+            return 2
+        asyncio.run(_main(args))
+    finally:
+        gc.enable()
     return 0
 
 

@@ -309,3 +309,46 @@ def test_parse_of_no_arguments_is_the_demo() -> None:
     for argv in (["--paper"], ["--live"], ["--replay", "x.jsonl"], ["doctor"]):
         assert start_demo_sim_early(build_parser().parse_args(argv)) is None
     assert isinstance(build_parser().parse_args([]), argparse.Namespace)
+
+
+def test_the_collector_is_off_for_the_start_up_and_on_when_the_console_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cli.main`` turns the cyclic collector off while the console starts (imports, the
+    engine) and it must be on again, the start-up heap frozen, once the console runs: off
+    for good, every reference cycle made in a day's session would be kept."""
+    import gc
+
+    from cryptoj_tui.app import CryptoJApp
+    from cryptoj_tui.cli import main
+
+    seen: list[tuple[bool, int]] = []
+
+    def run(app: CryptoJApp) -> None:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+
+    for key in [key for key in os.environ if key.startswith("CRYPTOJ_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("CRYPTOJ_STORAGE__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CRYPTOJ_LOG__FILE", str(tmp_path / "cryptoj.log"))
+    monkeypatch.setattr(CryptoJApp, "run", run)
+    disabled_at_start: list[bool] = []
+    real_run_console = console.run_console
+
+    def spy_run_console(args: argparse.Namespace, settings: object) -> int:
+        disabled_at_start.append(not gc.isenabled())
+        return real_run_console(args, settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(console, "run_console", spy_run_console)
+    gc.unfreeze()
+    try:
+        assert main(["--paper"]) == 0
+        assert disabled_at_start == [True]
+        [(enabled, frozen)] = seen
+        assert enabled and frozen > 0
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
