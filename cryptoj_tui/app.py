@@ -257,7 +257,9 @@ class CryptoJApp(App[None]):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    def on_load(self) -> None:
+        # The engine starts connecting before the screen is composed and first painted, so
+        # its round trips to the venue overlap that work instead of queueing behind it.
         self._engine_worker = self.run_worker(
             self.engine.run(),
             name="engine",
@@ -265,6 +267,8 @@ class CryptoJApp(App[None]):
             description="engine.run()",
             exit_on_error=False,
         )
+
+    def on_mount(self) -> None:
         self._pull_timer = self.set_interval(
             self.refresh_interval, self.pull_tick, name="snapshot-pull"
         )
