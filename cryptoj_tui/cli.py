@@ -20,9 +20,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
+
+if TYPE_CHECKING:
+    from core.sim.launcher import PendingSim
 
 # Subcommand modules, in the order --help lists them.
 COMMAND_MODULES = (
@@ -148,7 +151,7 @@ def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | 
         check_listen_address(settings.sim.host, settings.sim.port)
 
 
-def start_demo_sim_early(args: argparse.Namespace) -> Any:
+def start_demo_sim_early(args: argparse.Namespace) -> PendingSim | None:
     """Start the demo's simulated exchange now, before anything heavy is imported, if the
     command line asks for the console without a mode flag (the configuration may still pick
     another mode: ``run_console`` then stops the child unused).

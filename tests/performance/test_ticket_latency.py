@@ -47,7 +47,7 @@ def _app() -> tuple[CryptoJApp, list[float]]:
             shown.append(time.perf_counter())
         display(screen, update)
 
-    app._display = timed_display  # type: ignore[method-assign]
+    app._display = timed_display  # type: ignore[method-assign,assignment]
     return app, shown
 
 

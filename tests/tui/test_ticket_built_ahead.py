@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.widgets import Checkbox, Input, Select
+from textual.widgets import Checkbox, Input, Select, Static
 
 from core.model import OrderType, Side, TimeInForce
 from cryptoj_tui.app import CryptoJApp
@@ -120,7 +120,9 @@ async def test_every_order_starts_from_a_fresh_ticket(
         assert ticket.query_one("#post-only", Checkbox).value is False
         assert "ETH" in ticket.query_one("#size", Input).placeholder
         # Only what a new ticket says too: the size is still to be typed.
-        assert [str(line.content) for line in ticket.query(".error.-shown")] == ["size: required"]
+        assert [str(line.content) for line in ticket.query(".error.-shown").results(Static)] == [
+            "size: required"
+        ]
         assert ticket.query_one("#stop-row").has_class("-hidden")
         assert ticket.gate_text == "gate: — (fix the fields above)"
         for key in "0.5":
