@@ -71,6 +71,8 @@ TICKET_KEY_HOLD_S = 3.0
 # idle, not in the frames that bring the first prices), then reused for every order.
 TICKET_PREBUILD_DELAY_S = 0.5
 TICKET_SCREEN = "order-ticket"
+# Turns of the event loop the engine gets to send its first requests before the first paint.
+ENGINE_HEAD_START_TURNS = 4
 # Until the first live book, the App looks for it this often (then only at the frame rate).
 FIRST_PRICES_POLL_S = 0.02
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
@@ -257,7 +259,7 @@ class CryptoJApp(App[None]):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def on_load(self) -> None:
+    async def on_load(self) -> None:
         # The engine starts connecting before the screen is composed and first painted, so
         # its round trips to the venue overlap that work instead of queueing behind it.
         self._engine_worker = self.run_worker(
@@ -267,6 +269,10 @@ class CryptoJApp(App[None]):
             description="engine.run()",
             exit_on_error=False,
         )
+        # A few turns of the loop for it to send its first requests (its tasks start on the
+        # next turns; composing the screen does not give the loop back until it is done).
+        for _ in range(ENGINE_HEAD_START_TURNS):
+            await asyncio.sleep(0)
 
     def on_mount(self) -> None:
         self._pull_timer = self.set_interval(
@@ -483,10 +489,11 @@ class CryptoJApp(App[None]):
         order (``OrderTicketScreen.prepare`` makes it fresh), only showing it is left.
         Tried again later while the selected product's details are not loaded.
         """
-        if self._ticket is not None or self._quitting:
+        stack = self.screen_stack
+        if self._ticket is not None or self._quitting or not stack:  # not while closing
             return
         product = self.engine.product(self.selected_product)
-        if product is None or self.screen is not self.main_screen:  # later, at idle
+        if product is None or stack[-1] is not self.main_screen:  # later, at idle
             self.set_timer(TICKET_PREBUILD_DELAY_S, self.prebuild_ticket)
             return
         ticket = self._ticket = self._new_ticket(Side.BUY, product)

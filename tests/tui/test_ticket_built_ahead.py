@@ -149,3 +149,12 @@ async def test_quitting_as_the_ticket_is_built_raises_nothing(
         app.prebuild_ticket()
         await asyncio.sleep(delay_s)
     assert app.return_code in (None, 0)
+
+
+async def test_a_build_timer_firing_as_the_app_closes_does_nothing(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app._ticket = None
+    app.prebuild_ticket()  # no screen left: nothing is built, nothing raises
+    assert app._ticket is None
