@@ -173,6 +173,7 @@ class PendingSim:
         self.log_path = log_path
         self._lines: list[bytes] = []
         self._taken = False
+        self._ended = False  # killed (not wanted, or it failed to start)
         # The handshake is read by a thread from the start, so the child never blocks on a
         # full pipe and ``ready`` can wait with a timeout.
         self._reader = threading.Thread(target=self._read, name="sim-handshake", daemon=True)
@@ -194,13 +195,13 @@ class PendingSim:
             raise RuntimeError("this child was already handed over")
         self._reader.join(timeout_s)
         if self._reader.is_alive():
-            self.cancel()
+            self._end(keep_log=True)
             self._reader.join(1.0)
         line = self._lines[0] if self._lines else b""
         try:
             data = json.loads(line) if line else None
             if isinstance(data, dict) and data.get("event") == "error":
-                self.cancel()
+                self._end(keep_log=True)
                 if data.get("kind") == "config":  # one line naming the setting, as is
                     raise SimLaunchError(str(data.get("message")), exit_code=2)
                 raise SimLaunchError(f"simulated exchange did not start: {data.get('message')}")
@@ -210,7 +211,7 @@ class PendingSim:
 
             endpoints = SimEndpoints.from_handshake(data)
         except (ValueError, KeyError) as error:
-            self.cancel()
+            self._end(keep_log=True)  # the message points at it
             raise SimLaunchError(
                 f"simulated exchange did not start ({error}); log {self.log_path}:\n"
                 f"{_tail(self.log_path)}"
@@ -220,15 +221,21 @@ class PendingSim:
         return SimProcess(self.process, endpoints, self.log_path)
 
     def cancel(self) -> None:
-        """Kill the child unless it was handed over (a child still booting holds no state)."""
-        if self._taken:
-            return
+        """Kill the child unless it was handed over (a child still booting holds no state),
+        and delete its log: it was not wanted, it did not fail."""
+        if not self._taken and not self._ended:
+            self._end(keep_log=False)
+
+    def _end(self, *, keep_log: bool) -> None:
+        self._ended = True
         _PENDING.discard(self)
         _kill(self.process)
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+        if not keep_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 def spawn_sim_process(command: list[str]) -> PendingSim:

@@ -172,6 +172,9 @@ def test_an_early_child_that_cannot_listen_says_so_in_one_line(tmp_path: Path) -
         pending = spawn_sim_process(configured_sim_command(config))
         with pytest.raises(SimLaunchError) as raised:
             pending.ready(timeout_s=30)
+    pending.cancel()  # as the console does once it is over: the failure's log stays
+    assert pending.log_path.exists()
+    pending.log_path.unlink()
     assert raised.value.exit_code == 2
     message = str(raised.value)
     assert message.startswith(f"cannot listen on 127.0.0.1:{port} (Address already in use)")
@@ -211,6 +214,7 @@ def test_cancel_stops_a_child_not_handed_over_only(tmp_path: Path) -> None:
     pending = spawn_sim_process(configured_sim_command(None))
     pending.cancel()
     assert _wait_gone(pending.pid, timeout_s=5)
+    assert not pending.log_path.exists()  # not wanted is not a failure: no log left behind
     with pytest.raises(SimLaunchError):
         pending.ready(timeout_s=5)
     handed = spawn_sim_process(configured_sim_command(None))
