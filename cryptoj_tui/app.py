@@ -73,8 +73,10 @@ TICKET_PREBUILD_DELAY_S = 0.5
 TICKET_SCREEN = "order-ticket"
 # Turns of the event loop the engine gets to send its first requests before the first paint.
 ENGINE_HEAD_START_TURNS = 4
-# Until the first live book, the App looks for it this often (then only at the frame rate).
+# Until the first live book, the App looks for it this often (then only at the frame rate),
+# for this long at most (offline, no book comes: the frame rate is enough then).
 FIRST_PRICES_POLL_S = 0.02
+FIRST_PRICES_POLL_FOR_S = 10.0
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -281,7 +283,10 @@ class CryptoJApp(App[None]):
         self.pull_snapshot()
         if not self._heap_frozen:  # no live book yet: watch for the first one closely
             self._first_prices_timer = self.set_interval(
-                FIRST_PRICES_POLL_S, self._poll_first_prices, name="first-prices"
+                FIRST_PRICES_POLL_S,
+                self._poll_first_prices,
+                name="first-prices",
+                repeat=round(FIRST_PRICES_POLL_FOR_S / FIRST_PRICES_POLL_S),
             )
 
     def _poll_first_prices(self) -> None:

@@ -356,3 +356,38 @@ def test_the_collector_is_off_for_the_start_up_and_on_when_the_console_runs(
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+async def test_the_first_live_book_is_shown_without_waiting_for_a_frame() -> None:
+    """Frames come every 10 s here: the first live book must still be shown at once (the
+    start-up poll), and the book going live later is shown, not left for the next frame."""
+    from core.clock import ManualClock
+    from core.snapshot import BookStatus
+    from tests.doubles.fake_engine import FakeEngine
+    from tests.tui.helpers import wait_until
+
+    clock = ManualClock()
+    engine = FakeEngine(clock=clock, seed=7)
+    engine.set_book_status("BTC-USD", BookStatus.SYNCING, "waiting for the snapshot")
+    app = CryptoJApp(
+        engine,
+        mode=engine.mode,
+        products=engine.products,
+        clock=clock,
+        refresh_hz=0.1,
+        idle_refresh_hz=0.1,
+        cursor_blink=False,
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert app.last_snapshot is not None
+        assert app.last_snapshot.book.status is BookStatus.SYNCING
+        engine.set_book_status("BTC-USD", BookStatus.LIVE)
+        await wait_until(
+            pilot,
+            lambda: (
+                app.last_snapshot is not None and app.last_snapshot.book.status is BookStatus.LIVE
+            ),
+        )
+        book = app.main_screen.ladder.book
+        assert book is not None and book.status is BookStatus.LIVE
