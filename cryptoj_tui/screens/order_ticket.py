@@ -18,9 +18,10 @@ dozen widgets (and their styles) while the trader waits.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -89,6 +90,19 @@ class TicketInput(Input, inherit_bindings=False):
         for binding in Input.BINDINGS
         if not (isinstance(binding, Binding) and binding.key == "ctrl+k")
     ]
+
+
+class TicketSelect(Select[Any]):
+    """A Select that shrugs off being closed while it mounts.
+
+    The App builds its ticket at idle, off screen (see ``prepare``); if the App quits in the
+    same moment, Textual's Select sets its start value while its own parts are being removed
+    and fails on the missing label. Nothing is shown then, so there is nothing to update.
+    """
+
+    def _watch_value(self, value: Any) -> None:
+        with contextlib.suppress(NoMatches):
+            super()._watch_value(value)
 
 
 class OnOffCheckbox(Checkbox):
@@ -220,7 +234,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             box.border_subtitle = f" {self.mode.upper()} "
             yield from self._row(
                 "type",
-                Select(
+                TicketSelect(
                     TYPE_OPTIONS,
                     value=self._initial_type,
                     allow_blank=False,
@@ -241,7 +255,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             )
             yield from self._row(
                 "time in force",
-                Select(
+                TicketSelect(
                     TIME_IN_FORCE_OPTIONS,
                     value=TimeInForce.GTC,
                     allow_blank=False,

@@ -139,7 +139,7 @@ async def test_every_order_starts_from_a_fresh_ticket(
         assert spec.time_in_force is TimeInForce.GTC
 
 
-@pytest.mark.parametrize("delay_s", [0.0, 0.001, 0.01])
+@pytest.mark.parametrize("delay_s", [0.0, 0.001, 0.005, 0.01, 0.02, 0.05])
 async def test_quitting_as_the_ticket_is_built_raises_nothing(
     make_app: AppFactory, delay_s: float
 ) -> None:
