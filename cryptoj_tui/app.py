@@ -73,6 +73,16 @@ USER_INPUT = (events.Key, events.MouseDown, events.MouseScrollDown, events.Mouse
 KEYS_NEVER_HELD = KILL_KEYS | {"ctrl+c"}
 # The longest keys are held for a ticket that is opening (then they go wherever focus is).
 TICKET_KEY_HOLD_S = 3.0
+# The order ticket is built and composed this long after the first live book is shown (at
+# idle, not in the frames that bring the first prices), then reused for every order.
+TICKET_PREBUILD_DELAY_S = 0.5
+TICKET_SCREEN = "order-ticket"
+# Turns of the event loop the engine gets to send its first requests before the first paint.
+ENGINE_HEAD_START_TURNS = 4
+# Until the first live book, the App looks for it this often (then only at the frame rate),
+# for this long at most (offline, no book comes: the frame rate is enough then).
+FIRST_PRICES_POLL_S = 0.02
+FIRST_PRICES_POLL_FOR_S = 10.0
 # Modals the kill switch closes: an order being drafted is moot once trading is HALTED.
 _CLOSED_BY_KILL = (OrderTicketScreen, ConfirmScreen, TypedConfirmScreen)
 # What to do with open orders when quitting LIVE.
@@ -203,6 +213,7 @@ class CryptoJApp(App[None]):
         self._main_screen: MainScreen | None = None
         self._engine_worker: Worker[None] | None = None
         self._pull_timer: Timer | None = None
+        self._first_prices_timer: Timer | None = None
         self._last_tick: float | None = None
         self._quitting = False
         self._heap_frozen = False
@@ -217,6 +228,11 @@ class CryptoJApp(App[None]):
         # The ticket being opened and the keys typed meanwhile (see action_order_ticket).
         self._opening_ticket: OrderTicketScreen | None = None
         self._keys_for_ticket: list[events.Key] = []
+        # Held keys re-posted to the ticket and not handled yet (ids): keys of the same burst
+        # still queued behind them are re-posted after them, so none overtakes another.
+        self._replayed_keys: set[int] = set()
+        # The ticket built ahead and reused (see prebuild_ticket).
+        self._ticket: OrderTicketScreen | None = None
         # ids of kill key events latched on arrival, not yet handled (see post_message).
         self._kill_keys_latched: set[int] = set()
         self.last_order: ManagedOrder | None = None
@@ -242,7 +258,9 @@ class CryptoJApp(App[None]):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_load(self) -> None:
+        # The engine starts connecting before the screen is composed and first painted, so
+        # its round trips to the venue overlap that work instead of queueing behind it.
         self._engine_worker = self.run_worker(
             self.engine.run(),
             name="engine",
@@ -250,11 +268,39 @@ class CryptoJApp(App[None]):
             description="engine.run()",
             exit_on_error=False,
         )
+        # A few turns of the loop for it to send its first requests (its tasks start on the
+        # next turns; composing the screen does not give the loop back until it is done).
+        for _ in range(ENGINE_HEAD_START_TURNS):
+            await asyncio.sleep(0)
+
+    def on_mount(self) -> None:
         self._pull_timer = self.set_interval(
             self.refresh_interval, self.pull_tick, name="snapshot-pull"
         )
         self._deliver_kill_keys_first()
         self.pull_snapshot()
+        if not self._heap_frozen:  # no live book yet: watch for the first one closely
+            self._first_prices_timer = self.set_interval(
+                FIRST_PRICES_POLL_S,
+                self._poll_first_prices,
+                name="first-prices",
+                repeat=round(FIRST_PRICES_POLL_FOR_S / FIRST_PRICES_POLL_S),
+            )
+
+    def _poll_first_prices(self) -> None:
+        """Until the first live book is shown: show it the moment it is there, not up to a
+        whole refresh interval later (start-up is measured to the first prices)."""
+        timer = self._first_prices_timer
+        if self._heap_frozen or self._quitting:  # a live book was shown
+            if timer is not None:
+                timer.stop()
+            return
+        try:
+            live = self.engine.snapshot(self.selected_product).book.status is BookStatus.LIVE
+        except Exception:  # pull_snapshot reports it on the next frame
+            return
+        if live:
+            self.pull_snapshot()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._engine_worker or self._quitting:
@@ -316,6 +362,7 @@ class CryptoJApp(App[None]):
         if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
             self._heap_frozen = True
             self.call_after_refresh(self._manage_heap)
+            self.set_timer(TICKET_PREBUILD_DELAY_S, self.prebuild_ticket)
         self.main_screen.show_snapshot(
             snapshot,
             # The mode the console was started in is the one the trader must see.
@@ -395,6 +442,14 @@ class CryptoJApp(App[None]):
                 self._keys_for_ticket.append(event)  # typed into the ticket once it is up
                 event.stop()
                 return
+            if id(event) in self._replayed_keys:
+                self._replayed_keys.discard(id(event))  # a held key, now in its turn
+            elif self._replayed_keys and event.key not in KEYS_NEVER_HELD:
+                # Typed while the ticket opened, but queued behind the held keys' replay:
+                # it goes after them, in the order it was typed.
+                event.stop()
+                self._post_to_ticket([event])
+                return
         await super().on_event(event)
 
     def _latch_kill(self) -> bool:
@@ -431,15 +486,11 @@ class CryptoJApp(App[None]):
             self.notify(f"{product_id}: product details are not loaded yet", severity="warning")
             return
         order_side = Side(side)
-        ticket = OrderTicketScreen(
-            order_side,
-            product,
-            mode=self.mode,
-            preview=self.engine.preview,
-            now=self.clock.time,
-            price=self._touch(order_side),
-            cursor_blink=self.cursor_blink,
-        )
+        ticket = self._ticket
+        if ticket is not None and ticket not in self.screen_stack:
+            ticket.prepare(order_side, product, price=self._touch(order_side))
+        else:  # not built yet (or, impossibly, already open): a fresh one
+            ticket = self._new_ticket(order_side, product)
         # Keys typed before the ticket can take them (it composes and focuses its size field
         # over a few frames) are kept and typed into it once it is up: "b" then "0.02" at
         # once must leave 0.02 in the size, not select product 2 on the main screen.
@@ -458,6 +509,39 @@ class CryptoJApp(App[None]):
         # Never held for long: whatever happens to the ticket, the keyboard comes back.
         self.set_timer(TICKET_KEY_HOLD_S, lambda: self._replay_keys_for_ticket(ticket, force=True))
 
+    def _new_ticket(self, side: Side, product: Product) -> OrderTicketScreen:
+        return OrderTicketScreen(
+            side,
+            product,
+            mode=self.mode,
+            preview=self.engine.preview,
+            now=self.clock.time,
+            price=self._touch(side),
+            cursor_blink=self.cursor_blink,
+        )
+
+    def prebuild_ticket(self) -> None:
+        """Build and compose the order ticket now, off screen, for ``b``/``s`` to show at once.
+
+        Composing it (a dozen widgets, two selects, their styles) on the key took 0.1-1 s
+        while the trader waited; built here, at idle after start-up, and reused for every
+        order (``OrderTicketScreen.prepare`` makes it fresh), only showing it is left.
+        Tried again later while the selected product's details are not loaded.
+        """
+        stack = self.screen_stack
+        if self._ticket is not None or self._quitting or not stack:  # not while closing
+            return
+        product = self.engine.product(self.selected_product)
+        if product is None or stack[-1] is not self.main_screen:  # later, at idle
+            self.set_timer(TICKET_PREBUILD_DELAY_S, self.prebuild_ticket)
+            return
+        ticket = self._ticket = self._new_ticket(Side.BUY, product)
+        self.install_screen(ticket, TICKET_SCREEN)
+        # What push_screen does first for a screen that is not running (start its message
+        # pump: compose, mount, styles), without pushing it. textual (pinned in
+        # pyproject.toml) has no public call for this; tests/tui/test_app.py checks it.
+        self._get_screen(TICKET_SCREEN)
+
     def _replay_keys_for_ticket(self, ticket: OrderTicketScreen, *, force: bool = False) -> None:
         """Hand the keys held while ``ticket`` was opening to it (to its focused field)."""
         if self._opening_ticket is not ticket:
@@ -473,9 +557,14 @@ class CryptoJApp(App[None]):
             return
         keys, self._keys_for_ticket = self._keys_for_ticket, []
         self._opening_ticket = None
+        self._post_to_ticket(keys)
+
+    def _post_to_ticket(self, keys: Sequence[events.Key]) -> None:
+        """Queue ``keys`` again, now for the open ticket (its focused field takes them)."""
         for key in keys:
             replay = events.Key(key.key, key.character)
             replay.set_sender(self)
+            self._replayed_keys.add(id(replay))
             self.post_message(replay)
 
     def _touch(self, side: Side) -> Decimal | None:

@@ -14,14 +14,18 @@ address) is one line on stderr naming it, exit code 2, no traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
+
+if TYPE_CHECKING:
+    from core.sim.launcher import PendingSim
 
 # Subcommand modules, in the order --help lists them.
 COMMAND_MODULES = (
@@ -137,18 +141,57 @@ def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | 
     if log_file is not None:
         ensure_private_file(log_file, "log.file")
     console = getattr(args, "handler", None) is None
+    early_sim = getattr(args, "demo_sim", None) is not None
     if console or getattr(args, "uses_data_dir", False):
         ensure_private_dir(settings.storage.data_dir, "storage.data_dir")
     modes = (getattr(args, "paper", False), getattr(args, "live", False), args.replay)
-    if console and not any(modes) and settings.mode is Mode.DEMO:
+    if console and not any(modes) and settings.mode is Mode.DEMO and not early_sim:
         # The demo's sim child would fail with a log file to read; say it here in one line.
+        # (A child started early checks this itself, and says it in the same line.)
         check_listen_address(settings.sim.host, settings.sim.port)
+
+
+def start_demo_sim_early(args: argparse.Namespace) -> PendingSim | None:
+    """Start the demo's simulated exchange now, before anything heavy is imported, if the
+    command line asks for the console without a mode flag (the configuration may still pick
+    another mode: ``run_console`` then stops the child unused).
+
+    The child boots (imports its server, builds its book) on the other core while this
+    process loads its settings and imports the engine and the UI; it reads the sim's
+    settings itself and checks it can listen (``--from-settings``), so this process neither
+    waits for nor duplicates that. None for anything else (a subcommand, --paper, --live,
+    --replay). Kept on ``args.demo_sim``; ``run_console`` takes it over.
+    """
+    if getattr(args, "handler", None) is not None or args.paper or args.live or args.replay:
+        return None
+    from core.sim.launcher import configured_sim_command, spawn_sim_process
+
+    try:
+        return spawn_sim_process(configured_sim_command(args.config))
+    except OSError:  # the demo path starts it again, and reports a failure in its own words
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse_arguments(parser, argv)
+    # First of all, so the child's boot overlaps everything below.
+    args.demo_sim = start_demo_sim_early(args)
+    if getattr(args, "handler", None) is None:
+        # The console's start-up creates ~100k objects that live as long as it does (modules,
+        # classes, the engine); the cyclic collector scanned them over and over while they
+        # were made (~12% of the import time). Off until the console freezes them and turns
+        # it back on, just before it runs (cryptoj_tui.console._run_app).
+        gc.disable()
+    try:
+        return _main(args)
+    finally:
+        gc.enable()
+        if args.demo_sim is not None:
+            args.demo_sim.cancel()  # unless the demo took it over (and has stopped it)
 
+
+def _main(args: argparse.Namespace) -> int:
     from core.config import ConfigError, load_settings
 
     overrides: dict[str, Any] = {}

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from core.engine import ExchangeEndpoints
     from core.market import MarketDataService
+    from core.sim.launcher import PendingSim
 
 LIVE_CONFIRMATION = "LIVE"
 
@@ -99,48 +100,47 @@ def confirm_live(read_line: Callable[[], str] | None = None, out: TextIO | None 
 def run_console(args: argparse.Namespace, settings: Settings) -> int:
     """Open the console (or, with ``--headless``, run the engine alone) in the chosen mode."""
     headless = bool(getattr(args, "headless", False))
+    early_sim: PendingSim | None = getattr(args, "demo_sim", None)
     try:
         mode = console_mode(args, settings)
+        if mode is not Mode.DEMO and early_sim is not None:
+            early_sim.cancel()  # started on the chance of a demo; the configuration said no
+            early_sim = None
         if mode is Mode.LIVE:
             return _run_live(settings, headless=headless)
         if mode is Mode.PAPER:
             return _run_paper(settings, headless=headless)
         if mode is Mode.REPLAY:
             return _run_replay(settings, Path(args.replay), headless=headless)
-        return _run_demo(settings, headless=headless)
+        return _run_demo(settings, headless=headless, early_sim=early_sim)
     except (ConsoleRefused, JournalLocked) as refused:  # JournalLocked: a second session
         print(f"cryptoj: {refused}", file=sys.stderr)
         return refused.exit_code
 
 
-def _run_demo(settings: Settings, *, headless: bool) -> int:
+def _run_demo(settings: Settings, *, headless: bool, early_sim: PendingSim | None = None) -> int:
     """The console against the simulated exchange in a child process.
 
     Start-up is the child's boot (its imports, its book) plus ours: the child is started
-    first and boots on the other core while this process imports the engine and the UI
-    (a thread waits for its handshake), so the two overlap instead of adding up.
+    first (by ``cli.main``, as ``early_sim``, before this process loaded its settings; here
+    if it was not) and boots on the other core while this process imports the engine and
+    the UI (a thread reads its handshake), so the two overlap instead of adding up.
     """
-    import threading
+    from core.sim.launcher import SimLaunchError, sim_command, spawn_sim_process
 
-    from core.sim.launcher import SimLaunchError, SimProcess, start_sim_process
-
-    print("cryptoj: starting the simulated exchange…", file=sys.stderr, flush=True)
-    started: list[SimProcess | SimLaunchError] = []
-
-    def start() -> None:
-        try:
-            started.append(start_sim_process(settings.sim))
-        except SimLaunchError as exc:
-            started.append(exc)
-
-    launcher = threading.Thread(target=start, name="sim-launcher", daemon=True)
-    launcher.start()
-    _import_console(headless=headless)
-    launcher.join()
-    [sim] = started
-    if isinstance(sim, SimLaunchError):
-        print(f"cryptoj: {sim}", file=sys.stderr)
+    try:
+        pending = early_sim or spawn_sim_process(sim_command(settings.sim))
+    except OSError as exc:
+        print(f"cryptoj: cannot start the simulated exchange: {exc}", file=sys.stderr)
         return 1
+    try:
+        _import_console(headless=headless)
+        sim = pending.ready()
+    except SimLaunchError as exc:
+        print(f"cryptoj: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        pending.cancel()  # a no-op once handed over
     with sim:
         from core.engine import ExchangeEndpoints
 
@@ -272,11 +272,23 @@ def _run_app(
         async def without_ui() -> int:
             return await run_headless(build(), out=sys.stdout)
 
+        collect_from_here()
         return asyncio.run(without_ui())
 
     from cryptoj_tui.app import CryptoJApp
 
     engine = build()
     app = CryptoJApp(engine, mode=mode, products=engine.products, clock=clock)
+    collect_from_here()
     app.run()
     return 0
+
+
+def collect_from_here() -> None:
+    """Start-up is over: what it made lives on (frozen: never scanned again, see
+    ``cryptoj_tui.app.freeze_startup_heap``), and the cyclic collector, which ``cli.main``
+    turned off for the start-up, is on again."""
+    import gc
+
+    gc.freeze()
+    gc.enable()

@@ -2,7 +2,13 @@
 
 Started by ``core.sim.launcher``. Once listening it writes ONE line of JSON to stdout, the
 handshake ``{"event": "ready", ...endpoints and demo key...}``, and then nothing else there
-(logs go to stderr). It stops when its stdin reaches EOF, which happens when the parent
+(logs go to stderr). If it cannot start, that line is ``{"event": "error", "message": ...}``
+instead, with ``"kind": "config"`` when the reason is the configuration.
+
+``--from-settings [--config PATH]`` takes the sim's settings from the configuration as
+``cryptoj`` does (the TOML file and the ``CRYPTOJ_*`` environment) instead of the flags, and
+checks first that it can listen there: the console's demo starts this child before it has
+loaded its own settings, so the child boots while the console imports its UI. It stops when its stdin reaches EOF, which happens when the parent
 closes the pipe or dies, so it can never outlive its parent; SIGTERM/SIGINT stop it too.
 """
 
@@ -11,19 +17,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import orjson
-
-from core.config import SimSettings
-from core.sim.faults import FaultPlan
-from core.sim.runner import SimListenError, run_sim
-from core.sim.server import SimEndpoints
+# The sim itself (aiohttp, the settings, the exchange) is imported by main(), after it turned
+# the cyclic collector off: the console's demo waits for this child's boot (see main).
+if TYPE_CHECKING:
+    from core.config import SimSettings
+    from core.sim.endpoints import SimEndpoints
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--faults", default="")
     parser.add_argument("--key-algorithm", choices=["ES256", "EdDSA"], default="ES256")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--from-settings",
+        action="store_true",
+        help="take host, port, seed, rate and tls from the configuration (and CRYPTOJ_* "
+        "variables) instead of the flags above",
+    )
+    parser.add_argument("--config", type=Path, help="with --from-settings: the TOML file")
     return parser
 
 
@@ -57,15 +73,43 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 
 def _announce(endpoints: SimEndpoints) -> None:
-    line = orjson.dumps({"event": "ready", **endpoints.to_handshake()})
-    sys.stdout.buffer.write(line + b"\n")
+    # Booted: what was built lives as long as the child (frozen, never scanned again) and the
+    # collector is back on for what comes next.
+    gc.freeze()
+    gc.enable()
+    _handshake({"event": "ready", **endpoints.to_handshake()})
+
+
+def _handshake(data: dict[str, object]) -> None:
+    sys.stdout.buffer.write(json.dumps(data).encode() + b"\n")
     sys.stdout.buffer.flush()
 
 
+def _settings(args: argparse.Namespace) -> SimSettings:
+    """The sim's settings from the flags, or (``--from-settings``) from the configuration,
+    checked listenable (``ConfigError`` with the same one line ``cryptoj`` would print)."""
+    from core.config import SimSettings, load_settings
+    from core.local_resources import check_listen_address
+
+    if not args.from_settings:
+        return SimSettings(
+            seed=args.seed, rate=args.rate, host=args.host, port=args.port, tls=args.tls
+        )
+    settings = load_settings(args.config).sim
+    check_listen_address(settings.host, settings.port)
+    return settings
+
+
 async def _main(args: argparse.Namespace) -> None:
-    settings = SimSettings(
-        seed=args.seed, rate=args.rate, host=args.host, port=args.port, tls=args.tls
-    )
+    from core.config import ConfigError
+    from core.sim.faults import FaultPlan
+    from core.sim.runner import SimListenError, run_sim
+
+    try:
+        settings = _settings(args)
+    except ConfigError as error:
+        _handshake({"event": "error", "kind": "config", "message": str(error)})
+        return
     faults = FaultPlan.parse(args.faults) if args.faults else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -78,9 +122,7 @@ async def _main(args: argparse.Namespace) -> None:
         )
     except SimListenError as error:
         # One line the launcher shows as is, instead of a traceback in the child's log.
-        line = orjson.dumps({"event": "error", "message": str(error)})
-        sys.stdout.buffer.write(line + b"\n")
-        sys.stdout.buffer.flush()
+        _handshake({"event": "error", "kind": "config", "message": str(error)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,12 +132,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The boot makes ~100k objects that live as long as the child (modules, the book); the
+    # cyclic collector would scan them over and over while they are made. Off until ready.
+    gc.disable()
     try:
-        FaultPlan.parse(args.faults)
-    except ValueError as error:
-        print(f"python -m core.sim: {error}", file=sys.stderr)
-        return 2
-    asyncio.run(_main(args))
+        from core.sim.faults import FaultPlan
+
+        try:
+            FaultPlan.parse(args.faults)
+        except ValueError as error:
+            print(f"python -m core.sim: {error}", file=sys.stderr)
+            return 2
+        asyncio.run(_main(args))
+    finally:
+        gc.enable()
     return 0
 
 

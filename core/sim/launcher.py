@@ -2,21 +2,29 @@
 
 ``start_sim_process`` starts ``python -m core.sim`` on a free loopback port, waits for the
 child's one-line JSON handshake on its stdout and returns a ``SimProcess`` with the
-``endpoints`` (URLs, demo credentials, TLS certificate). The child's logs go to a file
-(``SimProcess.log_path``, deleted after a clean exit), never to the parent's terminal, which
-may be a full-screen UI.
+``endpoints`` (URLs, demo credentials, TLS certificate). ``spawn_sim_process`` is its first
+half: it starts the child and returns at once (a ``PendingSim``) so the caller can do its own
+work while the child boots, then ``PendingSim.ready()`` waits for the handshake. The child's
+logs go to a file (``SimProcess.log_path``, deleted after a clean exit), never to the
+parent's terminal, which may be a full-screen UI.
+
+The console starts its demo child before it imports anything heavy (docs/design.md,
+start-up), so this module imports only the standard library at the top: the handshake's
+types (``SimEndpoints``, settings, fault plans) are imported when they are needed, and never
+the server (aiohttp), which only the child runs.
 
 No orphans: the child exits when its stdin reaches EOF, and the parent holds the only write
 end of that pipe, so the child follows the parent down even if the parent is killed with
 SIGKILL. ``stop()`` (also on context-manager exit and at interpreter exit) closes the pipe,
-waits, then escalates to SIGTERM and SIGKILL.
+waits, then escalates to SIGTERM and SIGKILL. A child that never became ready is killed at
+interpreter exit too.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -25,21 +33,27 @@ import threading
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import orjson
-
-from core.config import SimSettings
-from core.sim.faults import FaultPlan
-from core.sim.jwt_verify import KeyAlgorithm
-from core.sim.server import SimEndpoints
+if TYPE_CHECKING:
+    from core.config import SimSettings
+    from core.sim.endpoints import SimEndpoints
+    from core.sim.faults import FaultPlan
+    from core.sim.jwt_verify import KeyAlgorithm
 
 DEFAULT_START_TIMEOUT_S: Final = 30.0
 _LIVE: weakref.WeakSet[SimProcess] = weakref.WeakSet()
+_PENDING: weakref.WeakSet[PendingSim] = weakref.WeakSet()
 
 
 class SimLaunchError(RuntimeError):
-    """The child did not come up; the message ends with the tail of its log."""
+    """The child did not come up; the message ends with the tail of its log, or is the
+    child's own one-line reason. ``exit_code`` is 2 when that reason is the configuration
+    (the address cannot be listened on, a setting is bad), 1 otherwise."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class SimProcess:
@@ -83,6 +97,8 @@ class SimProcess:
         return code
 
     async def astop(self, timeout_s: float = 5.0) -> int:
+        import asyncio
+
         return await asyncio.to_thread(self.stop, timeout_s)
 
     def __enter__(self) -> SimProcess:
@@ -116,7 +132,7 @@ def sim_command(
     python: str = sys.executable,
 ) -> list[str]:
     """The child's command line for ``settings``."""
-    plan = faults.describe() if isinstance(faults, FaultPlan) else (faults or "")
+    plan = faults or "" if faults is None or isinstance(faults, str) else faults.describe()
     command = [
         python,
         "-m",
@@ -139,20 +155,92 @@ def sim_command(
     return command
 
 
-def start_sim_process(
-    settings: SimSettings,
-    *,
-    faults: FaultPlan | str | None = None,
-    key_algorithm: KeyAlgorithm = "ES256",
-    timeout_s: float = DEFAULT_START_TIMEOUT_S,
-    python: str = sys.executable,
-) -> SimProcess:
-    """Start the sim in a child process and wait for its endpoints (``SimLaunchError`` if not)."""
-    if isinstance(faults, str):
-        FaultPlan.parse(faults)  # a bad plan fails here, in the caller, with a clear message
+def configured_sim_command(config: Path | None, *, python: str = sys.executable) -> list[str]:
+    """The child's command line when the CHILD reads the sim's settings (``config`` and the
+    ``CRYPTOJ_*`` environment, as ``cryptoj`` does) and checks it can listen there: the demo
+    starts it before the console has loaded its own settings (see ``core/sim/__main__.py``)."""
+    command = [python, "-m", "core.sim", "--from-settings"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return command
+
+
+class PendingSim:
+    """A started child that has not handed over its endpoints yet (``ready`` waits for it)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self._lines: list[bytes] = []
+        self._taken = False
+        self._ended = False  # killed (not wanted, or it failed to start)
+        # The handshake is read by a thread from the start, so the child never blocks on a
+        # full pipe and ``ready`` can wait with a timeout.
+        self._reader = threading.Thread(target=self._read, name="sim-handshake", daemon=True)
+        self._reader.start()
+        _PENDING.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        self._lines.append(stdout.readline())
+
+    def ready(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> SimProcess:
+        """Wait for the handshake; the running child, or ``SimLaunchError`` (child killed)."""
+        if self._taken:
+            raise RuntimeError("this child was already handed over")
+        self._reader.join(timeout_s)
+        if self._reader.is_alive():
+            self._end(keep_log=True)
+            self._reader.join(1.0)
+        line = self._lines[0] if self._lines else b""
+        try:
+            data = json.loads(line) if line else None
+            if isinstance(data, dict) and data.get("event") == "error":
+                self._end(keep_log=True)
+                if data.get("kind") == "config":  # one line naming the setting, as is
+                    raise SimLaunchError(str(data.get("message")), exit_code=2)
+                raise SimLaunchError(f"simulated exchange did not start: {data.get('message')}")
+            if not isinstance(data, dict) or data.get("event") != "ready":
+                raise ValueError("no handshake")
+            from core.sim.endpoints import SimEndpoints
+
+            endpoints = SimEndpoints.from_handshake(data)
+        except (ValueError, KeyError) as error:
+            self._end(keep_log=True)  # the message points at it
+            raise SimLaunchError(
+                f"simulated exchange did not start ({error}); log {self.log_path}:\n"
+                f"{_tail(self.log_path)}"
+            ) from None
+        self._taken = True
+        _PENDING.discard(self)
+        return SimProcess(self.process, endpoints, self.log_path)
+
+    def cancel(self) -> None:
+        """Kill the child unless it was handed over (a child still booting holds no state),
+        and delete its log: it was not wanted, it did not fail."""
+        if not self._taken and not self._ended:
+            self._end(keep_log=False)
+
+    def _end(self, *, keep_log: bool) -> None:
+        self._ended = True
+        _PENDING.discard(self)
+        _kill(self.process)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        if not keep_log:
+            self.log_path.unlink(missing_ok=True)
+
+
+def spawn_sim_process(command: list[str]) -> PendingSim:
+    """Start the child ``command`` (see ``sim_command``) and return without waiting for it."""
     log_fd, log_name = tempfile.mkstemp(prefix="cryptoj-sim-", suffix=".log")
-    log_path = Path(log_name)
-    command = sim_command(settings, faults=faults, key_algorithm=key_algorithm, python=python)
     try:
         process = subprocess.Popen(
             command,
@@ -166,21 +254,24 @@ def start_sim_process(
         )
     finally:
         os.close(log_fd)
-    line = _read_handshake(process, timeout_s)
-    try:
-        data = orjson.loads(line) if line else None
-        if isinstance(data, dict) and data.get("event") == "error":
-            _kill(process)
-            raise SimLaunchError(f"simulated exchange did not start: {data.get('message')}")
-        if not isinstance(data, dict) or data.get("event") != "ready":
-            raise ValueError("no handshake")
-        endpoints = SimEndpoints.from_handshake(data)
-    except (ValueError, KeyError) as error:
-        _kill(process)
-        raise SimLaunchError(
-            f"simulated exchange did not start ({error}); log {log_path}:\n{_tail(log_path)}"
-        ) from None
-    return SimProcess(process, endpoints, log_path)
+    return PendingSim(process, Path(log_name))
+
+
+def start_sim_process(
+    settings: SimSettings,
+    *,
+    faults: FaultPlan | str | None = None,
+    key_algorithm: KeyAlgorithm = "ES256",
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    python: str = sys.executable,
+) -> SimProcess:
+    """Start the sim in a child process and wait for its endpoints (``SimLaunchError`` if not)."""
+    if isinstance(faults, str):
+        from core.sim.faults import FaultPlan
+
+        FaultPlan.parse(faults)  # a bad plan fails here, in the caller, with a clear message
+    command = sim_command(settings, faults=faults, key_algorithm=key_algorithm, python=python)
+    return spawn_sim_process(command).ready(timeout_s)
 
 
 async def astart_sim_process(
@@ -191,28 +282,11 @@ async def astart_sim_process(
     timeout_s: float = DEFAULT_START_TIMEOUT_S,
 ) -> SimProcess:
     """``start_sim_process`` without blocking the event loop."""
+    import asyncio
+
     return await asyncio.to_thread(
         start_sim_process, settings, faults=faults, key_algorithm=key_algorithm, timeout_s=timeout_s
     )
-
-
-def _read_handshake(process: subprocess.Popen[bytes], timeout_s: float) -> bytes:
-    """The child's first stdout line, or b"" if it exits or stays silent too long."""
-    lines: list[bytes] = []
-    stdout = process.stdout
-    assert stdout is not None
-
-    def read() -> None:
-        lines.append(stdout.readline())
-
-    reader = threading.Thread(target=read, name="sim-handshake", daemon=True)
-    reader.start()
-    reader.join(timeout_s)
-    if reader.is_alive():
-        _kill(process)
-        reader.join(1.0)
-        return b""
-    return lines[0] if lines else b""
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -231,5 +305,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 @atexit.register
 def _stop_all() -> None:
+    for pending in list(_PENDING):
+        pending.cancel()
     for sim in list(_LIVE):
         sim.stop(timeout_s=2.0)

@@ -9,21 +9,29 @@ LIVE a confirmation names the order and its notional first. The screen returns t
 
 The kill switch is an App priority binding, so ctrl+k works here too, even with the size
 field focused (where ctrl+k would otherwise delete to the end of the line).
+
+One ticket serves every order: ``prepare`` turns it into a fresh ticket for a side, a product
+and a price (every field back to its start value), so the App can build and compose it once,
+at idle after start-up, and show it within a frame of ``b`` or ``s`` instead of composing its
+dozen widgets (and their styles) while the trader waits.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets.input import Selection
 
 from core.denials import Denial
 from core.model import OrderIntent, OrderType, Product, Side, TimeInForce, decimal_str
@@ -82,6 +90,19 @@ class TicketInput(Input, inherit_bindings=False):
         for binding in Input.BINDINGS
         if not (isinstance(binding, Binding) and binding.key == "ctrl+k")
     ]
+
+
+class TicketSelect(Select[Any]):
+    """A Select that shrugs off being closed while it mounts.
+
+    The App builds its ticket at idle, off screen (see ``prepare``); if the App quits in the
+    same moment, Textual's Select sets its start value while its own parts are being removed
+    and fails on the missing label. Nothing is shown then, so there is nothing to update.
+    """
+
+    def _watch_value(self, value: Any) -> None:
+        with contextlib.suppress(NoMatches):
+            super()._watch_value(value)
 
 
 class OnOffCheckbox(Checkbox):
@@ -147,6 +168,10 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     OrderTicketScreen #buttons Button { margin-left: 2; }
     """
 
+    # The size field takes the keys from the first frame (not the type select, the first
+    # focusable widget): keys typed while the ticket opened are replayed into focus.
+    AUTO_FOCUS = "#size"
+
     # Below 30 lines the ticket drops its blank lines so it fits an 80x24 terminal.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
 
@@ -169,22 +194,37 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         order_type: OrderType = OrderType.LIMIT,
         cursor_blink: bool = True,
     ) -> None:
-        classes = ["-sell" if side is Side.SELL else "-buy"]
-        if mode == Mode.LIVE:
-            classes.append("-live")
-        super().__init__(classes=" ".join(classes))
-        self.side = side
-        self.product = product
+        super().__init__(classes="-live" if mode == Mode.LIVE else "")
         self.mode = mode
         self._preview = preview
         self._now = now
+        self._cursor_blink = cursor_blink
+        self._mounted = False
+        self.prepare(side, product, price=price, size=size, order_type=order_type)
+
+    def prepare(
+        self,
+        side: Side,
+        product: Product,
+        *,
+        price: Decimal | None = None,
+        size: str = "",
+        order_type: OrderType = OrderType.LIMIT,
+    ) -> None:
+        """Make this a fresh ticket for ``side`` and ``product``: every field back to its
+        start value (nothing typed into an earlier order survives), the size field focused."""
+        self.side = side
+        self.product = product
         self._initial_price = "" if price is None else format(price, "f")
         self._initial_size = size
         self._initial_type = order_type
-        self._cursor_blink = cursor_blink
         self.check: TicketCheck | None = None
         self.denial: Denial | None = None
         self.gate_text = ""
+        self.set_class(side is Side.SELL, "-sell")
+        self.set_class(side is Side.BUY, "-buy")
+        if self._mounted:  # else compose and on_mount show it
+            self._show_fresh_fields()
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -194,7 +234,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             box.border_subtitle = f" {self.mode.upper()} "
             yield from self._row(
                 "type",
-                Select(
+                TicketSelect(
                     TYPE_OPTIONS,
                     value=self._initial_type,
                     allow_blank=False,
@@ -215,7 +255,7 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             )
             yield from self._row(
                 "time in force",
-                Select(
+                TicketSelect(
                     TIME_IN_FORCE_OPTIONS,
                     value=TimeInForce.GTC,
                     allow_blank=False,
@@ -261,6 +301,37 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     def on_mount(self) -> None:
         for field in self.query(Input):
             field.cursor_blink = self._cursor_blink
+        self._mounted = True
+        try:
+            self._show_fresh_fields()
+        except NoMatches:
+            # Built ahead and torn down by a quit in the same moment: nothing to show.
+            self._mounted = False
+
+    def _show_fresh_fields(self) -> None:
+        """The fields, titles and button of the order ``prepare`` set up, checked."""
+        box = self.query_one("#ticket", Vertical)
+        box.border_title = f"{self.side.value} {self.product.product_id}"
+        box.border_subtitle = f" {self.mode.upper()} "
+        button = self.query_one("#submit", Button)
+        button.label = f"{self.side.value.capitalize()} (enter)"
+        button.variant = "success" if self.side is Side.BUY else "error"
+        fields = {
+            "size": (self._initial_size, f"{self.product.base_currency}, e.g. 0.01"),
+            "price": (self._initial_price, f"limit price in {self._quote}"),
+            "stop": ("", f"stop price in {self._quote} (triggers)"),
+            "end": ("", "30m, 2h, 1d or ISO time"),
+        }
+        # Set quietly: one check below instead of one per field.
+        with self.prevent(Input.Changed, Select.Changed, Checkbox.Changed):
+            for widget_id, (value, placeholder) in fields.items():
+                field = self.query_one(f"#{widget_id}", Input)
+                field.placeholder = placeholder
+                field.value = value
+                field.selection = Selection.cursor(len(value))
+            self.query_one("#type", Select).value = self._initial_type
+            self.query_one("#tif", Select).value = TimeInForce.GTC
+            self.query_one("#post-only", Checkbox).value = False
         self._sync_visibility()
         self.revalidate()
         self.query_one("#size", Input).focus()
@@ -302,16 +373,28 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.revalidate()
+        self._recheck()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        self._sync_visibility()
-        self.revalidate()
+        self._recheck(visibility=True)
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
-        self.revalidate()
+        self._recheck()
+
+    def _recheck(self, *, visibility: bool = False) -> None:
+        """Check again after a field changed. A change before on_mount (a field's start
+        value) is checked by on_mount itself; one that arrives while the screen is torn
+        down (the App quitting just as the ticket was built ahead) finds no fields."""
+        if not self._mounted:
+            return
+        try:
+            if visibility:
+                self._sync_visibility()
+            self.revalidate()
+        except NoMatches:
+            self._mounted = False
 
     def _sync_visibility(self) -> None:
         order_type = self.order_type
