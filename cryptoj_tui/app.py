@@ -45,7 +45,9 @@ from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
 from cryptoj_tui.heap import (
     CHECK_EVERY_S,
+    SETTLE_S,
     collect_if_due,
+    freeze_settled_heap,
     freeze_startup_heap,
     restore_thresholds,
     take_over_collections,
@@ -333,6 +335,7 @@ class CryptoJApp(App[None]):
         if self._gc_thresholds is None:
             self._gc_thresholds = take_over_collections()
             self.set_interval(CHECK_EVERY_S, collect_if_due, name="collections")
+            self.set_timer(SETTLE_S, freeze_settled_heap, name="freeze settled heap")
 
     def on_unmount(self) -> None:
         if self._gc_thresholds is not None:

@@ -21,6 +21,15 @@ collections (a fraction of a millisecond), and :func:`collect_if_due`, on the Ap
 promoted into the oldest generation. Each is then small: the full one scans the lines on
 screen and a second's garbage, a few milliseconds; while nothing moves (an idle console)
 nothing is allocated and nothing runs.
+
+What the console builds in its first seconds of data, after that first freeze (positions,
+balances and the footer arriving, Textual's style and strip caches filling, the engine's
+per-product state), also lives as long as it does, and every full collection scanned it
+again: 5-9 ms each. So the heap is frozen once more when the console has settled
+(:func:`freeze_settled_heap`, :data:`SETTLE_S` after the first book is shown), after a full
+collection so no garbage of the moment is frozen with it. Only once: what is on screen at that
+moment (a screen of painted lines, some in small cycles) stays out of the collector's reach
+when it is replaced, a fixed amount; freezing again and again would leak that much each time.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ CHECK_EVERY_S = 0.25
 # Middle-generation collections (each moves its survivors into the oldest) after which a
 # full collection is due: about one a second while the book streams.
 MIDDLE_BEFORE_FULL = 4
+# Seconds after the first book is shown at which the settled heap is frozen (positions,
+# balances and the footer have arrived by then, the caches have filled).
+SETTLE_S = 5.0
 # A threshold CPython never reaches: its own middle and full collections are off.
 _NEVER = 1_000_000_000
 
@@ -42,6 +54,13 @@ def freeze_startup_heap() -> None:
     Objects alive once the first book is shown mostly live as long as the console does;
     frozen, they are never scanned again.
     """
+    gc.freeze()
+
+
+def freeze_settled_heap() -> None:
+    """Free the garbage of the moment, then move everything still alive out of the
+    collector's sight (once, when the console has settled: see the module's docstring)."""
+    gc.collect()
     gc.freeze()
 
 

@@ -1,21 +1,26 @@
 """The console's garbage-collection policy: CPython's own middle and full collections off while
-the console runs, the App's timer runs them (a full one once enough was promoted), and the
-thresholds come back when it closes."""
+the console runs, the App's timer runs them (a full one once enough was promoted), the
+thresholds come back when it closes, and the settled heap is frozen once, without the garbage
+of the moment."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
+import cryptoj_tui.app
 from cryptoj_tui.heap import (
     MIDDLE_BEFORE_FULL,
     collect_if_due,
+    freeze_settled_heap,
     restore_thresholds,
     take_over_collections,
 )
+from tests.tui.helpers import AppFactory
 
 
 @pytest.fixture
@@ -91,3 +96,45 @@ def test_a_full_collection_runs_once_enough_was_promoted(
     assert collect_if_due() == 2
     assert watched() is None
     assert gc.get_count()[1:] == (0, 0)
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Whatever a test freezes goes back under the collector afterwards."""
+    yield
+    gc.unfreeze()
+
+
+def test_the_settled_heap_is_frozen_without_the_garbage_of_the_moment(unfrozen: None) -> None:
+    gc.collect()
+    gc.unfreeze()
+    # Garbage only a full collection frees (a cycle in the oldest generation, dropped):
+    # frozen with the rest, it would never be freed.
+    dropped = Node()
+    watched_dropped = weakref.ref(dropped)
+    gc.collect()
+    del dropped
+    kept = Node()  # alive when the heap is frozen: out of the collector's sight from then on
+    freeze_settled_heap()
+    assert watched_dropped() is None
+    assert gc.get_freeze_count() > 0
+    assert not any(thing is kept for thing in gc.get_objects())
+
+
+async def test_the_app_freezes_the_settled_heap_once_after_the_first_book(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, unfrozen: None
+) -> None:
+    freezes: list[str] = []
+    monkeypatch.setattr(cryptoj_tui.app, "SETTLE_S", 0.05)
+    monkeypatch.setattr(cryptoj_tui.app, "freeze_settled_heap", lambda: freezes.append("settled"))
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        for _ in range(200):  # bounded wait for the settle timer (0.05 s after the first book)
+            if freezes:
+                break
+            await asyncio.sleep(0.02)
+        assert freezes == ["settled"]
+        for _ in range(10):  # more frames and more books: no second freeze
+            app.pull_snapshot()
+            await pilot.pause(0.02)
+        assert freezes == ["settled"]
