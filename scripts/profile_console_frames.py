@@ -126,6 +126,7 @@ def instrument(stamps: Stamps, long_ms: float) -> None:
         stamps.wrap(panel, method, f"pull:   {panel.__name__}.{method}")
     stamps.wrap(Screen, "_on_timer_update", "repaint (screen update timer)")
     stamps.wrap(Compositor, "render_update", "repaint:   compositor render")
+    stamps.wrap(Screen, "_refresh_layout", "repaint:   layout pass")
     stamps.wrap(CryptoJApp, "_display", "repaint:   driver write")
     for widget in (
         OrderBookLadder,
@@ -166,7 +167,11 @@ def instrument(stamps: Stamps, long_ms: float) -> None:
         took = (time.perf_counter() - started) * 1000
         if stamps.on and took > long_ms:
             callback = handle._callback  # type: ignore[attr-defined]
-            what = repr(getattr(callback, "__self__", callback))
+            owner = getattr(callback, "__self__", callback)
+            what = repr(owner)
+            if isinstance(owner, asyncio.Task):  # its coroutine says what it is
+                coro = owner.get_coro()
+                what = f"Task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
             at = started - stamps.started
             stamps.long_callbacks.append((took, what.split(" coro=")[0][:80], at))
 
