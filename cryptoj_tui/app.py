@@ -47,6 +47,7 @@ from cryptoj_tui.heap import (
     CHECK_EVERY_S,
     SETTLE_S,
     collect_if_due,
+    free_lines_without_the_collector,
     freeze_settled_heap,
     freeze_startup_heap,
     restore_thresholds,
@@ -332,6 +333,7 @@ class CryptoJApp(App[None]):
         """Freeze the start-up heap and run the old-generation collections between frames
         from now on (short, and never inside a frame: see cryptoj_tui.heap)."""
         freeze_startup_heap()
+        free_lines_without_the_collector()
         if self._gc_thresholds is None:
             self._gc_thresholds = take_over_collections()
             self.set_interval(CHECK_EVERY_S, collect_if_due, name="collections")

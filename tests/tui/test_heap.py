@@ -11,16 +11,24 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
 
 import cryptoj_tui.app
 from cryptoj_tui.heap import (
     MIDDLE_BEFORE_FULL,
     collect_if_due,
+    free_lines_without_the_collector,
     freeze_settled_heap,
     restore_thresholds,
     take_over_collections,
 )
 from tests.tui.helpers import AppFactory
+
+TEXTUAL_DIVIDE = Strip.divide
 
 
 @pytest.fixture
@@ -138,3 +146,54 @@ async def test_the_app_freezes_the_settled_heap_once_after_the_first_book(
             app.pull_snapshot()
             await pilot.pause(0.02)
         assert freezes == ["settled"]
+
+
+@pytest.fixture
+def textual_strips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual's own ``Strip.divide`` back after the test, whatever it installed."""
+    monkeypatch.setattr(Strip, "divide", TEXTUAL_DIVIDE)
+
+
+def a_line(width: int) -> Strip:
+    half = width // 2
+    return Strip([Segment("x" * half, Style(bold=True)), Segment("y" * (width - half))], width)
+
+
+def test_a_line_cut_into_one_piece_does_not_refer_to_itself(textual_strips: None) -> None:
+    free_lines_without_the_collector()
+    line = a_line(40)
+    assert list(line.divide([40])) == [line]
+    assert line not in gc.get_referents(*gc.get_referents(*gc.get_referents(line)))
+    assert len(line._divide_cache) == 0  # nothing cached: no line -> cache -> line cycle
+
+
+@given(
+    width=st.integers(min_value=0, max_value=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=40), min_size=0, max_size=4),
+)
+def test_lines_are_cut_into_the_same_pieces_as_textual_cuts_them(
+    width: int, cuts: list[int]
+) -> None:
+    cuts = sorted(set(cuts))
+    Strip.divide = TEXTUAL_DIVIDE  # type: ignore[method-assign]
+    try:
+        expected = [list(piece) for piece in a_line(width).divide(cuts)]
+        free_lines_without_the_collector()
+        pieces = [list(piece) for piece in a_line(width).divide(cuts)]
+    finally:
+        Strip.divide = TEXTUAL_DIVIDE  # type: ignore[method-assign]
+    assert pieces == expected
+
+
+async def test_the_app_has_painted_lines_freed_without_the_collector(
+    make_app: AppFactory, textual_strips: None, unfrozen: None
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        for _ in range(100):  # bounded wait for the first book (the heap is managed then)
+            if app._gc_thresholds is not None:
+                break
+            await pilot.pause(0.02)
+        line = a_line(20)
+        line.divide([20])
+        assert len(line._divide_cache) == 0
