@@ -45,7 +45,10 @@ from core.ticket import describe_spec
 from cryptoj_tui.console_text import describe_order, flatten_preview, screenshot_dir
 from cryptoj_tui.heap import (
     CHECK_EVERY_S,
+    SETTLE_S,
     collect_if_due,
+    free_lines_without_the_collector,
+    freeze_settled_heap,
     freeze_startup_heap,
     restore_thresholds,
     take_over_collections,
@@ -377,9 +380,11 @@ class CryptoJApp(App[None]):
         """Freeze the start-up heap and run the old-generation collections between frames
         from now on (short, and never inside a frame: see cryptoj_tui.heap)."""
         freeze_startup_heap()
+        free_lines_without_the_collector()
         if self._gc_thresholds is None:
             self._gc_thresholds = take_over_collections()
             self.set_interval(CHECK_EVERY_S, collect_if_due, name="collections")
+            self.set_timer(SETTLE_S, freeze_settled_heap, name="freeze settled heap")
 
     def on_unmount(self) -> None:
         if self._gc_thresholds is not None:

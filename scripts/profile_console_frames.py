@@ -10,7 +10,11 @@ Printed, each as p50 / p99 / max in ms over the measured seconds:
 - the screen repaint (Textual's update timer), and inside it the compositor's render and each
   widget class's ``render_lines``, and the driver write;
 - the garbage collector's pauses by generation;
-- every loop callback longer than ``--long-ms`` (what it was).
+- every loop callback longer than ``--long-ms`` (what it was; ``--timeline``: each, when);
+- the process's resident memory every 10 s of the measured seconds.
+
+``--settle 0`` measures from the first LIVE book on, as the benchmark does (its first second
+holds the panels' first arrivals).
 
 ``--cprofile`` adds a cProfile of the measured seconds. This is a diagnosis tool (it wraps
 Textual's and the App's methods, which costs a little); the benchmark's figures are from
@@ -71,7 +75,8 @@ class Stamps:
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = {}
         self.on = False
-        self.long_callbacks: list[tuple[float, str]] = []
+        self.long_callbacks: list[tuple[float, str, float]] = []
+        self.started = 0.0  # when ``on`` was last set (perf_counter)
 
     def add(self, name: str, ms: float) -> None:
         if self.on:
@@ -88,6 +93,14 @@ class Stamps:
                 self.add(name, (time.perf_counter() - started) * 1000)
 
         setattr(owner, attribute, timed)
+
+
+def resident_kib() -> int:
+    """This process's resident memory (Linux), KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def quantile(values: list[float], share: float) -> float:
@@ -113,6 +126,7 @@ def instrument(stamps: Stamps, long_ms: float) -> None:
         stamps.wrap(panel, method, f"pull:   {panel.__name__}.{method}")
     stamps.wrap(Screen, "_on_timer_update", "repaint (screen update timer)")
     stamps.wrap(Compositor, "render_update", "repaint:   compositor render")
+    stamps.wrap(Screen, "_refresh_layout", "repaint:   layout pass")
     stamps.wrap(CryptoJApp, "_display", "repaint:   driver write")
     for widget in (
         OrderBookLadder,
@@ -132,9 +146,17 @@ def instrument(stamps: Stamps, long_ms: float) -> None:
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            if info["generation"] == 2 and stamps.on:
+                # How many objects the full collection scans (counted outside its pause).
+                stamps.add("gc gen2 objects (thousands)", len(gc.get_objects(2)) / 1000)
             paused["at"] = time.perf_counter()
         else:
             stamps.add(f"gc gen{info['generation']}", (time.perf_counter() - paused["at"]) * 1000)
+            if info["generation"] == 2:
+                stamps.add("gc gen2 freed (thousands)", info["collected"] / 1000)
+                if os.environ.get("GC_TYPES") and stamps.on:
+                    kinds = Counter(type(o).__name__ for o in gc.get_objects(2))
+                    print("gen2 after:", kinds.most_common(12))
 
     gc.callbacks.append(on_gc)
     run = asyncio.events.Handle._run
@@ -145,8 +167,13 @@ def instrument(stamps: Stamps, long_ms: float) -> None:
         took = (time.perf_counter() - started) * 1000
         if stamps.on and took > long_ms:
             callback = handle._callback  # type: ignore[attr-defined]
-            what = repr(getattr(callback, "__self__", callback))
-            stamps.long_callbacks.append((took, what.split(" coro=")[0][:80]))
+            owner = getattr(callback, "__self__", callback)
+            what = repr(owner)
+            if isinstance(owner, asyncio.Task):  # its coroutine says what it is
+                coro = owner.get_coro()
+                what = f"Task {owner.get_name()} {getattr(coro, '__qualname__', coro)}"
+            at = started - stamps.started
+            stamps.long_callbacks.append((took, what.split(" coro=")[0][:80], at))
 
     asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
 
@@ -185,7 +212,7 @@ async def measure(args: argparse.Namespace, stamps: Stamps) -> list[float]:
                 if time.perf_counter() - started > 15:
                     raise SystemExit("no live book after 15 s")
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(1.0)  # past the start-up frames
+            await asyncio.sleep(args.settle)  # past the start-up frames (0: as the benchmark)
             stop = asyncio.Event()
 
             async def sample() -> None:
@@ -197,14 +224,23 @@ async def measure(args: argparse.Namespace, stamps: Stamps) -> list[float]:
             sampler = asyncio.create_task(sample())
             profile = cProfile.Profile() if args.cprofile else None
             stamps.on = True
+            stamps.started = time.perf_counter()
             if profile is not None:
                 profile.enable()
-            await asyncio.sleep(args.seconds)
+            rss: list[tuple[float, int]] = []
+            measured_from = time.perf_counter()
+            while (elapsed := time.perf_counter() - measured_from) < args.seconds:
+                rss.append((elapsed, resident_kib()))
+                await asyncio.sleep(min(10.0, args.seconds - elapsed))
+            rss.append((time.perf_counter() - measured_from, resident_kib()))
             if profile is not None:
                 profile.disable()
             stamps.on = False
             stop.set()
             await sampler
+        print(
+            "resident memory: " + ", ".join(f"{at:.0f} s {kib / 1024:.1f} MiB" for at, kib in rss)
+        )
         if profile is not None:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(50)
     return lags
@@ -216,6 +252,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5000.0, help="level2 updates/s")
     parser.add_argument("--long-ms", type=float, default=4.0, help="report callbacks this long")
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds after the first LIVE book (0: as the benchmark)",
+    )
+    parser.add_argument("--timeline", action="store_true", help="list each long callback, when")
     args = parser.parse_args()
     stamps = Stamps()
     instrument(stamps, args.long_ms)
@@ -231,10 +274,14 @@ def main() -> None:
             f"{name:48s} {len(values):5d} {quantile(values, 0.5):7.3f}"
             f" {quantile(values, 0.99):7.3f} {max(values):7.2f}"
         )
-    kinds = Counter(what for _, what in stamps.long_callbacks)
+    kinds = Counter(what for _, what, _ in stamps.long_callbacks)
     print(f"loop callbacks longer than {args.long_ms:g} ms: {len(stamps.long_callbacks)}")
     for what, count in kinds.most_common(8):
-        print(f"  {count:4d}  {what}")
+        took = [ms for ms, name, _ in stamps.long_callbacks if name == what]
+        print(f"  {count:4d}  max {max(took):6.1f} ms  {what}")
+    if args.timeline:
+        for took, what, at in stamps.long_callbacks:
+            print(f"  at {at:6.3f} s  {took:6.1f} ms  {what}")
 
 
 if __name__ == "__main__":

@@ -311,6 +311,13 @@ class FramePainter:
         self._all_dirty = False
 
 
+def no_scrolling(widget: Widget) -> bool:
+    """Whether ``widget`` never scrolls (both overflows hidden): its virtual size then
+    changes nothing on screen."""
+    styles = widget.styles
+    return styles.overflow_x == "hidden" and styles.overflow_y == "hidden"
+
+
 class FramedLinesWidget(Widget):
     """A Line-API widget whose content lines a :class:`FramePainter` paints.
 
@@ -346,6 +353,16 @@ class FramedLinesWidget(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._painter.invalidate()
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # Textual asks for a second layout pass of the whole screen whenever a widget's
+        # virtual (scrollable) size changed in a layout pass, for its scrollbars. A widget that
+        # never scrolls has none: the pass it was just given holds (docs/design.md §5).
+        if no_scrolling(self):
+            layout = False
+        return super()._size_updated(size, virtual_size, container_size, layout=layout)
 
 
 class KeptLines(_WidgetMixinBase):
@@ -388,3 +405,13 @@ class KeptLines(_WidgetMixinBase):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._kept = None
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # Textual asks for a second layout pass of the whole screen whenever a widget's
+        # virtual (scrollable) size changed in a layout pass, for its scrollbars. A widget that
+        # never scrolls has none: the pass it was just given holds (docs/design.md §5).
+        if no_scrolling(self):
+            layout = False
+        return super()._size_updated(size, virtual_size, container_size, layout=layout)

@@ -56,16 +56,31 @@ class KeysFooter(KeptLines, Footer):
 
     _shown_keys: tuple[tuple[str, str, str, bool, str], ...] | None = None
 
+    def compose(self) -> ComposeResult:
+        # Textual's footer stays empty until the screen's bindings are first refreshed, then
+        # builds its keys in a layout pass of its own: a few frames after the first book was
+        # drawn, a stall of 10-20 ms while the first prices come in. Built here, its keys are
+        # laid out with the rest of the screen in its first layout pass.
+        if not self._bindings_ready:
+            self._shown_keys = shown_keys(self.screen)
+            self.set_reactive(Footer._bindings_ready, True)
+        yield from super().compose()
+
     def bindings_changed(self, screen: Screen[object]) -> None:
-        shown = tuple(
-            (key, binding.key, binding.description, enabled, tooltip)
-            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
-            if binding.show
-        )
+        shown = shown_keys(screen)
         if shown == self._shown_keys:
             return
         self._shown_keys = shown
         super().bindings_changed(screen)
+
+
+def shown_keys(screen: Screen[object]) -> tuple[tuple[str, str, str, bool, str], ...]:
+    """What a footer shows of ``screen``'s bindings (each key, its label, whether enabled)."""
+    return tuple(
+        (key, binding.key, binding.description, enabled, tooltip)
+        for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+        if binding.show
+    )
 
 
 def _product_number_bindings() -> list[BindingType]:

@@ -10,6 +10,7 @@ from textual import events
 from textual.app import SystemCommand
 from textual.css.query import NoMatches
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 from core.clock import ManualClock
 from core.model import Side
@@ -386,6 +387,30 @@ async def test_idle_console_redraws_at_the_idle_rate_until_a_key(
             clock.advance(0.1)
             app.pull_tick()
         assert len(pulls) == 5
+
+
+async def test_the_footer_shows_its_keys_from_the_first_layout_without_a_rebuild(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Textual's footer is empty until the screen's bindings are first refreshed, then
+    rebuilds (a layout pass of its own while the first prices come in). This one builds its
+    keys with the screen and is never rebuilt while they stay the same."""
+    rebuilds: list[KeysFooter] = []
+    recompose = KeysFooter.recompose
+
+    async def counted_recompose(footer: KeysFooter) -> None:
+        rebuilds.append(footer)
+        await recompose(footer)
+
+    monkeypatch.setattr(KeysFooter, "recompose", counted_recompose)
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        footer = app.main_screen.query_one(KeysFooter)
+        assert len(footer.children) > 0  # built with the screen, before any bindings refresh
+        for _ in range(5):  # focus, screen resume, idle: the bindings refreshes of start-up
+            await pilot.pause()
+        assert "Buy" in [key.description for key in footer.query(FooterKey)]
+        assert rebuilds == []
 
 
 async def test_the_footer_is_not_rebuilt_when_its_keys_stay_the_same(

@@ -191,3 +191,53 @@ async def test_a_kept_panel_asks_textual_only_after_a_refresh(
         panel.refresh()
         assert panel.render_lines(region) == first
         assert asked == [region]
+
+
+def grow_positions(panel: PositionsPanel, rows: int) -> None:
+    mark = D("64000")
+    positions = [
+        PositionView(f"P{n}-USD", D("0.5"), D("63000"), mark, D(500), D(0), D(0))
+        for n in range(rows)
+    ]
+    panel.update_positions(positions, equity=D("1000"), daily_pnl=D(0))
+
+
+def grow_balances(panel: BalancesPanel, rows: int) -> None:
+    panel.update_balances(
+        [BalanceView(f"C{n}", D("1000"), D("0")) for n in range(rows)], version=rows
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "grow"),
+    [(PositionsPanel, grow_positions), (BalancesPanel, grow_balances)],
+    ids=["framed lines (positions)", "kept lines (balances)"],
+)
+async def test_a_panel_that_grows_costs_one_layout_pass_not_two(
+    host: Callable[..., HostApp],
+    make: Callable[[], Widget],
+    grow: Callable[[Any, int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Textual asks for a second layout pass of the whole screen when a widget's virtual size
+    changed in one (for its scrollbars); a panel that never scrolls needs only the first."""
+    panel = make()
+    app = host(panel)
+    async with app.run_test(size=(100, 30)) as pilot:
+        grow(panel, 1)
+        for _ in range(3):
+            await pilot.pause()
+        height = panel.size.height
+        passes: list[int] = []
+        layout = type(app.screen)._refresh_layout
+
+        def counted(screen: Any, *args: Any, **kwargs: Any) -> None:
+            passes.append(panel.size.height)
+            layout(screen, *args, **kwargs)
+
+        monkeypatch.setattr(type(app.screen), "_refresh_layout", counted)
+        grow(panel, 4)  # more rows: the panel's height follows, in a layout pass
+        for _ in range(5):
+            await pilot.pause()
+        assert panel.size.height > height
+        assert len(passes) == 1
