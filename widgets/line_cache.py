@@ -315,7 +315,7 @@ def no_scrolling(widget: Widget) -> bool:
     """Whether ``widget`` never scrolls (both overflows hidden): its virtual size then
     changes nothing on screen."""
     styles = widget.styles
-    return styles.overflow_x == "hidden" and styles.overflow_y == "hidden"
+    return bool(styles.overflow_x == "hidden" and styles.overflow_y == "hidden")
 
 
 class FramedLinesWidget(Widget):
