@@ -318,7 +318,22 @@ def no_scrolling(widget: Widget) -> bool:
     return bool(styles.overflow_x == "hidden" and styles.overflow_y == "hidden")
 
 
-class FramedLinesWidget(Widget):
+class OneLayoutPass(_WidgetMixinBase):
+    """Mixin (before the Widget base) for a widget that never scrolls: a change of its size
+    costs the screen one layout pass, not two."""
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        # Textual asks for a second layout pass of the whole screen whenever a widget's
+        # virtual (scrollable) size changed in a layout pass, for its scrollbars. A widget that
+        # never scrolls has none: the pass it was just given holds (docs/design.md §5).
+        if no_scrolling(self):
+            layout = False
+        return super()._size_updated(size, virtual_size, container_size, layout=layout)
+
+
+class FramedLinesWidget(OneLayoutPass, Widget):
     """A Line-API widget whose content lines a :class:`FramePainter` paints.
 
     Subclasses implement ``render_line`` as usual and may bring their lines up to date for
@@ -354,18 +369,61 @@ class FramedLinesWidget(Widget):
         super().notify_style_update()
         self._painter.invalidate()
 
-    def _size_updated(
-        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
-    ) -> bool:
-        # Textual asks for a second layout pass of the whole screen whenever a widget's
-        # virtual (scrollable) size changed in a layout pass, for its scrollbars. A widget that
-        # never scrolls has none: the pass it was just given holds (docs/design.md §5).
-        if no_scrolling(self):
-            layout = False
-        return super()._size_updated(size, virtual_size, container_size, layout=layout)
+
+Line = tuple[Span, ...]
+"""A line of a spans panel: its pieces, left to right."""
 
 
-class KeptLines(_WidgetMixinBase):
+class SpanLinesWidget(FramedLinesWidget):
+    """A panel drawn from lines of spans (positions, risk gauges): the lines are built for the
+    size being painted (``_build_lines``), held in a :class:`LineBuffer`, and each line's
+    strip is made once with the panel's palette of ``STYLE_NAMES``."""
+
+    STYLE_NAMES: Sequence[str] = ()
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._buffer: LineBuffer[Line] = LineBuffer(self._build_lines)
+        self._palette: dict[str, Style] | None = None
+
+    @property
+    def text_lines(self) -> list[str]:
+        """The drawn lines as plain text (before any cut to the width)."""
+        return ["".join(text for text, _ in line) for line in self._buffer.lines]
+
+    def _build_lines(self, size: Size) -> tuple[Line, ...]:
+        """The panel's lines for ``size`` (subclasses)."""
+        raise NotImplementedError
+
+    def on_resize(self) -> None:
+        self._buffer.strips.clear()
+        self._buffer.rebuild(self, force_full=True)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._buffer.strips.clear()
+        self._palette = None
+
+    def _styles(self) -> dict[str, Style]:
+        if self._palette is None:
+            self._palette = named_palette(self, self.STYLE_NAMES)
+        return self._palette
+
+    def before_paint(self) -> None:
+        # Built for the size being painted (the frame after a layout comes before on_resize),
+        # once per paint: asking a widget its size walks the screen's map.
+        self._buffer.fit(self.size)
+
+    def render_line(self, y: int) -> Strip:
+        width = self._buffer.size.width
+        palette = self._styles()
+        strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))
+        return strip if strip is not None else Strip.blank(width, palette[""])
+
+
+class KeptLines(OneLayoutPass):
     """Mixin (first base) for a widget that changes now and then (balances, banner, orders,
     event log, the layout containers): while nothing asked it to repaint, its painted lines
     are handed back as they are.
@@ -405,13 +463,3 @@ class KeptLines(_WidgetMixinBase):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._kept = None
-
-    def _size_updated(
-        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
-    ) -> bool:
-        # Textual asks for a second layout pass of the whole screen whenever a widget's
-        # virtual (scrollable) size changed in a layout pass, for its scrollbars. A widget that
-        # never scrolls has none: the pass it was just given holds (docs/design.md §5).
-        if no_scrolling(self):
-            layout = False
-        return super()._size_updated(size, virtual_size, container_size, layout=layout)

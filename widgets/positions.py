@@ -20,13 +20,11 @@ import textwrap
 from collections.abc import Sequence
 from decimal import Decimal
 
-from rich.style import Style
 from textual.geometry import Region, Size
-from textual.strip import Strip
 
 from core.snapshot import PositionView
 from widgets.format import UNKNOWN, format_decimal
-from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
+from widgets.line_cache import Line, Span, SpanLinesWidget
 
 COMPACT_WIDTH = 60
 COLUMNS = ("product", "size", "avg entry", "mark", "unrl P&L", "rlzd P&L")
@@ -41,8 +39,6 @@ POSITIONS_UNKNOWN = f"positions {UNKNOWN} (account not loaded yet)"
 STYLE_NAMES = ("bold", "green", "red", "dim")
 # The columns drawn dim on a flat position (size 0: what is held is nothing).
 _DIMMED_WHEN_FLAT = frozenset({"size", "avg entry", "mark"})
-
-Line = tuple[Span, ...]
 
 
 def format_size(size: Decimal) -> str:
@@ -146,8 +142,10 @@ def position_lines(
     return tuple(lines)
 
 
-class PositionsPanel(FramedLinesWidget):
+class PositionsPanel(SpanLinesWidget):
     """Positions and P&L. Feed it with :meth:`update_positions`."""
+
+    STYLE_NAMES = STYLE_NAMES
 
     DEFAULT_CSS = """
     PositionsPanel {
@@ -172,8 +170,6 @@ class PositionsPanel(FramedLinesWidget):
         self.known = True
         # What is drawn: rows, flat flags, subtitle, known (None before the first update).
         self._drawn: tuple[object, ...] | None = None
-        self._buffer: LineBuffer[Line] = LineBuffer(self._build_lines)
-        self._palette: dict[str, Style] | None = None
 
     @property
     def rows(self) -> tuple[tuple[str, ...], ...]:
@@ -184,11 +180,6 @@ class PositionsPanel(FramedLinesWidget):
     def lines(self) -> tuple[Line, ...]:
         """The drawn lines as spans, top to bottom."""
         return self._buffer.lines
-
-    @property
-    def text_lines(self) -> list[str]:
-        """The drawn lines as plain text (before any cut to the width)."""
-        return ["".join(text for text, _ in line) for line in self._buffer.lines]
 
     @property
     def compact(self) -> bool:
@@ -262,30 +253,5 @@ class PositionsPanel(FramedLinesWidget):
         super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
         return self
 
-    def on_resize(self) -> None:
-        self._buffer.strips.clear()
-        self._buffer.rebuild(self, force_full=True)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._buffer.strips.clear()
-        self._palette = None
-
-    def _styles(self) -> dict[str, Style]:
-        if self._palette is None:
-            self._palette = named_palette(self, STYLE_NAMES)
-        return self._palette
-
     def _build_lines(self, size: Size) -> tuple[Line, ...]:
         return position_lines(self._rows, self._flat, known=self.known, width=size.width)
-
-    def before_paint(self) -> None:
-        # Built for the size being painted (the frame after a layout comes before on_resize),
-        # once per paint: asking a widget its size walks the screen's map.
-        self._buffer.fit(self.size)
-
-    def render_line(self, y: int) -> Strip:
-        width = self._buffer.size.width
-        palette = self._styles()
-        strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))
-        return strip if strip is not None else Strip.blank(width, palette[""])

@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rich.style import Style
 from textual.geometry import Size
-from textual.strip import Strip
 
 from core.snapshot import GaugeView
 from widgets.format import UNKNOWN, format_number
-from widgets.line_cache import FramedLinesWidget, LineBuffer, Span, named_palette, spans_strip
+from widgets.line_cache import Line, SpanLinesWidget
 
 WARN_AT = 0.6
 ALERT_AT = 0.85
@@ -124,8 +122,6 @@ _LEVEL_STYLES = {
 # The Rich style names the lines use (the palette is built from them once per style change).
 STYLE_NAMES = (*_LEVEL_STYLES.values(),)
 
-Line = tuple[Span, ...]
-
 
 def gauge_lines(lines: Sequence[GaugeLine], width: int) -> tuple[Line, ...]:
     """The panel's lines ``width`` cells wide: label, bar, usage, headroom per gauge.
@@ -148,8 +144,10 @@ def gauge_lines(lines: Sequence[GaugeLine], width: int) -> tuple[Line, ...]:
     )
 
 
-class RiskGauges(FramedLinesWidget):
+class RiskGauges(SpanLinesWidget):
     """One line per limit. Feed it with :meth:`update_gauges`."""
+
+    STYLE_NAMES = STYLE_NAMES
 
     DEFAULT_CSS = """
     RiskGauges {
@@ -166,17 +164,10 @@ class RiskGauges(FramedLinesWidget):
         self.border_title = "Risk limits"
         self._gauges: tuple[GaugeView, ...] | None = None
         self._lines: tuple[GaugeLine, ...] = ()
-        self._buffer: LineBuffer[Line] = LineBuffer(self._build_lines)
-        self._palette: dict[str, Style] | None = None
 
     @property
     def lines(self) -> tuple[GaugeLine, ...]:
         return self._lines
-
-    @property
-    def text_lines(self) -> list[str]:
-        """The drawn lines as plain text (before any cut to the width)."""
-        return ["".join(text for text, _ in line) for line in self._buffer.lines]
 
     def update_gauges(self, gauges: Sequence[GaugeView]) -> bool:
         """Show ``gauges``; returns whether a line's text or colour changed (and so repaints).
@@ -203,30 +194,5 @@ class RiskGauges(FramedLinesWidget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return max(1, len(self._lines))
 
-    def on_resize(self) -> None:
-        self._buffer.strips.clear()
-        self._buffer.rebuild(self, force_full=True)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._buffer.strips.clear()
-        self._palette = None
-
-    def _styles(self) -> dict[str, Style]:
-        if self._palette is None:
-            self._palette = named_palette(self, STYLE_NAMES)
-        return self._palette
-
     def _build_lines(self, size: Size) -> tuple[Line, ...]:
         return gauge_lines(self._lines, size.width)
-
-    def before_paint(self) -> None:
-        # Built for the size being painted (the frame after a layout comes before on_resize),
-        # once per paint: asking a widget its size walks the screen's map.
-        self._buffer.fit(self.size)
-
-    def render_line(self, y: int) -> Strip:
-        width = self._buffer.size.width
-        palette = self._styles()
-        strip = self._buffer.strip(y, lambda line: spans_strip(line, palette, width))
-        return strip if strip is not None else Strip.blank(width, palette[""])
