@@ -45,7 +45,7 @@ from core.snapshot import BookStatus
 from core.trading_state import TradingState, TradingStateChange
 from cryptoj_tui.app import CryptoJApp
 from tests.integration.engine_harness import endpoints_of
-from tests.performance.bench_mode import STRICT, benchmarks_enabled, verdict
+from tests.performance.bench_mode import benchmarks_enabled, hold_to_targets, verdict
 from widgets.order_book import RowKind
 
 RATE = 5000.0
@@ -230,6 +230,10 @@ async def test_console_under_a_5000_updates_per_second_market(
 
     lag_p99 = p99(lags)
     kill_p99 = p99(kills)
+    first_paint = verdict("first paint", first_paint_s, FIRST_PAINT_S, "s")
+    lag_p99_verdict = verdict("loop lag p99", lag_p99, LOOP_LAG_P99_MS, "ms")
+    lag_max_verdict = verdict("loop lag max", max(lags), LOOP_LAG_MAX_MS, "ms")
+    kill_verdict = verdict("kill p99", kill_p99, KILL_P99_MS, "ms")
     print(
         f"\nconsole at {RATE:,.0f} level2 updates/s, 160x48, 10 Hz refresh:"
         f"\n  start to first full paint  {first_paint_s * 1000:,.0f} ms"
@@ -247,15 +251,9 @@ async def test_console_under_a_5000_updates_per_second_market(
         f" p99 {kill_p99:.2f} ms over {len(kills)} presses (target p99 {KILL_P99_MS:g} ms)"
         f"\n  kill key to kill() returned  p50 {statistics.median(returns):.2f} ms,"
         f" p99 {p99(returns):.2f} ms (after the journal writes)"
-        f"\n{verdict('first paint', first_paint_s, FIRST_PAINT_S, 's')}"
-        f"\n{verdict('loop lag p99', lag_p99, LOOP_LAG_P99_MS, 'ms')}"
-        f"\n{verdict('loop lag max', max(lags), LOOP_LAG_MAX_MS, 'ms')}"
-        f"\n{verdict('kill p99', kill_p99, KILL_P99_MS, 'ms')}"
+        f"\n{first_paint}\n{lag_p99_verdict}\n{lag_max_verdict}\n{kill_verdict}"
     )
     assert shown_book is not None and shown_book.status is BookStatus.LIVE
     assert len(kills) == kill_presses  # every press latched HALTED (asserted per press above)
-    if measuring and STRICT:  # speed is the benchmark's business, not the test suite's
-        assert first_paint_s <= FIRST_PAINT_S
-        assert lag_p99 <= LOOP_LAG_P99_MS
-        assert max(lags) <= LOOP_LAG_MAX_MS
-        assert kill_p99 <= KILL_P99_MS
+    if measuring:  # speed is the benchmark's business, not the test suite's
+        hold_to_targets(first_paint, lag_p99_verdict, lag_max_verdict, kill_verdict)

@@ -29,7 +29,7 @@ from tests.integration.engine_harness import (
     running_engine,
     timed_kill,
 )
-from tests.performance.bench_mode import STRICT, benchmarks_enabled, verdict
+from tests.performance.bench_mode import benchmarks_enabled, hold_to_targets, verdict
 
 OPEN_ORDERS = 200
 ROUNDS = 5  # with --benchmark-enable; a plain run proves the behaviour once
@@ -75,8 +75,9 @@ async def test_kill_switch_with_200_open_orders(
     # (fsync) write, which alone takes milliseconds on a busy disk. The target is checked on
     # the latch; the whole call is printed above (see the report of issue 4).
     in_memory = [t.latch_s - t.durable_write_s for t in timings]
-    print(verdict("latch (in memory, best)", min(in_memory) * 1e3, LATCH_TARGET_S * 1e3, "ms"))
-    print(verdict("confirmed p50", statistics.median(confirms) * 1e3, CONFIRM_TARGET_S * 1e3, "ms"))
-    if STRICT:
-        assert min(in_memory) < LATCH_TARGET_S
-        assert statistics.median(confirms) < CONFIRM_TARGET_S
+    latch = verdict("latch (in memory, best)", min(in_memory) * 1e3, LATCH_TARGET_S * 1e3, "ms")
+    confirm = verdict(
+        "confirmed p50", statistics.median(confirms) * 1e3, CONFIRM_TARGET_S * 1e3, "ms"
+    )
+    print(f"{latch}\n{confirm}")
+    hold_to_targets(latch, confirm)

@@ -18,7 +18,7 @@ from core.model import Balance, IntentSource, OrderIntent, OrderSpec, OrderType,
 from core.portfolio import Portfolio
 from core.risk import RiskGate, TradingStateMachine
 from tests.core.test_risk import FakeMarket, MemoryStateStore, Quote, make_product
-from tests.performance.bench_mode import STRICT, verdict
+from tests.performance.bench_mode import hold_to_targets, verdict
 
 D = Decimal
 BUDGET_S = 20e-6
@@ -74,9 +74,9 @@ def _within_budget(benchmark: BenchmarkFixture) -> None:
     if benchmark.disabled or benchmark.stats is None:
         return
     # The fastest round is what the code costs; the median includes other helpers' load.
-    print(verdict("gate check (best)", benchmark.stats.stats.min * 1e6, BUDGET_S * 1e6, "us"))
-    if STRICT:
-        assert benchmark.stats.stats.min < BUDGET_S
+    best = verdict("gate check (best)", benchmark.stats.stats.min * 1e6, BUDGET_S * 1e6, "us")
+    print(best)
+    hold_to_targets(best)
 
 
 def test_allowed_limit_order(benchmark: BenchmarkFixture, gate: RiskGate) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from core.config import SimSettings
 from core.sim.launcher import start_sim_process
-from tests.performance.bench_mode import STRICT, benchmarks_enabled, floor_verdict
+from tests.performance.bench_mode import benchmarks_enabled, floor_verdict, hold_to_targets
 
 RATE = 5000.0
 ORDERS_PER_S = 50.0
@@ -57,11 +57,10 @@ def test_level2_stream_and_orders_together(request: pytest.FixtureRequest) -> No
     if measuring:
         # The agents aim at updates on the wire, so only a starved sim process falls short.
         orders_floor, updates_floor = seconds * ORDERS_PER_S * 0.9, RATE * 0.6
-        print(floor_verdict("orders sent", result.orders_sent, orders_floor, "orders"))
-        print(floor_verdict("level2 updates", result.updates_per_s, updates_floor, "per s"))
-        if STRICT:
-            assert result.orders_sent >= orders_floor
-            assert result.updates_per_s > updates_floor
+        orders = floor_verdict("orders sent", result.orders_sent, orders_floor, "orders")
+        updates = floor_verdict("level2 updates", result.updates_per_s, updates_floor, "per s")
+        print(f"{orders}\n{updates}")
+        hold_to_targets(orders, updates)
 
 
 def test_server_alone_pushes_5000_distinct_updates_per_s_to_each_client(
@@ -74,6 +73,6 @@ def test_server_alone_pushes_5000_distinct_updates_per_s_to_each_client(
     print(f"\nwire only: {received:,.0f} level updates/s per client, {cpu:.0%} of one core")
     assert received > 0
     if measuring:
-        print(floor_verdict("wire updates per client", received, RATE * 0.5, "per s"))
-        if STRICT:
-            assert received > RATE * 0.5
+        wire = floor_verdict("wire updates per client", received, RATE * 0.5, "per s")
+        print(wire)
+        hold_to_targets(wire)
