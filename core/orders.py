@@ -521,22 +521,22 @@ class OrderManager:
             self.on_order_update(update)
         self._apply_in_one_commit(quiet)
 
+    def _apply_reports(self, reports: Sequence[tuple[ManagedOrder, ExchangeOrder]]) -> None:
+        for managed, update in reports:
+            self._apply_update(
+                managed, update, f"venue: {update.status.value}", authoritative=False
+            )
+
     def _apply_in_one_commit(self, reports: Sequence[tuple[ManagedOrder, ExchangeOrder]]) -> None:
         if len(reports) < 2:
-            for managed, update in reports:
-                self._apply_update(
-                    managed, update, f"venue: {update.status.value}", authoritative=False
-                )
+            self._apply_reports(reports)
             return
         written: list[ManagedOrder] = []
         self._batch_written = written
         failed = False
         try:
             with self._journal.batch():
-                for managed, update in reports:
-                    self._apply_update(
-                        managed, update, f"venue: {update.status.value}", authoritative=False
-                    )
+                self._apply_reports(reports)
         except JournalError as exc:  # the commit failed: none of the batch reached the file
             failed = True
             self._on_journal_failure(f"record {len(written)} order update(s)", exc)

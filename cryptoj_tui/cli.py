@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import __version__
+from core.boot_heap import collector_off_for_boot
 
 if TYPE_CHECKING:
     from core.sim.launcher import PendingSim
@@ -178,11 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # First of all, so the child's boot overlaps everything below.
     args.demo_sim = start_demo_sim_early(args)
     if getattr(args, "handler", None) is None:
-        # The console's start-up creates ~100k objects that live as long as it does (modules,
-        # classes, the engine); the cyclic collector scanned them over and over while they
-        # were made (~12% of the import time). Off until the console freezes them and turns
-        # it back on, just before it runs (cryptoj_tui.console._run_app).
-        gc.disable()
+        # Until the console has booted, just before it runs (cryptoj_tui.console._run_app).
+        collector_off_for_boot()
     try:
         return _main(args)
     finally:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from core.boot_heap import boot_done
 from core.config import Mode, Settings
 from core.journal import JournalLocked
 
@@ -272,23 +273,13 @@ def _run_app(
         async def without_ui() -> int:
             return await run_headless(build(), out=sys.stdout)
 
-        collect_from_here()
+        boot_done()
         return asyncio.run(without_ui())
 
     from cryptoj_tui.app import CryptoJApp
 
     engine = build()
     app = CryptoJApp(engine, mode=mode, products=engine.products, clock=clock)
-    collect_from_here()
+    boot_done()
     app.run()
     return 0
-
-
-def collect_from_here() -> None:
-    """Start-up is over: what it made lives on (frozen: never scanned again, see
-    ``cryptoj_tui.app.freeze_startup_heap``), and the cyclic collector, which ``cli.main``
-    turned off for the start-up, is on again."""
-    import gc
-
-    gc.freeze()
-    gc.enable()

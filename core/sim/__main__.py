@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.boot_heap import boot_done, collector_off_for_boot
+
 # The sim itself (aiohttp, the settings, the exchange) is imported by main(), after it turned
 # the cyclic collector off: the console's demo waits for this child's boot (see main).
 if TYPE_CHECKING:
@@ -73,10 +75,7 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 
 
 def _announce(endpoints: SimEndpoints) -> None:
-    # Booted: what was built lives as long as the child (frozen, never scanned again) and the
-    # collector is back on for what comes next.
-    gc.freeze()
-    gc.enable()
+    boot_done()
     _handshake({"event": "ready", **endpoints.to_handshake()})
 
 
@@ -132,9 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # The boot makes ~100k objects that live as long as the child (modules, the book); the
-    # cyclic collector would scan them over and over while they are made. Off until ready.
-    gc.disable()
+    collector_off_for_boot()  # until ready (_announce)
     try:
         from core.sim.faults import FaultPlan
 
