@@ -219,7 +219,8 @@ class CryptoJApp(App[None]):
         self._first_prices_timer: Timer | None = None
         self._last_tick: float | None = None
         self._quitting = False
-        self._heap_frozen = False
+        # Whether a live book has been shown (the start-up is over: heap, ticket, first prices).
+        self._first_book_shown = False
         # The collector's thresholds before the console took its collections over.
         self._gc_thresholds: tuple[int, int, int] | None = None
         self.loop_lag_ms: float | None = None
@@ -282,7 +283,7 @@ class CryptoJApp(App[None]):
         )
         self._deliver_kill_keys_first()
         self.pull_snapshot()
-        if not self._heap_frozen:  # no live book yet: watch for the first one closely
+        if not self._first_book_shown:  # no live book yet: watch for the first one closely
             self._first_prices_timer = self.set_interval(
                 FIRST_PRICES_POLL_S,
                 self._poll_first_prices,
@@ -294,7 +295,7 @@ class CryptoJApp(App[None]):
         """Until the first live book is shown: show it the moment it is there, not up to a
         whole refresh interval later (start-up is measured to the first prices)."""
         timer = self._first_prices_timer
-        if self._heap_frozen or self._quitting:  # a live book was shown
+        if self._first_book_shown or self._quitting:  # a live book was shown
             if timer is not None:
                 timer.stop()
             return
@@ -362,8 +363,8 @@ class CryptoJApp(App[None]):
         self._snapshot_error = None
         self.last_snapshot = snapshot
         self._last_pull = self.clock.monotonic()
-        if not self._heap_frozen and snapshot.book.status is BookStatus.LIVE:
-            self._heap_frozen = True
+        if not self._first_book_shown and snapshot.book.status is BookStatus.LIVE:
+            self._first_book_shown = True
             self.call_after_refresh(self._manage_heap)
             self.set_timer(TICKET_PREBUILD_DELAY_S, self.prebuild_ticket)
         self.main_screen.show_snapshot(
