@@ -187,6 +187,12 @@ class EmergencyManager:
         self._on_halt = on_halt  # pauses the strategies: every HALT, automatic or by key
         self._on_balances = on_balances  # fresh balances for the gate (flatten)
         self._last_waiting: str | None = None
+        # When the kill key latched HALTED off the event loop (halt_now), for the kill that
+        # follows on the loop: its KillProgress says when trading really stopped.
+        self._halted_early_at: float | None = None
+        # Every pull of the kill switch (any thread): a resume that saw one during its
+        # reconciliation gives up, trading stays HALTED.
+        self._kill_pulls = 0
         self.flatten_in_progress = False
         # Set on every order change: wakes the kill's wait for the user stream's confirmations.
         self._order_changes = asyncio.Event()
@@ -203,9 +209,13 @@ class EmergencyManager:
         anything is written to disk (a full disk, a checkpoint waiting on a reader).
         """
         started = self._clock.monotonic()
+        self._kill_pulls += 1
         if self._state.state is not TradingState.HALTED:
             self._state.latch(TradingState.HALTED, cause, source)
         halted = self._clock.monotonic()
+        halted_early, self._halted_early_at = self._halted_early_at, None
+        if halted_early is not None and self._state.state is TradingState.HALTED:
+            started = halted = halted_early  # the key latched it before the loop got here
         self._pause_strategies()
         if self._kill_task is not None and not self._kill_task.done():
             return self._kill_task
@@ -214,6 +224,20 @@ class EmergencyManager:
         )
         self._kill_task = asyncio.create_task(self._sweep(cause, source), name="kill-sweep")
         return self._kill_task
+
+    def halt_now(self, cause: str, source: str = "user") -> None:
+        """Latch HALTED at once, from any thread; ``kill`` must follow on the event loop.
+
+        The terminal's key reader calls this the moment it reads the kill key, so the gate
+        refuses the next order even while the loop is busy (painting a frame, collecting
+        garbage); the sweep, the strategies' pause and the journal follow with ``kill``. Only
+        the trading state is touched here: it alone is guarded for other threads.
+        """
+        self._kill_pulls += 1
+        if self._state.state is TradingState.HALTED:
+            return
+        self._state.latch(TradingState.HALTED, cause, source)
+        self._halted_early_at = self._clock.monotonic()
 
     def resume_sweep(self, cause: str) -> asyncio.Task[KillProgress] | None:
         """At start-up in HALTED: sweep again (orders may still be open at the venue)."""
@@ -553,7 +577,12 @@ class EmergencyManager:
             raise ResumeRefused("the kill switch is still cancelling orders")
         if breached := self._breached_limits():
             raise ResumeRefused(f"still past a limit: {'; '.join(breached)}")
+        pulls = self._kill_pulls
         report = await self._orders.reconcile()
+        if self._kill_pulls != pulls:
+            raise ResumeRefused(
+                "the kill switch was pulled while reconciling for the resume; trading stays HALTED"
+            )
         # ``complete`` only says every listing answered; an order whose outcome is still
         # unknown may yet be working at the exchange, so it blocks the resume too.
         if not report.complete or report.still_unknown:
@@ -578,7 +607,10 @@ class EmergencyManager:
             self.kill(worst.cause, worst.source)
             return
         try:
-            self._state.set(worst.state, worst.cause, worst.source)
+            # Tightened only if still stricter: the kill key may have latched HALTED on the
+            # terminal's thread since ``current`` was read.
+            if self._state.tighten(worst.state, worst.cause, worst.source) is None:
+                return
         except Exception:  # tighter states apply in memory even when the store fails
             log.exception("could not store %s", worst.state)
         self._record(f"trigger:{worst.name.value}", worst.cause)

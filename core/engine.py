@@ -738,6 +738,11 @@ class Engine:
         self._note_trading_state()
         return task
 
+    def halt_now(self, cause: str = "kill switch", source: str = "user") -> None:
+        """Latch HALTED at once from any thread (the terminal's key reader); ``kill`` follows
+        on the event loop and does the rest (the sweep, the journal, the strategy's pause)."""
+        self.emergency.halt_now(cause, source)
+
     def _pause_strategy_on_halt(self) -> None:
         # Every HALT (the key, a trigger, a restart in HALTED) pauses the strategy, so that
         # RESUME brings trading back without the strategy restarting by itself.

@@ -54,6 +54,7 @@ plus any part of the venue's hold our orders did not explain at the last refresh
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,12 @@ class TradingStateMachine:
     A tighter state takes effect even if the store fails (the error still propagates): refusing
     to halt because a disk is full would be the wrong way round. A looser state takes effect
     only once it is stored, so a restart can never come back looser than what was shown.
+
+    ``latch`` may be called from any thread (the terminal's key reader latches the kill switch
+    without waiting for the event loop; docs/design.md, the kill switch). Every change to the
+    state therefore happens under one lock, and a looser ``set`` that is overtaken by a latch
+    while it stores itself leaves the latch standing: a kill is never undone by a resume that
+    began before it.
     """
 
     def __init__(self, store: TradingStateStore, *, clock: Clock) -> None:
@@ -140,6 +147,7 @@ class TradingStateMachine:
             store.save_trading_state(stored)
         self._last = stored
         self._version = 0
+        self._lock = threading.Lock()  # guards _last/_version: latch() may come from any thread
 
     @property
     def state(self) -> TradingState:
@@ -163,23 +171,50 @@ class TradingStateMachine:
         if not cause or not source:
             raise ValueError("a trading state change needs a cause and a source")
         change = TradingStateChange(state, cause, source, self._clock.time())
-        if state.strictness >= self._last.state.strictness:
-            self._apply(change)
+        with self._lock:
+            before = self._last
+            tighter = state.strictness >= before.state.strictness
+            if tighter:
+                self._apply(change)
+        if tighter:
             self._store.save_trading_state(change, durable=durable)
-        else:
-            self._store.save_trading_state(change, durable=durable)
+            return change
+        self._store.save_trading_state(change, durable=durable)
+        with self._lock:
+            if self._last is before:
+                self._apply(change)
+            # else a latch (the kill key, on another thread) came in while this looser state
+            # was being stored: the latch stands, and the kill it belongs to stores it again.
+        return change
+
+    def tighten(
+        self, state: TradingState, cause: str, source: str, *, durable: bool = True
+    ) -> TradingStateChange | None:
+        """Switch to ``state`` only if it is stricter than the current one, then store it;
+        None (nothing changed) if it is not. The check and the switch are one step under the
+        lock, so a HALT latched by another thread just before is never loosened (a trigger's
+        REDUCING after a kill key)."""
+        if not cause or not source:
+            raise ValueError("a trading state change needs a cause and a source")
+        change = TradingStateChange(state, cause, source, self._clock.time())
+        with self._lock:
+            if state.strictness <= self._last.state.strictness:
+                return None
             self._apply(change)
+        self._store.save_trading_state(change, durable=durable)
         return change
 
     def latch(self, state: TradingState, cause: str, source: str) -> TradingStateChange:
         """Tighten the state in memory only, at once (the kill switch: nothing on disk may
-        delay it). ``persist()`` writes it; until then a crash restarts from the stored one."""
+        delay it). ``persist()`` writes it; until then a crash restarts from the stored one.
+        Safe from any thread."""
         if not cause or not source:
             raise ValueError("a trading state change needs a cause and a source")
-        if state.strictness < self._last.state.strictness:
-            raise ValueError("only a tighter state can be latched without storing it")
         change = TradingStateChange(state, cause, source, self._clock.time())
-        self._apply(change)
+        with self._lock:
+            if state.strictness < self._last.state.strictness:
+                raise ValueError("only a tighter state can be latched without storing it")
+            self._apply(change)
         return change
 
     def persist(self, *, durable: bool = True) -> None:

@@ -19,6 +19,8 @@ shows the banner at once.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -61,11 +63,16 @@ from cryptoj_tui.screens.main import MainScreen
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
 from cryptoj_tui.screens.typed_confirm import TypedConfirmScreen
 
+log = logging.getLogger(__name__)
+
 # How long quitting waits for engine.stop() (and, in LIVE, the cancels) before leaving anyway.
 STOP_TIMEOUT_S = 5.0
 KILL_CAUSE = "kill switch (keyboard)"
 # The kill switch's keys (the App's priority bindings below): latched as the key arrives.
 KILL_KEYS = frozenset({"ctrl+k", "f12"})
+# The interpreter's thread switch interval while the console runs: the longest a kill key
+# read on the terminal's thread waits for the loop's thread to let it latch HALTED.
+KEY_READER_SWITCH_S = 0.001
 # Nobody has typed or clicked for this long: the screen is redrawn at the idle rate only (a
 # console left open all day must not keep a core busy); any key or click restores the full
 # rate at once. The kill switch never waits for a frame either way (see post_message).
@@ -124,6 +131,10 @@ class ConsoleEngine(Protocol):
 
     def kill(self, cause: str = ..., source: str = ...) -> asyncio.Task[Any]:
         """Latch HALTED now; the returned task cancels every open order."""
+        ...
+
+    def halt_now(self, cause: str = ..., source: str = ...) -> None:
+        """Latch HALTED at once; safe from any thread. ``kill`` must follow on the loop."""
         ...
 
     async def flatten(self, *, confirmed: bool) -> FlattenResult: ...
@@ -223,6 +234,7 @@ class CryptoJApp(App[None]):
         self._first_book_shown = False
         # The collector's thresholds before the console took its collections over.
         self._gc_thresholds: tuple[int, int, int] | None = None
+        self._switch_interval: float | None = None  # the interpreter's, while the console runs
         self.loop_lag_ms: float | None = None
         self.engine_error: str | None = None
         self.last_snapshot: EngineSnapshot | None = None
@@ -388,6 +400,9 @@ class CryptoJApp(App[None]):
             self.set_timer(SETTLE_S, freeze_settled_heap, name="freeze settled heap")
 
     def on_unmount(self) -> None:
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
+            self._switch_interval = None
         if self._gc_thresholds is not None:
             restore_thresholds(self._gc_thresholds)
             self._gc_thresholds = None
@@ -395,27 +410,41 @@ class CryptoJApp(App[None]):
     # -- the kill switch -------------------------------------------------------------------
 
     def _deliver_kill_keys_first(self) -> None:
-        """Have the terminal driver hand a kill key to the loop as one plain callback.
+        """Latch a kill key the moment the terminal driver reads it, on the driver's thread.
 
-        A driver sends every event as a coroutine (``run_coroutine_threadsafe``): its first
-        step runs one loop pass later, behind everything that pass runs (a frame, a garbage
-        collection, a burst of market data). A kill key instead goes straight to
-        :meth:`post_message` (which latches HALTED) at the head of the next pass. Every other
-        event keeps the driver's own path.
+        Textual reads the terminal on a thread of its own and sends every event to the loop
+        as a coroutine (``run_coroutine_threadsafe``), which runs once the loop is free: after
+        the frame it may be painting, a garbage collection, a burst of market data. A kill
+        key instead latches HALTED right there (``engine.halt_now``: the gate refuses the next
+        order from that moment, whatever the loop is doing), then goes to the loop as one
+        plain callback, at the head of its next pass, where :meth:`post_message` pulls the
+        kill switch itself (the sweep, the journal, the banner). Every other event keeps the
+        driver's own path.
         """
         driver = self._driver
         if driver is None:
             return
         loop = asyncio.get_running_loop()
         send = driver.send_message
+        halt_now = self.engine.halt_now
 
         def send_message(message: Message) -> None:
             if isinstance(message, events.Key) and message.key in KILL_KEYS:
+                try:
+                    halt_now(KILL_CAUSE, "user")
+                except Exception:  # the loop's kill() below still latches, and reports it
+                    log.exception("latching HALTED on the key's arrival failed")
                 loop.call_soon_threadsafe(self.post_message, message)
             else:
                 send(message)
 
         driver.send_message = send_message  # type: ignore[method-assign]
+        # The reader thread needs the interpreter to run that latch. While the loop paints a
+        # frame it holds it, and Python hands it over only every switch interval (5 ms by
+        # default): a shorter one bounds the key's wait. The console has few threads (the
+        # terminal's reader and writer, both mostly asleep), so the switches cost ~nothing.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, KEY_READER_SWITCH_S))
 
     def post_message(self, message: Message) -> bool:
         """Queue ``message``; a kill key latches HALTED here, before it waits in the queue.

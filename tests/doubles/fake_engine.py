@@ -248,6 +248,7 @@ class FakeEngine:
         self.cancelled: list[str] = []
         self.cancel_all_calls: list[tuple[str, ...] | None] = []
         self.kill_calls: list[tuple[str, str]] = []
+        self.halt_now_calls: list[tuple[str, str]] = []
         self.flatten_calls = 0
         self.resume_calls: list[str] = []
         self.strategy_calls: list[str] = []
@@ -380,6 +381,17 @@ class FakeEngine:
         self.cancel_all_calls.append(None if product_ids is None else tuple(product_ids))
         return self._cancel_where(
             lambda order: product_ids is None or order.product_id in product_ids
+        )
+
+    def halt_now(self, cause: str = "kill switch", source: str = "user") -> None:
+        """Latch HALTED at once (any thread); ``kill`` follows on the loop."""
+        self.halt_now_calls.append((cause, source))
+        self._trading = TradingView(
+            state=TradingState.HALTED,
+            cause=cause,
+            source=source,
+            reconciling=False,
+            kill_phase=self._trading.kill_phase,
         )
 
     def kill(self, cause: str = "kill switch", source: str = "user") -> asyncio.Task[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from rich.segment import ControlType
+from textual import events
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -24,7 +26,14 @@ from textual.widgets import Input
 from core.clock import ManualClock, SystemClock
 from core.config import SimSettings, load_settings
 from core.engine import Engine
-from core.model import ExchangeOrderStatus
+from core.model import (
+    ExchangeOrderStatus,
+    IntentSource,
+    OrderIntent,
+    OrderSpec,
+    OrderType,
+    Side,
+)
 from core.order_state import OrderState
 from core.sim.exchange import SimExchange
 from core.sim.launcher import start_sim_process
@@ -176,6 +185,82 @@ async def test_place_cancel_kill_and_resume_on_the_real_engine(
         await pilot.press("enter")
         await until(pilot, lambda: trading_state(engine) is TradingState.ACTIVE)
         assert engine.preview(order.intent) is None
+
+
+async def test_a_kill_key_latches_while_the_loop_is_busy(
+    engine: Engine, exchange: SimExchange, sim_clock: ManualClock
+) -> None:
+    """The kill key is latched on the thread that reads the terminal, not when the event loop
+    gets to it: here the loop is held busy (as by a long frame) while a thread hands ctrl+k to
+    the driver, and before the loop runs again the engine is HALTED and the gate refuses an
+    order. Once the loop runs, the kill switch does the rest: the sweep leaves the venue flat
+    and the banner shows HALTED (one kill, not two)."""
+    app = CryptoJApp(
+        engine, mode="demo", products=engine.products, clock=sim_clock, cursor_blink=False
+    )
+    app.animation_level = "none"
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, engine.started.is_set)
+        await until(pilot, lambda: engine.snapshot("BTC-USD").book.status is BookStatus.LIVE)
+        await until(pilot, lambda: engine.snapshot("BTC-USD").balances is not None)
+        await until(pilot, lambda: engine.product("BTC-USD") is not None)
+        intent = resting_bid(engine)
+        app.submit_order(intent)
+        await until(pilot, lambda: len(open_at_sim(exchange)) == 1)
+        assert engine.preview(intent) is None  # the gate allows it while ACTIVE
+        driver = app._driver
+        assert driver is not None
+        key = events.Key("ctrl+k", None)
+        key.set_sender(app)
+        kills: list[object] = []
+        kill = engine.kill
+
+        def counted_kill(cause: str = "kill switch", source: str = "user") -> Any:
+            kills.append(cause)
+            return kill(cause, source)
+
+        engine.kill = counted_kill  # type: ignore[method-assign]
+        delivered = threading.Event()
+
+        def terminal_reader() -> None:
+            driver.send_message(key)
+            delivered.set()
+
+        # The loop is held right here, synchronously, until the reader has delivered the key.
+        threading.Thread(target=terminal_reader, name="terminal-reader").start()
+        assert delivered.wait(10), "the reader thread did not deliver the key"
+        assert engine.trading_state.state is TradingState.HALTED  # latched off the loop
+        denial = engine.preview(intent)
+        assert denial is not None and denial.reason.value == "TRADING_HALTED"
+        assert kills == []  # the sweep waits for the loop
+        assert len(open_at_sim(exchange)) == 1
+
+        await until(pilot, lambda: app.kill_task is not None)
+        assert app.kill_task is not None
+        progress = await asyncio.wait_for(asyncio.shield(app.kill_task), 10)
+        assert progress.phase.value == "DONE"
+        assert progress.halted_at is not None and progress.started_at == progress.halted_at
+        assert open_at_sim(exchange) == []
+        assert len(kills) == 1
+        await until(pilot, lambda: app.main_screen.banner.level == "halted")
+        assert len(kills) == 1  # the key's binding did not pull it a second time
+        stored = engine.journal.load_trading_state()
+        assert stored is not None and stored.state is TradingState.HALTED  # made durable
+
+
+def resting_bid(engine: Engine) -> OrderIntent:
+    """A small BTC bid well under the touch: it rests, and the gate allows it while ACTIVE."""
+    best_bid = engine.prices.best_bid("BTC-USD")
+    assert best_bid is not None
+    price = (Decimal(str(best_bid)) * Decimal("0.99")).quantize(Decimal("0.01"))
+    spec = OrderSpec(
+        product_id="BTC-USD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        base_size=Decimal("0.001"),
+        limit_price=price,
+    )
+    return OrderIntent(spec, IntentSource.MANUAL)
 
 
 class VirtualTerminal:

@@ -22,7 +22,7 @@ from core.emergency import FlattenResult, ResumeRefused
 from core.model import OrderType, Side, TimeInForce
 from core.orders import ReconcileReport
 from core.ticket import TicketField
-from cryptoj_tui.app import CryptoJApp
+from cryptoj_tui.app import KILL_CAUSE, CryptoJApp
 from cryptoj_tui.screens.confirm import ConfirmScreen
 from cryptoj_tui.screens.event_text import EventTextScreen, full_text
 from cryptoj_tui.screens.hidden_panels import HiddenPanelsScreen
@@ -747,12 +747,12 @@ async def test_the_live_quit_dialog_never_cuts_a_button(
         assert "app.order_ticket('BUY')" not in footer_keys
 
 
-async def test_a_kill_key_from_the_terminal_latches_at_the_next_loop_pass(
+async def test_a_kill_key_from_the_terminal_latches_on_arrival(
     make_app: AppFactory, engine: FakeEngine
 ) -> None:
-    """The driver hands the kill key over as a plain callback: HALTED is latched at the head
-    of the very next loop pass, not a pass later behind whatever that pass runs (a frame, a
-    collection). A coroutine-delivered key would still be waiting after one pass."""
+    """The driver's reader latches HALTED as it hands the key over (``halt_now``, before the
+    loop runs anything); the kill itself (sweep, banner) runs at the head of the very next
+    loop pass as a plain callback, not a pass later behind whatever that pass runs."""
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -761,13 +761,36 @@ async def test_a_kill_key_from_the_terminal_latches_at_the_next_loop_pass(
         key = events.Key("ctrl+k", None)
         key.set_sender(app)
         driver.send_message(key)
-        assert engine.trading_state == "ACTIVE"  # nothing ran yet: the loop decides when
+        assert engine.trading_state == "HALTED"  # latched before the loop ran
+        assert engine.halt_now_calls == [(KILL_CAUSE, "user")]
+        assert engine.kill_calls == []  # the rest is the loop's
         await asyncio.sleep(0)  # one loop pass
-        assert engine.trading_state == "HALTED"
         assert len(engine.kill_calls) == 1
         await pilot.pause()
         assert app.main_screen.banner.level == "halted"
         assert len(engine.kill_calls) == 1  # the key's binding did not pull it again
+
+
+async def test_a_failed_latch_on_arrival_still_kills_on_the_loop(
+    make_app: AppFactory, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the reader's latch raises, the key still reaches the loop, which pulls the kill."""
+
+    def broken_halt_now(cause: str = "", source: str = "") -> None:
+        raise RuntimeError("latch broken")
+
+    monkeypatch.setattr(engine, "halt_now", broken_halt_now)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        driver = app._driver
+        assert driver is not None
+        key = events.Key("ctrl+k", None)
+        key.set_sender(app)
+        driver.send_message(key)
+        await pilot.pause()
+        assert engine.trading_state == "HALTED"
+        assert len(engine.kill_calls) == 1
 
 
 async def test_other_keys_from_the_terminal_keep_the_driver_path(
