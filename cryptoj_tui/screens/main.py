@@ -10,6 +10,7 @@ reaches the panels only through the screen (:meth:`MainScreen.log_event`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -191,7 +192,10 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, products: Sequence[str] = ()) -> None:
+        """``products``: the configured products. The positions panel's height holds a row
+        for each from the start, so the account's arrival (or a first fill) lays nothing out
+        again."""
         super().__init__()
         self.status_bar = StatusBar(id="status")
         self.banner = TradingBanner(id="banner")
@@ -200,7 +204,7 @@ class MainScreen(Screen[None]):
         self.tape = TradesTape(id="tape")
         self.balances = BalancesPanel(id="balances")
         self.orders = OpenOrdersTable(id="orders")
-        self.positions = PositionsPanel(id="positions")
+        self.positions = PositionsPanel(id="positions", reserved_rows=len(products))
         self.events = EventLog(id="events")
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
