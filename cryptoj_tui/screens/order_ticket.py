@@ -32,7 +32,6 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.css.stylesheet import Stylesheet
-from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 from textual.widgets._footer import FooterKey
@@ -51,6 +50,7 @@ from core.ticket import (
     manual_intent,
     parse_number,
 )
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT, YES, ConfirmScreen, yes_no
 from widgets.format import format_number
 
@@ -195,7 +195,7 @@ def parse_default_css(stylesheet: Stylesheet, widget_class: type[Widget]) -> boo
     return added
 
 
-class OrderTicketScreen(ModalScreen[OrderIntent | None]):
+class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
     """Buy or sell ``product``. Dismissed with the intent to submit, or None."""
 
     DEFAULT_CSS = """

@@ -16,7 +16,7 @@ from textual.widget import Widget
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side, Trade
 
 
-def screen_lines(app: App[object]) -> list[str]:
+def screen_lines(app: App[Any]) -> list[str]:
     """The text of every line of the app's screen as it would be painted now."""
     return [strip.text for strip in app.screen._compositor.render_strips()]
 
