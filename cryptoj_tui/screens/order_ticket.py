@@ -26,13 +26,13 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.css.stylesheet import Stylesheet
-from textual.widget import Widget
+from textual.widget import MountError, Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 from textual.widgets._footer import FooterKey
 from textual.widgets._select import SelectCurrent, SelectOverlay
@@ -323,17 +323,20 @@ class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
         makers, self._parts_to_mount = self._parts_to_mount, []
         if not makers:
             return
+        box = self.query_one("#ticket", Vertical)
         stylesheet = self.app.stylesheet
         for widget_class in STYLED_CLASSES:
             if parse_default_css(stylesheet, widget_class):
                 await asyncio.sleep(0)  # the engine's callbacks run between two classes
-        box = self.query_one("#ticket", Vertical)
-        for make in makers:
-            if not box.is_attached or self._closing or box._closing:
-                return  # torn down while built (the App quitting): nothing to show
-            await box.mount_all(make())
-        if self.is_attached and not self._closing:
-            await self.mount(self._footer())
+        # Torn down while built (the App quitting: its screens gone, this one closing):
+        # nothing is shown, so the rest is not mounted.
+        with contextlib.suppress(ScreenStackError, MountError):
+            for make in makers:
+                if not box.is_attached or self._closing or box._closing:
+                    return
+                await box.mount_all(make())
+            if self.is_attached and not self._closing:
+                await self.mount(self._footer())
 
     def _footer(self) -> Footer:
         # This screen's keys, not the main screen's (whose footer would show beneath).
