@@ -167,12 +167,18 @@ class OpenOrdersTable(KeptLines, DataTable[str | Text]):
         return self._orders[self.cursor_row]
 
     def update_orders(self, orders: Sequence[ExchangeOrder], version: int) -> bool:
-        """Show ``orders``; no work when ``version`` is already shown."""
+        """Show ``orders``; returns whether anything shown changed. No work when ``version``
+        is already shown, nor when a new version holds the same orders (the engine moves it
+        at a reconcile or a fill of another process's order too): a rebuild repaints the
+        whole table, 2-4 ms of the loop."""
         if version == self._version:
             return False
-        selected = self.selected_order
         self._version = version
-        self._orders = tuple(orders)
+        orders = tuple(orders)
+        if orders == self._orders:
+            return False
+        selected = self.selected_order
+        self._orders = orders
         self._rebuild(selected)
         return True
 

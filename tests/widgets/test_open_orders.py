@@ -7,6 +7,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from textual.strip import Strip
 
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side
 from tests.widgets.helpers import HostApp, count_layout_passes, make_order, screen_lines
@@ -169,3 +170,36 @@ async def test_more_orders_than_rows_scroll_inside_the_table(
         # Every shown column is whole beside the scrollbar (nothing cut).
         total = sum(column.get_render_width(table) for column in table.ordered_columns)
         assert total <= table.scrollable_content_region.width
+
+
+class PaintCounting(OpenOrdersTable):
+    """Counts the lines Textual asks it to paint."""
+
+    painted = 0
+
+    def render_line(self, y: int) -> Strip:
+        self.painted += 1
+        return super().render_line(y)
+
+
+async def test_a_new_version_of_the_same_orders_repaints_nothing(
+    host: Callable[..., HostApp],
+) -> None:
+    """The engine moves the orders' version at a reconcile too: the same orders are not
+    rebuilt (a rebuild repaints the whole table), and a changed one is."""
+    table = PaintCounting()
+    async with host(table).run_test(size=(90, 10)) as pilot:
+        assert table.update_orders(sized_orders(2), 1)
+        await pilot.pause()
+        assert table.painted
+        table.painted = 0
+        assert not table.update_orders(sized_orders(2), 2)
+        await pilot.pause()
+        await pilot.pause()
+        assert table.painted == 0
+        assert not table.update_orders(sized_orders(2), 2)  # the version is taken as shown
+        filled = [replace(order, filled_size=Decimal("0.2500")) for order in sized_orders(2)]
+        assert table.update_orders(filled, 3)
+        await pilot.pause()
+        assert table.painted
+        assert table.get_row_at(0)[-2] == "0.2500"
