@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 from core.model import ExchangeOrder
 from core.snapshot import EngineSnapshot, EventView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
+from cryptoj_tui.screens.order_ticket import parse_ticket_styles
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
 from widgets.line_cache import KeptLines
@@ -234,6 +235,20 @@ class MainScreen(Screen[None]):
             yield self.gauges
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
         yield KeysFooter(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        # After the first frame, while the engine connects: the order ticket's styles, parsed
+        # now a class a turn, are not parsed while the book streams (the App builds the
+        # ticket ahead once the first book is shown; see order_ticket.parse_ticket_styles).
+        self.call_after_refresh(self._parse_ticket_styles)
+
+    def _parse_ticket_styles(self) -> None:
+        self.run_worker(
+            parse_ticket_styles(self.app.stylesheet),
+            name="ticket styles",
+            group="styles",
+            exit_on_error=False,
+        )
 
     # -- what the App asks of the screen ------------------------------------------------------
 

@@ -156,10 +156,11 @@ class OnOffCheckbox(Checkbox):
 
 
 # The ticket's widget classes (and those Textual's Select and Footer compose inside them), in
-# the order they first appear. A ticket built ahead parses their default CSS one class a turn
-# before it mounts its parts (see OrderTicketScreen.mount_composed_widgets): Textual parses a
-# class's CSS when its first widget is registered, 2-7 ms each (Button's the longest), which
-# would land on top of mounting that widget's part.
+# the order they first appear. Textual parses a class's CSS when its first widget is
+# registered, 2-7 ms each (Button's the longest), which would land on top of mounting that
+# widget's part: the main screen has them parsed a class a turn while the engine connects
+# (parse_ticket_styles), and a ticket built ahead parses what is still missing the same way
+# before it mounts its parts (see OrderTicketScreen.mount_composed_widgets).
 STYLED_CLASSES: tuple[type[Widget], ...] = (
     Horizontal,
     Label,
@@ -193,6 +194,15 @@ def parse_default_css(stylesheet: Stylesheet, widget_class: type[Widget]) -> boo
     if added:
         stylesheet.parse()
     return added
+
+
+async def parse_ticket_styles(stylesheet: Stylesheet) -> None:
+    """Parse the default CSS of the ticket and its widgets, a class a turn of the loop (the
+    engine's callbacks run between two), so that building the ticket parses none."""
+    classes: tuple[type[Widget], ...] = (OrderTicketScreen, *STYLED_CLASSES)
+    for widget_class in classes:
+        if parse_default_css(stylesheet, widget_class):
+            await asyncio.sleep(0)
 
 
 class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
@@ -324,10 +334,7 @@ class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
         if not makers:
             return
         box = self.query_one("#ticket", Vertical)
-        stylesheet = self.app.stylesheet
-        for widget_class in STYLED_CLASSES:
-            if parse_default_css(stylesheet, widget_class):
-                await asyncio.sleep(0)  # the engine's callbacks run between two classes
+        await parse_ticket_styles(self.app.stylesheet)  # nothing left, once the App did it
         # Torn down while built (the App quitting: its screens gone, this one closing):
         # nothing is shown, so the rest is not mounted.
         with contextlib.suppress(ScreenStackError, MountError):
