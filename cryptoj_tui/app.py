@@ -262,7 +262,7 @@ class CryptoJApp(App[None]):
     @property
     def main_screen(self) -> MainScreen:
         if self._main_screen is None:
-            self._main_screen = MainScreen()
+            self._main_screen = MainScreen(self.products)
         return self._main_screen
 
     @property

@@ -3,6 +3,11 @@
 Balances change a few times a minute, so a small Rich table in a ``Static`` is plenty; it is
 rebuilt only when the snapshot's ``balances_version`` moves. Before the first load the panel
 says "balances — (not loaded yet)"; a value that is not known is "—", never 0.
+
+Where the screen gives the panel its height (the main screen: a share of its row), new rows
+change nothing of the screen's layout, and none is asked for: a layout of the whole screen
+costs 10-25 ms of the engine's loop. Only a panel as tall as its rows (``height: auto``, as in
+the narrow terminal's "more panels" view) asks for one when the number of rows changes.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class BalancesPanel(KeptLines, Static):
                 return False
             self._version = version
             self._rows = None
-            self.update(LOADING, layout=self._shown_rows != -1)
+            self.update(LOADING, layout=self._height_follows_rows and self._shown_rows != -1)
             self._shown_rows = -1
             return True
         if self._rows is not None and version == self._version:
@@ -83,6 +88,13 @@ class BalancesPanel(KeptLines, Static):
             table.add_row(*row)
         # New figures in as many rows keep the panel's height: no layout pass (a layout of the
         # whole screen at every fill or released hold, the kill switch's among them).
-        self.update(table, layout=len(self._rows) != self._shown_rows)
+        self.update(table, layout=self._height_follows_rows and len(self._rows) != self._shown_rows)
         self._shown_rows = len(self._rows)
         return True
+
+    @property
+    def _height_follows_rows(self) -> bool:
+        """Whether the panel is as tall as its rows (``height: auto``): only then does a new
+        number of rows move anything on the screen."""
+        height = self.styles.height
+        return height is None or height.is_auto

@@ -4,6 +4,12 @@ A ``DataTable`` costs a full repaint per change, which is fine at the rate order
 (1-4 Hz) but not per snapshot pull, so it is rebuilt only when ``orders_version`` moves. The
 cursor stays on the same order (by id) across rebuilds so a trader's selection does not jump.
 
+Rows coming and going lay nothing out again: the screen gives the table its size (a share of
+its row), and a new number of rows changes only what scrolls inside it. Textual would lay the
+whole screen out at every such change (its virtual size is a layout reactive), 10-25 ms of the
+engine's loop at the first order, a fill, a cancel; here only the table and its scrollbar are
+repainted, and a layout is asked for only when the scrollbar appears or goes.
+
 Nothing is cut: each column has a priority, and when the table is too narrow for all of them
 whole columns are dropped, least important first (never a header cut to ``ty`` or ``statu``).
 The border's subtitle names what is hidden.
@@ -11,11 +17,14 @@ The border's subtitle names what is hidden.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Self
 
 from rich.text import Text
 from textual import events
+from textual.geometry import Region
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from core.model import ExchangeOrder, Side
 from widgets.format import UNKNOWN
@@ -105,12 +114,16 @@ class OpenOrdersTable(KeptLines, DataTable[str | Text]):
     DEFAULT_CSS = """
     OpenOrdersTable {
         height: 1fr;
+        scrollbar-size-vertical: 1;  /* SCROLLBAR_ROOM: the room the columns leave it */
         border: round $panel-lighten-2;
         border-title-color: $text-muted;
         border-subtitle-color: $text-muted;
     }
     OpenOrdersTable:focus { border: round $accent; }
     """
+
+    # True while the table measures its rows (see _update_dimensions).
+    _measuring_rows = False
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(
@@ -154,14 +167,50 @@ class OpenOrdersTable(KeptLines, DataTable[str | Text]):
         return self._orders[self.cursor_row]
 
     def update_orders(self, orders: Sequence[ExchangeOrder], version: int) -> bool:
-        """Show ``orders``; no work when ``version`` is already shown."""
+        """Show ``orders``; returns whether anything shown changed. No work when ``version``
+        is already shown, nor when a new version holds the same orders (the engine moves it
+        at a reconcile or a fill of another process's order too): a rebuild repaints the
+        whole table, 2-4 ms of the loop."""
         if version == self._version:
             return False
-        selected = self.selected_order
         self._version = version
-        self._orders = tuple(orders)
+        orders = tuple(orders)
+        if orders == self._orders:
+            return False
+        selected = self.selected_order
+        self._orders = orders
         self._rebuild(selected)
         return True
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # DataTable measures its rows here and sets its virtual (scrollable) size, which asks
+        # for a layout of the whole screen. The table's own size is the screen's to give
+        # (not auto): the new virtual size moves only the scrollbar, updated here; a
+        # scrollbar appearing or going changes the content's width, and asks for its layout
+        # itself (show_vertical_scrollbar is a layout reactive, set outside this guard).
+        if self.styles.auto_dimensions:
+            super()._update_dimensions(new_rows)
+            return
+        before = self.virtual_size
+        self._measuring_rows = True
+        try:
+            super()._update_dimensions(new_rows)
+        finally:
+            self._measuring_rows = False
+        if self.virtual_size != before:
+            self._scroll_update(self.virtual_size)
+            self.refresh()
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._measuring_rows:
+            layout = False  # see _update_dimensions
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _available_width(self) -> int:
         # Inside the border and any scrollbar shown; room for one kept when none is.

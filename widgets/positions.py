@@ -1,11 +1,16 @@
 """The positions panel: size, average entry, mark, unrealized and realized P&L per product.
 
 Drawn with Textual's Line API (docs/design.md §5): each line (the column titles, one row per
-position, or the wrapped line saying there are none) is held as (text, style) spans; a frame whose snapshot moved a mark rebuilds the
-lines and repaints only those whose spans changed, from cached strips, without a relayout (a
-layout pass is asked for only when the number of rows changes, the panel's height following
-it). Every snapshot is drawn as it comes, none held back, so the marks agree with the ladder
-in every frame.
+position, or the wrapped line saying there are none) is held as (text, style) spans; a frame
+whose snapshot moved a mark rebuilds the lines and repaints only those whose spans changed, from
+cached strips, without a relayout. Every snapshot is drawn as it comes, none held back, so the
+marks agree with the ladder in every frame.
+
+The panel's height does not move when the account arrives: it is given at construction how
+many rows to reserve (one per configured product: the engine holds one position per product),
+and it is that tall from its first layout on, whether it shows "account not loaded yet", "no
+positions" or the rows. A layout of the whole screen (10-25 ms on a 2-core machine, the
+engine's loop stalled meanwhile) is asked for only when the lines outgrow that room.
 
 The border's subtitle carries equity and the day's P&L. A value that is not known (no mark
 yet, so no unrealized P&L) is "—", never 0; before the account is known at all (offline,
@@ -158,10 +163,18 @@ class PositionsPanel(SpanLinesWidget):
     }
     """
 
-    def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, reserved_rows: int = 0
+    ) -> None:
+        """``reserved_rows``: how many position rows the panel's height holds from the start
+        (the configured products), so their arrival needs no layout pass."""
         # Set first: Widget.__init__ refreshes, and refresh reads it.
         self._quiet_refresh = False
         super().__init__(name=name, id=id)
+        # Content lines the height holds: the column titles and the reserved rows.
+        self._reserved_lines = 1 + reserved_rows if reserved_rows > 0 else 0
+        # The content height the last layout was given (None before the first one).
+        self._laid_out_lines: int | None = None
         self.border_title = "Positions"
         self._summary = summary_text(None, None)
         self.border_subtitle = self._summary
@@ -216,17 +229,30 @@ class PositionsPanel(SpanLinesWidget):
         self._rows, self._flat, self.known = rows, flat, known
         if summary != self._summary:
             self._set_summary(summary)
-        line_count = len(self._buffer.lines)
         self._buffer.rebuild(self, force_full=first)
-        if first or len(self._buffer.lines) != line_count:
-            # The height follows the number of lines: only then is a layout pass needed.
+        laid_out = self._laid_out_lines
+        if laid_out is not None and self._content_lines(len(self._buffer.lines)) != laid_out:
+            # Only when the lines outgrow (or no longer fill) the room the height holds. Not
+            # before the first layout, which measures the panel anyway (a request made then
+            # would cost a second layout pass), nor when the screen fixes the panel's height
+            # (its content height is never asked for).
             self.refresh(layout=True)
         return True
+
+    @property
+    def reserved_lines(self) -> int:
+        """The content lines the panel's height holds whatever it shows."""
+        return self._reserved_lines
+
+    def _content_lines(self, line_count: int) -> int:
+        return max(line_count, self._reserved_lines)
 
     # -- rendering -----------------------------------------------------------------------
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return len(position_lines(self._rows, self._flat, known=self.known, width=width))
+        lines = position_lines(self._rows, self._flat, known=self.known, width=width)
+        self._laid_out_lines = self._content_lines(len(lines))
+        return self._laid_out_lines
 
     def _set_summary(self, summary: str) -> None:
         """Set the border subtitle, repainting the bottom border line only (the setter would

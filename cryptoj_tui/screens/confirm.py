@@ -15,8 +15,9 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static
+
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 
 ButtonVariant = Literal["default", "primary", "success", "warning", "error"]
 
@@ -45,7 +46,7 @@ def yes_no(yes_label: str = "Yes", no_label: str = "No") -> tuple[Choice, Choice
     return (Choice(YES, yes_label, "y", "error"), Choice(NO, no_label, "n", "primary"))
 
 
-class ConfirmScreen(ModalScreen[str | None]):
+class ConfirmScreen(DimmedModalScreen[str | None]):
     """Ask ``question``; dismissed with the picked :class:`Choice` value, None on escape."""
 
     DEFAULT_CSS = """

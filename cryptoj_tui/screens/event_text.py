@@ -13,10 +13,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from core.snapshot import EventView
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 from widgets.event_log import LEVEL_STYLES
 from widgets.format import format_time_of_day
@@ -34,7 +34,7 @@ def full_text(events: Sequence[EventView]) -> Text:
     return text
 
 
-class EventTextScreen(ModalScreen[None]):
+class EventTextScreen(DimmedModalScreen[None]):
     """The whole event log, wrapped. ``escape`` or ``e`` closes it."""
 
     DEFAULT_CSS = """

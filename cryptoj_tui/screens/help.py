@@ -14,9 +14,9 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 
 
@@ -62,7 +62,7 @@ def _join_keys(keys: list[str]) -> str:
     return " / ".join(keys)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(DimmedModalScreen[None]):
     """A modal table of the keys. ``escape`` or ``?`` closes it."""
 
     DEFAULT_CSS = """

@@ -13,10 +13,10 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer
 
 from core.snapshot import EngineSnapshot
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 from widgets.balances import BalancesPanel
 from widgets.price_chart import PriceChart
@@ -26,7 +26,7 @@ REFRESH_S = 0.5
 HIDDEN_WHEN_NARROW = "chart, balances, risk limits"
 
 
-class HiddenPanelsScreen(ModalScreen[None]):
+class HiddenPanelsScreen(DimmedModalScreen[None]):
     """Balances, risk limits and the chart, full width. ``escape`` or ``v`` closes it."""
 
     DEFAULT_CSS = """

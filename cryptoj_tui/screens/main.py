@@ -10,6 +10,7 @@ reaches the panels only through the screen (:meth:`MainScreen.log_event`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -21,6 +22,7 @@ from textual.widgets import Footer, Static
 from core.model import ExchangeOrder
 from core.snapshot import EngineSnapshot, EventView, Mode
 from cryptoj_tui.screens.hidden_panels import HIDDEN_WHEN_NARROW
+from cryptoj_tui.screens.order_ticket import parse_ticket_styles
 from widgets.balances import BalancesPanel
 from widgets.event_log import EventLog
 from widgets.line_cache import KeptLines
@@ -191,7 +193,10 @@ class MainScreen(Screen[None]):
         ),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, products: Sequence[str] = ()) -> None:
+        """``products``: the configured products. The positions panel's height holds a row
+        for each from the start, so the account's arrival (or a first fill) lays nothing out
+        again."""
         super().__init__()
         self.status_bar = StatusBar(id="status")
         self.banner = TradingBanner(id="banner")
@@ -200,7 +205,7 @@ class MainScreen(Screen[None]):
         self.tape = TradesTape(id="tape")
         self.balances = BalancesPanel(id="balances")
         self.orders = OpenOrdersTable(id="orders")
-        self.positions = PositionsPanel(id="positions")
+        self.positions = PositionsPanel(id="positions", reserved_rows=len(products))
         self.events = EventLog(id="events")
         self.gauges = RiskGauges(id="gauges")
         self._orders_key: tuple[str, int] | None = None
@@ -230,6 +235,20 @@ class MainScreen(Screen[None]):
             yield self.gauges
         # ctrl+p (the palette) is in the help; the footer's room goes to the trading keys.
         yield KeysFooter(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        # After the first frame, while the engine connects: the order ticket's styles, parsed
+        # now a class a turn, are not parsed while the book streams (the App builds the
+        # ticket ahead once the first book is shown; see order_ticket.parse_ticket_styles).
+        self.call_after_refresh(self._parse_ticket_styles)
+
+    def _parse_ticket_styles(self) -> None:
+        self.run_worker(
+            parse_ticket_styles(self.app.stylesheet),
+            name="ticket styles",
+            group="styles",
+            exit_on_error=False,
+        )
 
     # -- what the App asks of the screen ------------------------------------------------------
 

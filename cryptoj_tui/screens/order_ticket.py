@@ -13,24 +13,29 @@ field focused (where ctrl+k would otherwise delete to the end of the line).
 One ticket serves every order: ``prepare`` turns it into a fresh ticket for a side, a product
 and a price (every field back to its start value), so the App can build and compose it once,
 at idle after start-up, and show it within a frame of ``b`` or ``s`` instead of composing its
-dozen widgets (and their styles) while the trader waits.
+dozen widgets (and their styles) while the trader waits. Built ahead, it is mounted a part at a
+time, so the engine sharing the loop is never held for long (see
+``OrderTicketScreen.mount_composed_widgets``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen
-from textual.widget import Widget
+from textual.css.stylesheet import Stylesheet
+from textual.widget import MountError, Widget
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
+from textual.widgets._footer import FooterKey
+from textual.widgets._select import SelectCurrent, SelectOverlay
 from textual.widgets.input import Selection
 
 from core.denials import Denial
@@ -45,6 +50,7 @@ from core.ticket import (
     manual_intent,
     parse_number,
 )
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT, YES, ConfirmScreen, yes_no
 from widgets.format import format_number
 
@@ -71,6 +77,25 @@ FIELD_IDS: dict[TicketField, str] = {
     TicketField.END_TIME: "end",
     TicketField.POST_ONLY: "post-only",
 }
+
+
+# The fields' rows, by widget id (each is "<id>-row").
+ROW_IDS: tuple[str, ...] = ("type", "size", "price", "stop", "tif", "end", "post-only")
+
+
+def hidden_rows(order_type: OrderType, time_in_force: TimeInForce) -> frozenset[str]:
+    """The rows (widget ids) that do not apply to an order of this type and time in force."""
+    market = order_type is OrderType.MARKET
+    hidden: set[str] = set()
+    if market:
+        # A market order is IOC and takes liquidity by definition: time in force and
+        # post-only do not apply, so they are not shown (and post-only is switched off).
+        hidden.update(("price", "tif", "post-only"))
+    if order_type is not OrderType.STOP_LIMIT:
+        hidden.add("stop")
+    if market or time_in_force is not TimeInForce.GTD:
+        hidden.add("end")
+    return frozenset(hidden)
 
 
 # The numeric fields, each with its parsed value shown beside it ("= 0.5 BTC"), so a typed
@@ -130,7 +155,57 @@ class OnOffCheckbox(Checkbox):
         self.refresh()
 
 
-class OrderTicketScreen(ModalScreen[OrderIntent | None]):
+# The ticket's widget classes (and those Textual's Select and Footer compose inside them), in
+# the order they first appear. Textual parses a class's CSS when its first widget is
+# registered, 2-7 ms each (Button's the longest), which would land on top of mounting that
+# widget's part: the main screen has them parsed a class a turn while the engine connects
+# (parse_ticket_styles), and a ticket built ahead parses what is still missing the same way
+# before it mounts its parts (see OrderTicketScreen.mount_composed_widgets).
+STYLED_CLASSES: tuple[type[Widget], ...] = (
+    Horizontal,
+    Label,
+    TicketSelect,
+    SelectCurrent,
+    SelectOverlay,
+    TicketInput,
+    OnOffCheckbox,
+    Button,
+    Footer,
+    FooterKey,
+)
+
+
+def parse_default_css(stylesheet: Stylesheet, widget_class: type[Widget]) -> bool:
+    """Add ``widget_class``'s default CSS (its own and its bases') to ``stylesheet`` and parse
+    it, as registering its first widget would; returns whether there was any to parse.
+
+    Registering that widget later finds the same text under the same name and adds nothing.
+    """
+    # Textual's own list of a widget's default CSS, which reads only the class (textual is
+    # pinned in pyproject.toml; tests/tui/test_ticket_built_in_steps.py checks the outcome).
+    bare = widget_class.__new__(widget_class)
+    added = False
+    for location, css, tie_breaker, scope in bare._get_default_css():
+        if not stylesheet.has_source(*location):
+            stylesheet.add_source(
+                css, read_from=location, is_default_css=True, tie_breaker=tie_breaker, scope=scope
+            )
+            added = True
+    if added:
+        stylesheet.parse()
+    return added
+
+
+async def parse_ticket_styles(stylesheet: Stylesheet) -> None:
+    """Parse the default CSS of the ticket and its widgets, a class a turn of the loop (the
+    engine's callbacks run between two), so that building the ticket parses none."""
+    classes: tuple[type[Widget], ...] = (OrderTicketScreen, *STYLED_CLASSES)
+    for widget_class in classes:
+        if parse_default_css(stylesheet, widget_class):
+            await asyncio.sleep(0)
+
+
+class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
     """Buy or sell ``product``. Dismissed with the intent to submit, or None."""
 
     DEFAULT_CSS = """
@@ -200,6 +275,8 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
         self._now = now
         self._cursor_blink = cursor_blink
         self._mounted = False
+        # A ticket built ahead: what makes the parts compose leaves to mount_composed_widgets.
+        self._parts_to_mount: list[Callable[[], Sequence[Widget]]] = []
         self.prepare(side, product, price=price, size=size, order_type=order_type)
 
     def prepare(
@@ -229,10 +306,55 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     # -- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="ticket") as box:
-            box.border_title = f"{self.side.value} {self.product.product_id}"
-            box.border_subtitle = f" {self.mode.upper()} "
-            yield from self._row(
+        if self in self.app.screen_stack:  # to be shown now: every part at once
+            box = Vertical(*(w for make in self._part_makers() for w in make()), id="ticket")
+        else:  # built ahead, off screen: the parts are made and mounted one by one (below)
+            box = Vertical(id="ticket")
+            self._parts_to_mount = self._part_makers()
+        box.border_title = f"{self.side.value} {self.product.product_id}"
+        box.border_subtitle = f" {self.mode.upper()} "
+        yield box
+        if not self._parts_to_mount:
+            yield self._footer()
+
+    async def mount_composed_widgets(self, widgets: list[Widget]) -> None:
+        """Mount what ``compose`` made; a ticket built ahead makes and mounts its parts one
+        by one.
+
+        Built ahead, the ticket is composed while the book streams, on the loop the engine
+        shares (docs/design.md §5). Its dozens of widgets made and mounted at once kept that
+        loop busy for 30-80 ms in one go (and all their first steps were ready in the same
+        turn of the loop); one part (a row) at a time, each turn does a few milliseconds of
+        it and the engine's callbacks run in between. Nothing is drawn meanwhile (the ticket
+        is not on screen), and the screen's own ``on_mount`` (the fresh fields, the focus)
+        comes after the last part.
+        """
+        await super().mount_composed_widgets(widgets)
+        makers, self._parts_to_mount = self._parts_to_mount, []
+        if not makers:
+            return
+        box = self.query_one("#ticket", Vertical)
+        await parse_ticket_styles(self.app.stylesheet)  # nothing left, once the App did it
+        # Torn down while built (the App quitting: its screens gone, this one closing):
+        # nothing is shown, so the rest is not mounted.
+        with contextlib.suppress(ScreenStackError, MountError):
+            for make in makers:
+                if not box.is_attached or self._closing or box._closing:
+                    return
+                await box.mount_all(make())
+            if self.is_attached and not self._closing:
+                await self.mount(self._footer())
+
+    def _footer(self) -> Footer:
+        # This screen's keys, not the main screen's (whose footer would show beneath).
+        return Footer(show_command_palette=False)
+
+    def _part_makers(self) -> list[Callable[[], Sequence[Widget]]]:
+        """What makes the ticket's parts, top to bottom: each field's row and error line,
+        the gate line, the buttons."""
+        quote = self._quote
+        return [
+            lambda: self._row(
                 "type",
                 TicketSelect(
                     TYPE_OPTIONS,
@@ -241,19 +363,16 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                     compact=True,
                     id="type",
                 ),
-            )
-            yield from self._row(
+            ),
+            lambda: self._row(
                 "size",
                 self._input("size", self._initial_size, f"{self.product.base_currency}, e.g. 0.01"),
-            )
-            yield from self._row(
-                "price",
-                self._input("price", self._initial_price, f"limit price in {self._quote}"),
-            )
-            yield from self._row(
-                "stop", self._input("stop", "", f"stop price in {self._quote} (triggers)")
-            )
-            yield from self._row(
+            ),
+            lambda: self._row(
+                "price", self._input("price", self._initial_price, f"limit price in {quote}")
+            ),
+            lambda: self._row("stop", self._input("stop", "", f"stop price in {quote} (triggers)")),
+            lambda: self._row(
                 "time in force",
                 TicketSelect(
                     TIME_IN_FORCE_OPTIONS,
@@ -262,25 +381,28 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
                     compact=True,
                     id="tif",
                 ),
-            )
-            yield from self._row("end time", self._input("end", "", "30m, 2h, 1d or ISO time"))
-            yield from self._row(
+            ),
+            lambda: self._row("end time", self._input("end", "", "30m, 2h, 1d or ISO time")),
+            lambda: self._row(
                 "post-only",
                 OnOffCheckbox(
                     "maker only: never takes", "may take liquidity (taker fee)", id="post-only"
                 ),
-            )
-            yield Static("", id="gate")
-            with Horizontal(id="buttons"):
-                yield Button(
-                    f"{self.side.value.capitalize()} (enter)",
-                    id="submit",
-                    variant="success" if self.side is Side.BUY else "error",
-                    compact=True,
-                )
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-        # This screen's keys, not the main screen's (whose footer would show beneath).
-        yield Footer(show_command_palette=False)
+            ),
+            lambda: (Static("", id="gate"),),
+            lambda: (
+                Horizontal(
+                    Button(
+                        f"{self.side.value.capitalize()} (enter)",
+                        id="submit",
+                        variant="success" if self.side is Side.BUY else "error",
+                        compact=True,
+                    ),
+                    Button("Cancel (esc)", id="cancel", compact=True),
+                    id="buttons",
+                ),
+            ),
+        ]
 
     @property
     def _quote(self) -> str:
@@ -289,14 +411,21 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
     def _input(self, widget_id: str, value: str, placeholder: str) -> Input:
         return TicketInput(value=value, placeholder=placeholder, id=widget_id, compact=True)
 
-    def _row(self, label: str, widget: Widget) -> ComposeResult:
+    def _row(self, label: str, widget: Widget) -> tuple[Widget, Widget]:
+        """A field's row (its label, the field, its parsed value if numeric) and its error
+        line."""
         widget_id = widget.id or ""
-        with Horizontal(classes="row", id=f"{widget_id}-row"):
-            yield Label(label)
-            yield widget
-            if widget_id in NUMERIC_FIELD_IDS:
-                yield Static("", classes="parsed", id=f"{widget_id}-parsed")
-        yield Static("", classes="error", id=f"{widget_id}-error")
+        parsed = (
+            [Static("", classes="parsed", id=f"{widget_id}-parsed")]
+            if widget_id in NUMERIC_FIELD_IDS
+            else []
+        )
+        # Shown or hidden from the start as on_mount would set it (a change of class there
+        # restyles the row: milliseconds of the loop, for a ticket built ahead).
+        hidden = widget_id in hidden_rows(self._initial_type, TimeInForce.GTC)
+        classes = "row -hidden" if hidden else "row"
+        row = Horizontal(Label(label), widget, *parsed, classes=classes, id=f"{widget_id}-row")
+        return row, Static("", classes="error", id=f"{widget_id}-error")
 
     def on_mount(self) -> None:
         for field in self.query(Input):
@@ -397,19 +526,11 @@ class OrderTicketScreen(ModalScreen[OrderIntent | None]):
             self._mounted = False
 
     def _sync_visibility(self) -> None:
-        order_type = self.order_type
-        market = order_type is OrderType.MARKET
-        self.query_one("#price-row").set_class(market, "-hidden")
-        self.query_one("#stop-row").set_class(order_type is not OrderType.STOP_LIMIT, "-hidden")
-        # A market order is IOC and takes liquidity by definition: time in force and
-        # post-only do not apply, so they are not shown (and post-only is switched off).
-        self.query_one("#tif-row").set_class(market, "-hidden")
-        self.query_one("#post-only-row").set_class(market, "-hidden")
-        if market:
+        hidden = hidden_rows(self.order_type, self.time_in_force)
+        for widget_id in ROW_IDS:
+            self.query_one(f"#{widget_id}-row").set_class(widget_id in hidden, "-hidden")
+        if self.order_type is OrderType.MARKET:
             self.query_one("#post-only", Checkbox).value = False
-        self.query_one("#end-row").set_class(
-            market or self.time_in_force is not TimeInForce.GTD, "-hidden"
-        )
 
     def revalidate(self) -> TicketCheck:
         """Check the fields, then ask the gate; show both. Returns the fields' check."""

@@ -12,13 +12,13 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
+from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
 
 
-class TypedConfirmScreen(ModalScreen[str | None]):
+class TypedConfirmScreen(DimmedModalScreen[str | None]):
     """Ask the trader to type ``word``; dismissed with it, or None on escape."""
 
     DEFAULT_CSS = """

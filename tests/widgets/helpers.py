@@ -1,20 +1,42 @@
-"""Helpers for widget tests: a tiny host App that mounts one widget at a fixed size, and
-sample trades and orders."""
+"""Helpers for widget tests: a tiny host App that mounts one widget at a fixed size, a
+counter of the screen's layout passes, and sample trades and orders."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from textual.app import App, ComposeResult
+from textual.geometry import Size
+from textual.screen import Screen
 from textual.widget import Widget
 
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side, Trade
 
 
-def screen_lines(app: App[object]) -> list[str]:
+def screen_lines(app: App[Any]) -> list[str]:
     """The text of every line of the app's screen as it would be painted now."""
     return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def count_layout_passes(monkeypatch: pytest.MonkeyPatch) -> list[Screen[Any]]:
+    """Every layout pass of any screen from now on (the screen laid out, once per pass).
+
+    Textual lays a screen out in ``Screen._refresh_layout``, whatever asked for it (a widget's
+    ``refresh(layout=True)``, a layout reactive, a scroll); it is what the frame profiler
+    (scripts/profile_console_frames.py) times as "layout pass".
+    """
+    passes: list[Screen[Any]] = []
+    refresh_layout = Screen._refresh_layout
+
+    def counted(screen: Screen[Any], size: Size | None = None, scroll: bool = False) -> None:
+        passes.append(screen)
+        refresh_layout(screen, size, scroll)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counted)
+    return passes
 
 
 class HostApp(App[None]):

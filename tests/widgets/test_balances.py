@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+import pytest
 from textual.geometry import Region
 
 from core.snapshot import BalanceView
-from tests.widgets.helpers import HostApp, screen_lines
+from tests.widgets.helpers import HostApp, count_layout_passes, screen_lines
 from widgets.balances import LOADING, BalancesPanel, balance_rows
 
 
@@ -85,3 +86,31 @@ async def test_new_figures_in_as_many_rows_need_no_layout(host: Callable[..., Ho
         await pilot.pause()
         assert panel.layouts > before
         assert any("BTC" in line for line in screen_lines(app))
+
+
+async def test_a_panel_the_screen_sizes_lays_nothing_out_for_new_rows(
+    host: Callable[..., HostApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the main screen the panel's height is a share of its row (not its rows): the first
+    load, a new currency, or loading again change nothing else on the screen, and no layout
+    pass is asked for."""
+    panel = BalancesPanel()
+    panel.styles.height = "1fr"
+    app = host(panel)
+    async with app.run_test(size=(60, 10)) as pilot:
+        panel.update_balances(None, 0)
+        await pilot.pause()
+        region = panel.region
+        passes = count_layout_passes(monkeypatch)
+        usd = BalanceView("USD", Decimal("1000"), Decimal("0"))
+        btc = BalanceView("BTC", Decimal("0.1"), Decimal("0"))
+        for version, balances in enumerate([[usd], [usd, btc], None, [btc]], start=1):
+            panel.update_balances(balances, version)
+            await pilot.pause()
+            shown = "\n".join(screen_lines(app))
+            for balance in balances or ():
+                assert balance.currency in shown
+            if balances is None:
+                assert LOADING in shown
+        assert passes == []
+        assert panel.region == region

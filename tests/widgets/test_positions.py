@@ -4,13 +4,14 @@ the Line API, repainting only the lines whose text changed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from textual.strip import Strip
 
 from core.snapshot import PositionView
-from tests.widgets.helpers import HostApp, screen_lines
+from tests.widgets.helpers import HostApp, count_layout_passes, screen_lines
 from widgets.positions import (
     NO_POSITIONS,
     POSITIONS_UNKNOWN,
@@ -273,3 +274,35 @@ async def test_a_message_wider_than_the_panel_wraps(host: Callable[..., HostApp]
             "│positions — (account not loaded   │",
             "│yet)                              │",
         ]
+
+
+async def test_reserved_rows_keep_the_height_as_the_account_arrives(
+    host: Callable[..., HostApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row reserved per configured product: the panel is as tall while the account is not
+    known (and with no positions) as with every row, so the account's arrival lays nothing
+    out; only rows beyond the reserve make it grow."""
+    panel = PositionsPanel(reserved_rows=3)
+    app = host(panel)
+    async with app.run_test(size=(100, 10)) as pilot:
+        panel.update_positions(None, equity=None, daily_pnl=None)
+        await pilot.pause()
+        assert panel.size.height == 4  # the titles and three rows
+        assert POSITIONS_UNKNOWN in screen_lines(app)[1]
+        region = panel.region
+        passes = count_layout_passes(monkeypatch)
+        for positions in ([BTC, SOL_NO_MARK, ETH_FLAT], [], [BTC], None, [BTC, ETH_FLAT]):
+            panel.update_positions(positions, equity=D(1), daily_pnl=D(0))
+            await pilot.pause()
+            shown = "\n".join(screen_lines(app))
+            for position in positions or ():
+                assert position.product_id in shown
+        assert passes == []
+        assert panel.region == region
+        # A fourth position does not fit the reserve: the panel grows to show it.
+        fourth = replace(BTC, product_id="DOGE-USD")
+        panel.update_positions([BTC, SOL_NO_MARK, ETH_FLAT, fourth], equity=None, daily_pnl=None)
+        await pilot.pause()
+        assert passes
+        assert panel.size.height == 5
+        assert "DOGE-USD" in screen_lines(app)[5]
