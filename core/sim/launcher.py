@@ -4,7 +4,9 @@
 child's one-line JSON handshake on its stdout and returns a ``SimProcess`` with the
 ``endpoints`` (URLs, demo credentials, TLS certificate). ``spawn_sim_process`` is its first
 half: it starts the child and returns at once (a ``PendingSim``) so the caller can do its own
-work while the child boots, then ``PendingSim.ready()`` waits for the handshake. The child's
+work while the child boots, then ``PendingSim.ready()`` waits for the handshake. The demo
+starts its child even before it has its settings (``early_sim_command``) and hands them over
+with ``PendingSim.send_settings`` once loaded (core/sim/options.py). The child's
 logs go to a file (``SimProcess.log_path``, deleted after a clean exit), never to the
 parent's terminal, which may be a full-screen UI.
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from core.sim.endpoints import SimEndpoints
     from core.sim.faults import FaultPlan
     from core.sim.jwt_verify import KeyAlgorithm
+    from core.sim.options import SimStartSettings
 
 DEFAULT_START_TIMEOUT_S: Final = 30.0
 _LIVE: weakref.WeakSet[SimProcess] = weakref.WeakSet()
@@ -155,6 +158,12 @@ def sim_command(
     return command
 
 
+def early_sim_command(*, python: str = sys.executable) -> list[str]:
+    """The child's command line when the console starts it before loading its settings: it
+    imports its server, then waits for ``PendingSim.send_settings`` (core/sim/options.py)."""
+    return [python, "-m", "core.sim", "--settings-on-stdin"]
+
+
 def configured_sim_command(config: Path | None, *, python: str = sys.executable) -> list[str]:
     """The child's command line when the CHILD reads the sim's settings (``config`` and the
     ``CRYPTOJ_*`` environment, as ``cryptoj`` does) and checks it can listen there: the demo
@@ -183,6 +192,18 @@ class PendingSim:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def send_settings(self, settings: SimStartSettings) -> None:
+        """Hand a child started by ``early_sim_command`` its settings (validated by the
+        caller's ``SimSettings``). A child that died meanwhile is reported by ``ready``."""
+        from core.sim.options import SimOptions
+
+        stdin = self.process.stdin
+        if stdin is None or stdin.closed:
+            return
+        with contextlib.suppress(OSError):  # BrokenPipeError: it died; ready() says why
+            stdin.write(SimOptions.of(settings).to_line())
+            stdin.flush()
 
     def _read(self) -> None:
         stdout = self.process.stdout
