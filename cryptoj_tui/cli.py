@@ -172,7 +172,17 @@ def start_demo_sim_early(args: argparse.Namespace) -> PendingSim | None:
         return None
 
 
+def keep_httpx_command_line_out() -> None:
+    """``import httpx`` also imports httpx's own command-line client when its optional
+    dependencies are installed (click, pygments and rich's syntax highlighter; they are, for
+    Textual): ~50 ms of the console's start-up for a tool cryptoj never runs. ``None`` in
+    ``sys.modules`` makes that one import fail, and httpx then falls back to a stub ``main``;
+    the HTTP client itself is untouched. A no-op if httpx's CLI is already loaded."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # the documented block
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_httpx_command_line_out()
     parser = build_parser()
     args = parse_arguments(parser, argv)
     # First of all, so the child's boot overlaps everything below.

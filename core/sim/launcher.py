@@ -127,6 +127,13 @@ class SimProcess:
         await self.astop()
 
 
+def _child_python(python: str) -> list[str]:
+    """``python -P -m``: the child imports the installed cryptoj, never a ``core`` package
+    that happens to sit in the current directory (``-m`` puts the current directory first on
+    the path; ``-P`` leaves it out), e.g. an older checkout the trader started cryptoj in."""
+    return [python, "-P", "-m"]
+
+
 def sim_command(
     settings: SimSettings,
     *,
@@ -137,8 +144,7 @@ def sim_command(
     """The child's command line for ``settings``."""
     plan = faults or "" if faults is None or isinstance(faults, str) else faults.describe()
     command = [
-        python,
-        "-m",
+        *_child_python(python),
         "core.sim",
         "--host",
         settings.host,
@@ -161,14 +167,14 @@ def sim_command(
 def early_sim_command(*, python: str = sys.executable) -> list[str]:
     """The child's command line when the console starts it before loading its settings: it
     imports its server, then waits for ``PendingSim.send_settings`` (core/sim/options.py)."""
-    return [python, "-m", "core.sim", "--settings-on-stdin"]
+    return [*_child_python(python), "core.sim", "--settings-on-stdin"]
 
 
 def configured_sim_command(config: Path | None, *, python: str = sys.executable) -> list[str]:
     """The child's command line when the CHILD reads the sim's settings (``config`` and the
     ``CRYPTOJ_*`` environment, as ``cryptoj`` does) and checks it can listen there: the demo
     starts it before the console has loaded its own settings (see ``core/sim/__main__.py``)."""
-    command = [python, "-m", "core.sim", "--from-settings"]
+    command = [*_child_python(python), "core.sim", "--from-settings"]
     if config is not None:
         command += ["--config", str(config)]
     return command

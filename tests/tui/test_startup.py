@@ -95,6 +95,55 @@ def test_the_launcher_imports_only_the_standard_library() -> None:
     assert not {name for name in loaded if name.split(".")[0] in {"pydantic", "aiohttp", "orjson"}}
 
 
+def test_the_console_leaves_httpx_command_line_client_out(tmp_path: Path) -> None:
+    """``cryptoj`` runs with httpx's CLI (click, pygments, rich's syntax highlighter) kept out
+    of its start-up, and httpx's HTTP client still works."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from cryptoj_tui import cli, console
+
+        def run_console(args, settings):
+            args.demo_sim.cancel()
+            import core.engine, cryptoj_tui.app, httpx
+            client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+            print(client.get("http://x/").status_code)
+            print(" ".join(n for n in ("click", "pygments", "rich.syntax") if n in sys.modules))
+            return 0
+
+        console.run_console = run_console
+        sys.exit(cli.main([]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+        env=_clean_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["204", ""], done.stdout
+
+
+def test_only_a_plain_http_exchange_skips_loading_the_system_certificates() -> None:
+    """The demo's REST client (plain http to the sim) is not made to parse the system's CA
+    bundle; its TLS context still verifies, and trusts no one (fails closed). https keeps the
+    system's certificate authorities."""
+    import ssl
+
+    from core.engine import _rest_verify
+
+    assert _rest_verify("https://api.coinbase.com") is True
+    assert _rest_verify("https://127.0.0.1:8123") is True
+    context = _rest_verify("http://127.0.0.1:8123")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs() == []
+
+
 # ------------------------------------------------------------------- the child, started early
 
 
@@ -233,6 +282,25 @@ def test_an_early_child_that_loses_the_port_says_so_in_one_line(tmp_path: Path) 
     assert "address already in use" in message.lower()
     assert "pick another sim.port" in message and "\n" not in message
     assert _wait_gone(pending.pid)
+
+
+def test_the_child_is_the_installed_sim_whatever_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cryptoj started in a directory holding another ``core`` package (an older checkout):
+    the child must still be this cryptoj's sim, not that one."""
+    impostor = tmp_path / "core" / "sim"
+    impostor.mkdir(parents=True)
+    (tmp_path / "core" / "__init__.py").write_text("")
+    (impostor / "__init__.py").write_text("")
+    (impostor / "__main__.py").write_text(
+        'print(\'{"event": "error", "message": "the impostor ran"}\', flush=True)\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    pending = spawn_sim_process(early_sim_command())
+    pending.send_settings(SimSettings())
+    with pending.ready(timeout_s=30) as sim:
+        assert sim.endpoints.credentials.private_key == DemoKey.derive(7).private_key
 
 
 _PARENT_OF_A_BOOTING_CHILD = """
