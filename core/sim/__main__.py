@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING
 
 from core.boot_heap import boot_done, collector_off_for_boot
 
-# The sim itself (aiohttp, the settings, the exchange) is imported by main(), after it turned
-# the cyclic collector off: the console's demo waits for this child's boot (see main).
+# The sim itself (aiohttp, the exchange) is imported by main(), after it turned the cyclic
+# collector off: the console's demo waits for this child's boot (see main). The settings
+# (pydantic) only with --from-settings or the flags, never for the demo.
 if TYPE_CHECKING:
     from core.sim.endpoints import SimEndpoints
     from core.sim.options import SimStartSettings

@@ -170,16 +170,6 @@ def early_sim_command(*, python: str = sys.executable) -> list[str]:
     return [*_child_python(python), "core.sim", "--settings-on-stdin"]
 
 
-def configured_sim_command(config: Path | None, *, python: str = sys.executable) -> list[str]:
-    """The child's command line when the CHILD reads the sim's settings (``config`` and the
-    ``CRYPTOJ_*`` environment, as ``cryptoj`` does) and checks it can listen there: the demo
-    starts it before the console has loaded its own settings (see ``core/sim/__main__.py``)."""
-    command = [*_child_python(python), "core.sim", "--from-settings"]
-    if config is not None:
-        command += ["--config", str(config)]
-    return command
-
-
 class PendingSim:
     """A started child that has not handed over its endpoints yet (``ready`` waits for it)."""
 

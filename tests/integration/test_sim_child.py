@@ -205,3 +205,28 @@ async def test_the_first_rest_answers_carry_the_candle_history(demo_child: SimPr
     assert candles.status_code == 200 and product.status_code == 200
     assert len(candles.json()["candles"]) >= 299  # five hours of minutes (the newest may be open)
     assert Decimal(product.json()["volume_24h"]) > 0
+
+
+def test_by_hand_the_child_can_still_read_the_configuration(tmp_path: Path) -> None:
+    """``python -m core.sim --from-settings --config FILE`` (running the child by hand as the
+    demo would) reads the sim's settings itself: here the seed, and so the demo key."""
+    from core.sim.jwt_verify import DemoKey
+
+    config = tmp_path / "config.toml"
+    config.write_text("[sim]\nseed = 5\nrate = 20.0\n")
+    child = subprocess.Popen(
+        [sys.executable, "-P", "-m", "core.sim", "--from-settings", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        handshake = json.loads(child.stdout.readline())
+    finally:
+        child.stdin.close()
+        child.wait(30)
+    assert handshake["event"] == "ready"
+    assert handshake["private_key"] == DemoKey.derive(5).private_key
