@@ -127,11 +127,36 @@ class SimProcess:
         await self.astop()
 
 
+# The directory holding this cryptoj's ``core`` package (installed, editable or a checkout).
+_PROJECT_ROOT: Final = str(Path(__file__).resolve().parents[2])
+
+
 def _child_python(python: str) -> list[str]:
-    """``python -P -m``: the child imports the installed cryptoj, never a ``core`` package
-    that happens to sit in the current directory (``-m`` puts the current directory first on
-    the path; ``-P`` leaves it out), e.g. an older checkout the trader started cryptoj in."""
+    """``python -P -m``: the child imports the same cryptoj as the console (``_child_env``),
+    never a ``core`` package that happens to sit in the current directory (``-m`` puts the
+    current directory first on the path; ``-P`` leaves it out), e.g. an older checkout the
+    trader started cryptoj in."""
     return [python, "-P", "-m"]
+
+
+def _child_env() -> dict[str, str]:
+    """The console's environment, with this cryptoj's root first on PYTHONPATH when it is a
+    source tree (an editable install, a checkout): the child runs the code the console runs.
+    An installed cryptoj (in a site-packages directory) is found by the child as it is, and
+    a site directory ahead of the standard library could shadow it, so then nothing changes."""
+    env = dict(os.environ)
+    if _PROJECT_ROOT in _site_directories():
+        return env
+    paths = [_PROJECT_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _site_directories() -> set[str]:
+    import site
+
+    found = {*site.getsitepackages(), site.getusersitepackages()}
+    return {str(Path(directory).resolve()) for directory in found}
 
 
 def sim_command(
@@ -265,6 +290,7 @@ def spawn_sim_process(command: list[str]) -> PendingSim:
             stdout=subprocess.PIPE,
             stderr=log_fd,
             close_fds=True,
+            env=_child_env(),
             # Its own session: a Ctrl-C in the terminal goes to the console, which then stops
             # the child in order (after cancelling orders at it), not to both at once.
             start_new_session=True,

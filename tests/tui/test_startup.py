@@ -303,6 +303,59 @@ def test_the_child_is_the_installed_sim_whatever_the_current_directory(
         assert sim.endpoints.credentials.private_key == DemoKey.derive(7).private_key
 
 
+def test_the_child_runs_the_consoles_code_whichever_copy_that_is(tmp_path: Path) -> None:
+    """A console importing another copy of the sources (a checkout on its path, not the
+    installed one): its child must run that copy too, not the installed cryptoj."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO_ROOT / "core", checkout / "core")
+    endpoints_copy = checkout / "core" / "sim" / "endpoints.py"
+    endpoints_copy.write_text(
+        endpoints_copy.read_text().replace(
+            'DEMO_USER_ID: Final = "demo-user"', 'DEMO_USER_ID: Final = "the-copy"'
+        )
+    )
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(checkout)!r})
+        from core.sim.launcher import early_sim_command, spawn_sim_process
+        from core.sim.options import SimOptions
+        pending = spawn_sim_process(early_sim_command())
+        pending.send_settings(SimOptions(seed=7, rate=20.0, host="127.0.0.1", port=0, tls=False))
+        with pending.ready(timeout_s=30) as sim:
+            print(sim.endpoints.user_id)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=_clean_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["the-copy"]
+
+
+def test_an_installed_cryptoj_puts_no_site_directory_ahead_of_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.sim import launcher
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.setattr(launcher, "_site_directories", lambda: {launcher._PROJECT_ROOT})
+    assert launcher._child_env()["PYTHONPATH"] == "/somewhere"
+    monkeypatch.setattr(launcher, "_site_directories", lambda: set())
+    assert launcher._child_env()["PYTHONPATH"].split(os.pathsep) == [
+        launcher._PROJECT_ROOT,
+        "/somewhere",
+    ]
+
+
 _PARENT_OF_A_BOOTING_CHILD = """
 import sys, time
 from core.sim.launcher import early_sim_command, spawn_sim_process
