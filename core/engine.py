@@ -138,6 +138,17 @@ class ExchangeEndpoints:
         return context
 
 
+def _rest_verify(rest_url: str) -> ssl.SSLContext | bool:
+    """What the REST client verifies TLS with when no certificate was given: the system's
+    certificate authorities (True) for https; for plain http (the demo's sim on loopback) a
+    context that trusts no one. httpx builds its TLS context when the client is made, even
+    for a URL that never uses TLS, and loading the system's CA bundle is ~20 ms of start-up;
+    were anything to speak TLS through this one, it would fail closed."""
+    if urlsplit(rest_url).scheme == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with nothing to trust
+    return True
+
+
 class MarketPrices:
     """The gate's and the emergency manager's view of market data (only LIVE books count)."""
 
@@ -223,7 +234,11 @@ class Engine:
                 max_response_bytes=exchange.max_response_bytes,
                 private_rate_per_s=exchange.private_rate_per_s,
                 public_rate_per_s=exchange.public_rate_per_s,
-                verify=self._ssl_context if self._ssl_context is not None else True,
+                verify=(
+                    self._ssl_context
+                    if self._ssl_context is not None
+                    else _rest_verify(endpoints.rest_url)
+                ),
             )
         self.market = MarketDataService(
             self.products,

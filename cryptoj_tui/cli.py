@@ -142,13 +142,12 @@ def check_local_paths(args: argparse.Namespace, settings: Any, log_file: Path | 
     if log_file is not None:
         ensure_private_file(log_file, "log.file")
     console = getattr(args, "handler", None) is None
-    early_sim = getattr(args, "demo_sim", None) is not None
     if console or getattr(args, "uses_data_dir", False):
         ensure_private_dir(settings.storage.data_dir, "storage.data_dir")
     modes = (getattr(args, "paper", False), getattr(args, "live", False), args.replay)
-    if console and not any(modes) and settings.mode is Mode.DEMO and not early_sim:
+    if console and not any(modes) and settings.mode is Mode.DEMO:
         # The demo's sim child would fail with a log file to read; say it here in one line.
-        # (A child started early checks this itself, and says it in the same line.)
+        # (The child still reports losing the race for the port in the same line.)
         check_listen_address(settings.sim.host, settings.sim.port)
 
 
@@ -157,23 +156,33 @@ def start_demo_sim_early(args: argparse.Namespace) -> PendingSim | None:
     command line asks for the console without a mode flag (the configuration may still pick
     another mode: ``run_console`` then stops the child unused).
 
-    The child boots (imports its server, builds its book) on the other core while this
-    process loads its settings and imports the engine and the UI; it reads the sim's
-    settings itself and checks it can listen (``--from-settings``), so this process neither
-    waits for nor duplicates that. None for anything else (a subcommand, --paper, --live,
-    --replay). Kept on ``args.demo_sim``; ``run_console`` takes it over.
+    The child imports its server on the other core while this process loads its settings
+    and imports the engine and the UI; the demo then hands it the sim's settings
+    (``PendingSim.send_settings``), so the configuration is read once, here, and the child
+    never loads the settings machinery. None for anything else (a subcommand, --paper,
+    --live, --replay). Kept on ``args.demo_sim``; ``run_console`` takes it over.
     """
     if getattr(args, "handler", None) is not None or args.paper or args.live or args.replay:
         return None
-    from core.sim.launcher import configured_sim_command, spawn_sim_process
+    from core.sim.launcher import early_sim_command, spawn_sim_process
 
     try:
-        return spawn_sim_process(configured_sim_command(args.config))
+        return spawn_sim_process(early_sim_command())
     except OSError:  # the demo path starts it again, and reports a failure in its own words
         return None
 
 
+def keep_httpx_command_line_out() -> None:
+    """``import httpx`` also imports httpx's own command-line client when its optional
+    dependencies are installed (click, pygments and rich's syntax highlighter; they are, for
+    Textual): ~50 ms of the console's start-up for a tool cryptoj never runs. ``None`` in
+    ``sys.modules`` makes that one import fail, and httpx then falls back to a stub ``main``;
+    the HTTP client itself is untouched. A no-op if httpx's CLI is already loaded."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # the documented block
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_httpx_command_line_out()
     parser = build_parser()
     args = parse_arguments(parser, argv)
     # First of all, so the child's boot overlaps everything below.

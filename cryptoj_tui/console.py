@@ -125,10 +125,13 @@ def _run_demo(settings: Settings, *, headless: bool, early_sim: PendingSim | Non
     Start-up is the child's boot (its imports, its book) plus ours: the child is started
     first (by ``cli.main``, as ``early_sim``, before this process loaded its settings; here
     if it was not) and boots on the other core while this process imports the engine and
-    the UI (a thread reads its handshake), so the two overlap instead of adding up.
+    the UI (a thread reads its handshake), so the two overlap instead of adding up. An early
+    child gets its settings from here, as soon as they are known.
     """
     from core.sim.launcher import SimLaunchError, sim_command, spawn_sim_process
 
+    if early_sim is not None:
+        early_sim.send_settings(settings.sim)
     try:
         pending = early_sim or spawn_sim_process(sim_command(settings.sim))
     except OSError as exc:

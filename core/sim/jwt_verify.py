@@ -6,6 +6,11 @@ still works in the next. ``JwtVerifier`` checks a Bearer token the way Coinbase 
 ``iss`` "cdp", ``sub`` == ``kid``, the ``nbf``/``exp`` window (with a little leeway for
 clock skew) and, for REST, ``uri`` == ``"{METHOD} {host}{path}"`` with no scheme and no
 query. Any failure gives ``None``: the server answers a plain 401, never why.
+
+PyJWT (``jwt``) and the settings' ``Credentials`` are imported where they are used, not at
+the top: the simulated exchange's child announces itself ready before any token arrives,
+and the console's demo waits for that (docs/design.md, start-up). The key itself
+(``cryptography``) is made before ready: the handshake carries it.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from core.clock import Clock
-from core.config import Credentials
+
+if TYPE_CHECKING:
+    from core.config import Credentials
 
 KeyAlgorithm = Literal["ES256", "EdDSA"]
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -44,6 +50,8 @@ class DemoKey:
 
     @property
     def credentials(self) -> Credentials:
+        from core.config import Credentials
+
         return Credentials(self.key_name, self.private_key)
 
     def __repr__(self) -> str:
@@ -87,6 +95,12 @@ class JwtVerifier:
         self._leeway_s = leeway_s
         self._keys: dict[str, RegisteredKey] = {}
 
+    @staticmethod
+    def load() -> None:
+        """Import the JWT library now (~60 ms) rather than in the first request that needs
+        it (the simulated exchange calls this once it has announced itself ready)."""
+        import jwt  # noqa: F401
+
     def register(self, key: DemoKey, user_id: str) -> None:
         self._keys[key.key_name] = RegisteredKey(key.public_key, key.algorithm, user_id)
 
@@ -116,6 +130,8 @@ class JwtVerifier:
         return None if claims is None else claims[0]
 
     def _verified_claims(self, token: str) -> tuple[str, dict[str, object]] | None:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

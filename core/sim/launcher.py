@@ -4,7 +4,9 @@
 child's one-line JSON handshake on its stdout and returns a ``SimProcess`` with the
 ``endpoints`` (URLs, demo credentials, TLS certificate). ``spawn_sim_process`` is its first
 half: it starts the child and returns at once (a ``PendingSim``) so the caller can do its own
-work while the child boots, then ``PendingSim.ready()`` waits for the handshake. The child's
+work while the child boots, then ``PendingSim.ready()`` waits for the handshake. The demo
+starts its child even before it has its settings (``early_sim_command``) and hands them over
+with ``PendingSim.send_settings`` once loaded (core/sim/options.py). The child's
 logs go to a file (``SimProcess.log_path``, deleted after a clean exit), never to the
 parent's terminal, which may be a full-screen UI.
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from core.sim.endpoints import SimEndpoints
     from core.sim.faults import FaultPlan
     from core.sim.jwt_verify import KeyAlgorithm
+    from core.sim.options import SimStartSettings
 
 DEFAULT_START_TIMEOUT_S: Final = 30.0
 _LIVE: weakref.WeakSet[SimProcess] = weakref.WeakSet()
@@ -124,6 +127,38 @@ class SimProcess:
         await self.astop()
 
 
+# The directory holding this cryptoj's ``core`` package (installed, editable or a checkout).
+_PROJECT_ROOT: Final = str(Path(__file__).resolve().parents[2])
+
+
+def _child_python(python: str) -> list[str]:
+    """``python -P -m``: the child imports the same cryptoj as the console (``_child_env``),
+    never a ``core`` package that happens to sit in the current directory (``-m`` puts the
+    current directory first on the path; ``-P`` leaves it out), e.g. an older checkout the
+    trader started cryptoj in."""
+    return [python, "-P", "-m"]
+
+
+def _child_env() -> dict[str, str]:
+    """The console's environment, with this cryptoj's root first on PYTHONPATH when it is a
+    source tree (an editable install, a checkout): the child runs the code the console runs.
+    An installed cryptoj (in a site-packages directory) is found by the child as it is, and
+    a site directory ahead of the standard library could shadow it, so then nothing changes."""
+    env = dict(os.environ)
+    if _PROJECT_ROOT in _site_directories():
+        return env
+    paths = [_PROJECT_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _site_directories() -> set[str]:
+    import site
+
+    found = {*site.getsitepackages(), site.getusersitepackages()}
+    return {str(Path(directory).resolve()) for directory in found}
+
+
 def sim_command(
     settings: SimSettings,
     *,
@@ -134,8 +169,7 @@ def sim_command(
     """The child's command line for ``settings``."""
     plan = faults or "" if faults is None or isinstance(faults, str) else faults.describe()
     command = [
-        python,
-        "-m",
+        *_child_python(python),
         "core.sim",
         "--host",
         settings.host,
@@ -155,14 +189,10 @@ def sim_command(
     return command
 
 
-def configured_sim_command(config: Path | None, *, python: str = sys.executable) -> list[str]:
-    """The child's command line when the CHILD reads the sim's settings (``config`` and the
-    ``CRYPTOJ_*`` environment, as ``cryptoj`` does) and checks it can listen there: the demo
-    starts it before the console has loaded its own settings (see ``core/sim/__main__.py``)."""
-    command = [python, "-m", "core.sim", "--from-settings"]
-    if config is not None:
-        command += ["--config", str(config)]
-    return command
+def early_sim_command(*, python: str = sys.executable) -> list[str]:
+    """The child's command line when the console starts it before loading its settings: it
+    imports its server, then waits for ``PendingSim.send_settings`` (core/sim/options.py)."""
+    return [*_child_python(python), "core.sim", "--settings-on-stdin"]
 
 
 class PendingSim:
@@ -183,6 +213,18 @@ class PendingSim:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def send_settings(self, settings: SimStartSettings) -> None:
+        """Hand a child started by ``early_sim_command`` its settings (validated by the
+        caller's ``SimSettings``). A child that died meanwhile is reported by ``ready``."""
+        from core.sim.options import SimOptions
+
+        stdin = self.process.stdin
+        if stdin is None or stdin.closed:
+            return
+        with contextlib.suppress(OSError):  # BrokenPipeError: it died; ready() says why
+            stdin.write(SimOptions.of(settings).to_line())
+            stdin.flush()
 
     def _read(self) -> None:
         stdout = self.process.stdout
@@ -248,6 +290,7 @@ def spawn_sim_process(command: list[str]) -> PendingSim:
             stdout=subprocess.PIPE,
             stderr=log_fd,
             close_fds=True,
+            env=_child_env(),
             # Its own session: a Ctrl-C in the terminal goes to the console, which then stops
             # the child in order (after cancelling orders at it), not to both at once.
             start_new_session=True,

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
@@ -28,12 +28,14 @@ from core.sim.exchange_api import AgentsApi, ExchangeApi
 from core.sim.faults import FaultInjector, FaultPlan
 from core.sim.jwt_verify import DemoKey, JwtVerifier, KeyAlgorithm
 from core.sim.rest_api import API_PREFIX, RestHandlers
-from core.sim.tls import TlsMaterial, generate_self_signed
 from core.sim.types import (
     SimOrder,
     SimTrade,
 )
 from core.sim.ws_hub import WebSocketHub, _Connection
+
+if TYPE_CHECKING:
+    from core.sim.tls import TlsMaterial
 
 __all__ = [
     "API_PREFIX",
@@ -127,6 +129,10 @@ class SimServer(WebSocketHub, RestHandlers):
         await self._runner.setup()
         ssl_context = None
         if self.tls:
+            # Only with --tls: the certificate builder (cryptography.x509) is a noticeable
+            # part of the child's boot, which the demo waits for (docs/design.md, start-up).
+            from core.sim.tls import generate_self_signed
+
             self.tls_material = generate_self_signed(self.clock)
             ssl_context = self.tls_material.server_context()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_context)
@@ -139,7 +145,8 @@ class SimServer(WebSocketHub, RestHandlers):
             rest_url=f"{http}://{self.host}:{port}",
             ws_market_url=f"{ws}://{self.host}:{port}/ws",
             ws_user_url=f"{ws}://{self.host}:{port}/ws/user",
-            credentials=self.demo_key.credentials,
+            key_name=self.demo_key.key_name,
+            private_key=self.demo_key.private_key,
             user_id=self.demo_user_id,
             ca_cert_path=self.tls_material.cert_path if self.tls_material else None,
         )

@@ -456,7 +456,7 @@ def test_launcher_stop_and_bad_plans(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError, match="unknown"):
         start_sim_process(SimSettings(), faults="nonsense=1")
     command = sim_command(SimSettings(seed=3, tls=True), faults=FaultPlan.parse("rest_429=0.5"))
-    assert command[1:3] == ["-m", "core.sim"]
+    assert command[1:4] == ["-P", "-m", "core.sim"]
     assert "--tls" in command and command[command.index("--faults") + 1] == "rest_429=0.5"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # failed runs keep their log
     broken = tmp_path / "python"

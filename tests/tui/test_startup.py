@@ -1,9 +1,10 @@
 """Start-up (issue 11: from ``cryptoj`` to the first prices in about 2x a bare Textual app).
 
 What makes it fast, held by tests so it cannot quietly regress: the demo's simulated exchange
-is started before the console loads anything heavy, and reads its own settings; the console
-never imports the sim's web server; the first frame, before any data, says what is going on
-("connecting", "—") and never shows zeros. The figures are in ``scripts/bench_startup.py``.
+is started before the console loads anything heavy and gets its settings from the console
+once they are loaded; the console never imports the sim's web server; the first frame, before
+any data, says what is going on ("connecting", "—") and never shows zeros. The figures are in
+``scripts/bench_startup.py``. The child's own boot is held by tests/integration/test_sim_child.py.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from core.clock import SystemClock
-from core.config import Mode, load_settings
+from core.config import Mode, SimSettings, load_settings
 from core.engine import Engine, ExchangeEndpoints
 from core.sim.jwt_verify import DemoKey
-from core.sim.launcher import SimLaunchError, configured_sim_command, spawn_sim_process
+from core.sim.launcher import SimLaunchError, early_sim_command, spawn_sim_process
 from cryptoj_tui import console
 from cryptoj_tui.app import CryptoJApp
 from cryptoj_tui.cli import build_parser
@@ -94,6 +95,55 @@ def test_the_launcher_imports_only_the_standard_library() -> None:
     assert not {name for name in loaded if name.split(".")[0] in {"pydantic", "aiohttp", "orjson"}}
 
 
+def test_the_console_leaves_httpx_command_line_client_out(tmp_path: Path) -> None:
+    """``cryptoj`` runs with httpx's CLI (click, pygments, rich's syntax highlighter) kept out
+    of its start-up, and httpx's HTTP client still works."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from cryptoj_tui import cli, console
+
+        def run_console(args, settings):
+            args.demo_sim.cancel()
+            import core.engine, cryptoj_tui.app, httpx
+            client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(204)))
+            print(client.get("http://x/").status_code)
+            print(" ".join(n for n in ("click", "pygments", "rich.syntax") if n in sys.modules))
+            return 0
+
+        console.run_console = run_console
+        sys.exit(cli.main([]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+        env=_clean_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["204", ""], done.stdout
+
+
+def test_only_a_plain_http_exchange_skips_loading_the_system_certificates() -> None:
+    """The demo's REST client (plain http to the sim) is not made to parse the system's CA
+    bundle; its TLS context still verifies, and trusts no one (fails closed). https keeps the
+    system's certificate authorities."""
+    import ssl
+
+    from core.engine import _rest_verify
+
+    assert _rest_verify("https://api.coinbase.com") is True
+    assert _rest_verify("https://127.0.0.1:8123") is True
+    context = _rest_verify("http://127.0.0.1:8123")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs() == []
+
+
 # ------------------------------------------------------------------- the child, started early
 
 
@@ -135,41 +185,92 @@ def test_the_demo_child_starts_before_the_settings_are_loaded(tmp_path: Path) ->
     lines = done.stdout.splitlines()
     assert lines[0].startswith("spawned False False "), lines
     child_pid = int(lines[0].split()[3])
-    assert "-m core.sim --from-settings" in lines[0]
+    assert "-m core.sim --settings-on-stdin" in lines[0]
     assert lines[-1] == "exit 2", done
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("cryptoj: config key 'storage.data_dir'")
     assert _wait_gone(child_pid), "the early child outlived a refused start"
 
 
-def test_the_early_child_reads_the_configuration(tmp_path: Path) -> None:
-    """Its port and seed come from the TOML file and the environment, as cryptoj's do."""
+def test_the_early_child_runs_with_the_configured_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its port and seed come from the TOML file and the environment, as cryptoj's do: the
+    console loads them and hands them to the child it started before that."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = tmp_path / "config.toml"
     config.write_text(f"[sim]\nport = {port}\nrate = 20.0\n")
-    env_before = dict(os.environ)
-    os.environ["CRYPTOJ_SIM__SEED"] = "3"
+    settings = load_settings(
+        config,
+        environ={
+            "HOME": str(tmp_path),
+            "CRYPTOJ_SIM__SEED": "3",
+            "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path / "data"),
+        },
+    )
+    seen: list[ExchangeEndpoints | None] = []
+
+    def fake_run_app(
+        settings: object, mode: Mode, endpoints: ExchangeEndpoints | None, **options: object
+    ) -> int:
+        seen.append(endpoints)
+        return 0
+
+    monkeypatch.setattr(console, "_run_app", fake_run_app)
+    arguments = build_parser().parse_args([])
+    arguments.demo_sim = spawn_sim_process(early_sim_command())
     try:
-        pending = spawn_sim_process(configured_sim_command(config))
+        assert console.run_console(arguments, settings) == 0
     finally:
-        os.environ.clear()
-        os.environ.update(env_before)
-    with pending.ready(timeout_s=30) as sim:
-        assert sim.endpoints.rest_url == f"http://127.0.0.1:{port}"
-        # The demo key is the seed's: the child used CRYPTOJ_SIM__SEED.
-        assert sim.endpoints.credentials.private_key == DemoKey.derive(3).private_key
+        arguments.demo_sim.cancel()
+    [endpoints] = seen
+    assert endpoints is not None
+    assert endpoints.rest_url == f"http://127.0.0.1:{port}"
+    # The demo key is the seed's: the child got CRYPTOJ_SIM__SEED.
+    assert endpoints.credentials is not None
+    assert endpoints.credentials.private_key == DemoKey.derive(3).private_key
+    assert _wait_gone(arguments.demo_sim.pid)  # the demo stopped it on the way out
 
 
-def test_an_early_child_that_cannot_listen_says_so_in_one_line(tmp_path: Path) -> None:
+def test_the_console_refuses_a_taken_sim_port_in_one_line(tmp_path: Path) -> None:
+    """The early child no longer reads the configuration, so the console checks the sim's
+    address itself: one line, exit 2, and the child it started is gone."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = tmp_path / "config.toml"
-        config.write_text(f"[sim]\nport = {port}\n")
-        pending = spawn_sim_process(configured_sim_command(config))
+        done = subprocess.run(
+            [sys.executable, "-m", "cryptoj_tui", "--headless"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO_ROOT,
+            env=_clean_env(
+                tmp_path,
+                CRYPTOJ_SIM__PORT=str(port),
+                CRYPTOJ_STORAGE__DATA_DIR=str(tmp_path / "data"),
+                CRYPTOJ_LOG__FILE=str(tmp_path / "cryptoj.log"),
+            ),
+        )
+    assert done.returncode == 2, done
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"cryptoj: cannot listen on 127.0.0.1:{port} (Address already")
+    assert "sim.port" in errors[0]
+
+
+def test_an_early_child_that_loses_the_port_says_so_in_one_line(tmp_path: Path) -> None:
+    """The console's check passed, then another program took the port before the child
+    listened: the child's one line, exit code 2, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        pending = spawn_sim_process(early_sim_command())
+        pending.send_settings(SimSettings(port=port))
         with pytest.raises(SimLaunchError) as raised:
             pending.ready(timeout_s=30)
     pending.cancel()  # as the console does once it is over: the failure's log stays
@@ -177,22 +278,96 @@ def test_an_early_child_that_cannot_listen_says_so_in_one_line(tmp_path: Path) -
     pending.log_path.unlink()
     assert raised.value.exit_code == 2
     message = str(raised.value)
-    assert message.startswith(f"cannot listen on 127.0.0.1:{port} (Address already in use)")
-    assert "sim.port" in message and "\n" not in message
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port} (")
+    assert "address already in use" in message.lower()
+    assert "pick another sim.port" in message and "\n" not in message
     assert _wait_gone(pending.pid)
+
+
+def test_the_child_is_the_installed_sim_whatever_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cryptoj started in a directory holding another ``core`` package (an older checkout):
+    the child must still be this cryptoj's sim, not that one."""
+    impostor = tmp_path / "core" / "sim"
+    impostor.mkdir(parents=True)
+    (tmp_path / "core" / "__init__.py").write_text("")
+    (impostor / "__init__.py").write_text("")
+    (impostor / "__main__.py").write_text(
+        'print(\'{"event": "error", "message": "the impostor ran"}\', flush=True)\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    pending = spawn_sim_process(early_sim_command())
+    pending.send_settings(SimSettings())
+    with pending.ready(timeout_s=30) as sim:
+        assert sim.endpoints.credentials.private_key == DemoKey.derive(7).private_key
+
+
+def test_the_child_runs_the_consoles_code_whichever_copy_that_is(tmp_path: Path) -> None:
+    """A console importing another copy of the sources (a checkout on its path, not the
+    installed one): its child must run that copy too, not the installed cryptoj."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO_ROOT / "core", checkout / "core")
+    endpoints_copy = checkout / "core" / "sim" / "endpoints.py"
+    endpoints_copy.write_text(
+        endpoints_copy.read_text().replace(
+            'DEMO_USER_ID: Final = "demo-user"', 'DEMO_USER_ID: Final = "the-copy"'
+        )
+    )
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(checkout)!r})
+        from core.sim.launcher import early_sim_command, spawn_sim_process
+        from core.sim.options import SimOptions
+        pending = spawn_sim_process(early_sim_command())
+        pending.send_settings(SimOptions(seed=7, rate=20.0, host="127.0.0.1", port=0, tls=False))
+        with pending.ready(timeout_s=30) as sim:
+            print(sim.endpoints.user_id)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=_clean_env(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["the-copy"]
+
+
+def test_an_installed_cryptoj_puts_no_site_directory_ahead_of_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.sim import launcher
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    monkeypatch.setattr(launcher, "_site_directories", lambda: {launcher._PROJECT_ROOT})
+    assert launcher._child_env()["PYTHONPATH"] == "/somewhere"
+    monkeypatch.setattr(launcher, "_site_directories", lambda: set())
+    assert launcher._child_env()["PYTHONPATH"].split(os.pathsep) == [
+        launcher._PROJECT_ROOT,
+        "/somewhere",
+    ]
 
 
 _PARENT_OF_A_BOOTING_CHILD = """
 import sys, time
-from core.sim.launcher import configured_sim_command, spawn_sim_process
-pending = spawn_sim_process(configured_sim_command(None))
+from core.sim.launcher import early_sim_command, spawn_sim_process
+pending = spawn_sim_process(early_sim_command())
 print(pending.pid, pending.log_path, flush=True)
 time.sleep(60)
 """
 
 
 def test_a_child_still_booting_dies_with_its_parent(tmp_path: Path) -> None:
-    """SIGKILL the parent before the child ever said it is ready: no orphan."""
+    """SIGKILL the parent before it sent the child its settings, so before the child ever
+    said it is ready: no orphan."""
     parent = subprocess.Popen(
         [sys.executable, "-c", _PARENT_OF_A_BOOTING_CHILD],
         stdout=subprocess.PIPE,
@@ -211,13 +386,15 @@ def test_a_child_still_booting_dies_with_its_parent(tmp_path: Path) -> None:
 
 
 def test_cancel_stops_a_child_not_handed_over_only(tmp_path: Path) -> None:
-    pending = spawn_sim_process(configured_sim_command(None))
+    pending = spawn_sim_process(early_sim_command())
     pending.cancel()
     assert _wait_gone(pending.pid, timeout_s=5)
     assert not pending.log_path.exists()  # not wanted is not a failure: no log left behind
     with pytest.raises(SimLaunchError):
         pending.ready(timeout_s=5)
-    handed = spawn_sim_process(configured_sim_command(None))
+    pending.send_settings(SimSettings())  # to a child that is gone: nothing happens
+    handed = spawn_sim_process(early_sim_command())
+    handed.send_settings(SimSettings())
     with handed.ready(timeout_s=30) as sim:
         handed.cancel()  # after the hand-over: not ours to stop any more
         assert sim.alive
