@@ -168,7 +168,11 @@ async def test_a_demo_session_leaves_no_key_material_anywhere(tmp_path: Path) ->
         async with in_process_sim(clock, seed=42) as sim:
             secret = secret_forms("the sim's demo key", sim.server.demo_key.private_key)
             endpoints = endpoints_of(sim.server.endpoints)  # type: ignore[arg-type]
-            assert "hidden" in repr(endpoints) and "hidden" in repr(sim.server.endpoints)
+            assert "hidden" in repr(endpoints)  # Credentials(<hidden>)
+            assert_no_key(secret, repr(endpoints), "the engine's endpoints' repr")
+            # The sim's endpoints keep the demo key out of their repr altogether.
+            assert_no_key(secret, repr(sim.server.endpoints), "the sim's endpoints' repr")
+            assert "key_name" not in repr(sim.server.endpoints)
             engine = build_engine(proof_settings(data_dir), endpoints, clock, journal_file)
             app = CryptoJApp(
                 engine, mode="demo", products=engine.products, clock=clock, cursor_blink=False
