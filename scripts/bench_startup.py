@@ -16,6 +16,7 @@ compile the project's modules from source again, a cost no user pays (the bare a
 comes compiled from its wheel). ``--no-bytecode-cache`` measures that way anyway.
 
 Usage: python scripts/bench_startup.py [--runs 3] [--size 160x48] [--timeout 20]
+       [--compare <another checkout>]
 Needs tmux. The demo runs with HOME in a temporary directory (its journal and logs go there).
 """
 
@@ -127,6 +128,12 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="extra environment for cryptoj (e.g. PYTHONPATH=<another checkout> to compare)",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also time cryptoj from another checkout (put first on PYTHONPATH), interleaved "
+        "with the other two in every round, so a change of load hits all three alike",
+    )
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         print("bench_startup: needs tmux", file=sys.stderr)
@@ -149,19 +156,28 @@ def main() -> int:
                 [sys.executable, str(bare_file)], size=size, env=env, timeout_s=args.timeout
             )
 
-        def console_run() -> float:
+        def console_run(extra: dict[str, str | None] | None = None) -> float:
             return time_to_price(
-                cryptoj_command(), size=size, env=console_env, timeout_s=args.timeout
+                cryptoj_command(),
+                size=size,
+                env={**console_env, **(extra or {})},
+                timeout_s=args.timeout,
             )
 
+        other = {"PYTHONPATH": args.compare} if args.compare else None
         if not args.no_bytecode_cache:  # writes the caches; not counted
             bare_run()
             console_run()
+            if other:
+                console_run(other)
         bare: list[float] = []
         console: list[float] = []
+        compared: list[float] = []
         for _ in range(args.runs):
             bare.append(bare_run())
             console.append(console_run())
+            if other:
+                compared.append(console_run(other))
     bare_s = statistics.median(bare)
     console_s = statistics.median(console)
     print(
@@ -172,6 +188,13 @@ def main() -> int:
         f"cryptoj (demo) to a price on screen:   median {console_s:.2f} s "
         f"({', '.join(f'{value:.2f}' for value in console)})"
     )
+    if compared:
+        compared_s = statistics.median(compared)
+        print(
+            f"cryptoj from {args.compare}: median {compared_s:.2f} s "
+            f"({', '.join(f'{value:.2f}' for value in compared)}), "
+            f"ratio {compared_s / bare_s:.2f}x"
+        )
     ratio = console_s / bare_s
     print(f"ratio {ratio:.2f}x (target <= 2x): {'OK' if ratio <= 2 else 'OVER'}")
     return 0
