@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -27,21 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-PRICE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+\.\d{2,}")
+# The same bare app and price pattern as the start-up benchmark (run from scripts/).
+from bench_startup import BARE_APP, PRICE
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-BARE_APP = """
-from textual.app import App
-from textual.widgets import Footer, Header, Static
-
-class Bare(App):
-    def compose(self):
-        yield Header()
-        yield Static("BTC-USD 68,012.70")
-        yield Footer()
-
-Bare().run()
-"""
 
 
 def cpu_seconds(pid: int) -> float:

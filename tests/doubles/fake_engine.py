@@ -386,24 +386,21 @@ class FakeEngine:
     def halt_now(self, cause: str = "kill switch", source: str = "user") -> None:
         """Latch HALTED at once (any thread); ``kill`` follows on the loop."""
         self.halt_now_calls.append((cause, source))
-        self._trading = TradingView(
+        self._trading = self._halted(cause, source, self._trading.kill_phase)
+
+    def _halted(self, cause: str, source: str, phase: KillPhase) -> TradingView:
+        return TradingView(
             state=TradingState.HALTED,
             cause=cause,
             source=source,
             reconciling=False,
-            kill_phase=self._trading.kill_phase,
+            kill_phase=phase,
         )
 
     def kill(self, cause: str = "kill switch", source: str = "user") -> asyncio.Task[None]:
         """Latch HALTED now; the returned task cancels every open order (at its first step)."""
         self.kill_calls.append((cause, source))
-        self._trading = TradingView(
-            state=TradingState.HALTED,
-            cause=cause,
-            source=source,
-            reconciling=False,
-            kill_phase=KillPhase.CANCELLING,
-        )
+        self._trading = self._halted(cause, source, KillPhase.CANCELLING)
         self.add_event(EventLevel.ERROR, f"trading HALTED: {cause}")
         if self._strategy is not None and not self._strategy.paused:
             self._strategy = StrategyView(self._strategy.name, paused=True)

@@ -41,6 +41,22 @@ def _clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _run_python(
+    *arguments: str, home: Path, cwd: Path = REPO_ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGUMENTS`` in a fresh interpreter, with HOME (and the config dir) in
+    ``home``, no CRYPTOJ_* variable but ``env``; its output as text."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+        env=_clean_env(home, **env),
+    )
+
+
 def _modules_after(code: str) -> set[str]:
     """The modules loaded in a fresh interpreter after running ``code``."""
     script = code + "\nimport sys\nprint('\\n'.join(sorted(sys.modules)))\n"
@@ -115,15 +131,7 @@ def test_the_console_leaves_httpx_command_line_client_out(tmp_path: Path) -> Non
         sys.exit(cli.main([]))
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO_ROOT,
-        env=_clean_env(tmp_path),
-    )
+    done = _run_python("-c", script, home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["204", ""], done.stdout
 
@@ -173,15 +181,7 @@ def test_the_demo_child_starts_before_the_settings_are_loaded(tmp_path: Path) ->
         print("exit", code, flush=True)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO_ROOT,
-        env=_clean_env(tmp_path, CRYPTOJ_STORAGE__DATA_DIR=str(data_file)),
-    )
+    done = _run_python("-c", script, home=tmp_path, CRYPTOJ_STORAGE__DATA_DIR=str(data_file))
     lines = done.stdout.splitlines()
     assert lines[0].startswith("spawned False False "), lines
     child_pid = int(lines[0].split()[3])
@@ -241,19 +241,14 @@ def test_the_console_refuses_a_taken_sim_port_in_one_line(tmp_path: Path) -> Non
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "cryptoj_tui", "--headless"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=REPO_ROOT,
-            env=_clean_env(
-                tmp_path,
-                CRYPTOJ_SIM__PORT=str(port),
-                CRYPTOJ_STORAGE__DATA_DIR=str(tmp_path / "data"),
-                CRYPTOJ_LOG__FILE=str(tmp_path / "cryptoj.log"),
-            ),
+        done = _run_python(
+            "-m",
+            "cryptoj_tui",
+            "--headless",
+            home=tmp_path,
+            CRYPTOJ_SIM__PORT=str(port),
+            CRYPTOJ_STORAGE__DATA_DIR=str(tmp_path / "data"),
+            CRYPTOJ_LOG__FILE=str(tmp_path / "cryptoj.log"),
         )
     assert done.returncode == 2, done
     errors = [line for line in done.stderr.splitlines() if line.strip()]
@@ -328,15 +323,7 @@ def test_the_child_runs_the_consoles_code_whichever_copy_that_is(tmp_path: Path)
             print(sim.endpoints.user_id)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-P", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-        env=_clean_env(tmp_path),
-    )
+    done = _run_python("-P", "-c", script, home=tmp_path, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["the-copy"]
 

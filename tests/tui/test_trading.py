@@ -747,6 +747,15 @@ async def test_the_live_quit_dialog_never_cuts_a_button(
         assert "app.order_ticket('BUY')" not in footer_keys
 
 
+def press_kill_in_the_terminal(app: CryptoJApp) -> None:
+    """ctrl+k as the terminal driver's reader hands it over (``driver.send_message``)."""
+    driver = app._driver
+    assert driver is not None
+    key = events.Key("ctrl+k", None)
+    key.set_sender(app)
+    driver.send_message(key)
+
+
 async def test_a_kill_key_from_the_terminal_latches_on_arrival(
     make_app: AppFactory, engine: FakeEngine
 ) -> None:
@@ -756,11 +765,7 @@ async def test_a_kill_key_from_the_terminal_latches_on_arrival(
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        driver = app._driver
-        assert driver is not None
-        key = events.Key("ctrl+k", None)
-        key.set_sender(app)
-        driver.send_message(key)
+        press_kill_in_the_terminal(app)
         assert engine.trading_state == "HALTED"  # latched before the loop ran
         assert engine.halt_now_calls == [(KILL_CAUSE, "user")]
         assert engine.kill_calls == []  # the rest is the loop's
@@ -783,11 +788,7 @@ async def test_a_failed_latch_on_arrival_still_kills_on_the_loop(
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        driver = app._driver
-        assert driver is not None
-        key = events.Key("ctrl+k", None)
-        key.set_sender(app)
-        driver.send_message(key)
+        press_kill_in_the_terminal(app)
         await pilot.pause()
         assert engine.trading_state == "HALTED"
         assert len(engine.kill_calls) == 1
