@@ -123,18 +123,30 @@ def open_at_sim(exchange: SimExchange) -> list[str]:
     return [order.order_id for order in exchange.list_orders(DEMO_USER_ID, statuses=OPEN)]
 
 
+def console_app(engine: Engine, clock: ManualClock) -> CryptoJApp:
+    """The console on the real engine (which satisfies the console's protocol)."""
+    console: ConsoleEngine = engine
+    app = CryptoJApp(
+        console, mode="demo", products=engine.products, clock=clock, cursor_blink=False
+    )
+    app.animation_level = "none"
+    return app
+
+
+async def until_ready_to_trade(pilot: Pilot[Any], engine: Engine) -> None:
+    """Until the engine runs with a live BTC-USD book, its balances and its product details."""
+    await until(pilot, engine.started.is_set)
+    await until(pilot, lambda: engine.snapshot("BTC-USD").book.status is BookStatus.LIVE)
+    await until(pilot, lambda: engine.snapshot("BTC-USD").balances is not None)
+    await until(pilot, lambda: engine.product("BTC-USD") is not None)
+
+
 async def test_place_cancel_kill_and_resume_on_the_real_engine(
     engine: Engine, exchange: SimExchange, sim_clock: ManualClock
 ) -> None:
-    console: ConsoleEngine = engine  # the real engine satisfies the console's protocol
-    app = CryptoJApp(
-        console, mode="demo", products=engine.products, clock=sim_clock, cursor_blink=False
-    )
-    app.animation_level = "none"
+    app = console_app(engine, sim_clock)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, engine.started.is_set)
-        await until(pilot, lambda: engine.snapshot("BTC-USD").book.status is BookStatus.LIVE)
-        await until(pilot, lambda: engine.snapshot("BTC-USD").balances is not None)
+        await until_ready_to_trade(pilot, engine)
         app.pull_snapshot()
 
         # Place: s, a size, enter. The ticket starts at the best ask (a sell of some of the
@@ -195,15 +207,9 @@ async def test_a_kill_key_latches_while_the_loop_is_busy(
     the driver, and before the loop runs again the engine is HALTED and the gate refuses an
     order. Once the loop runs, the kill switch does the rest: the sweep leaves the venue flat
     and the banner shows HALTED (one kill, not two)."""
-    app = CryptoJApp(
-        engine, mode="demo", products=engine.products, clock=sim_clock, cursor_blink=False
-    )
-    app.animation_level = "none"
+    app = console_app(engine, sim_clock)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, engine.started.is_set)
-        await until(pilot, lambda: engine.snapshot("BTC-USD").book.status is BookStatus.LIVE)
-        await until(pilot, lambda: engine.snapshot("BTC-USD").balances is not None)
-        await until(pilot, lambda: engine.product("BTC-USD") is not None)
+        await until_ready_to_trade(pilot, engine)
         intent = resting_bid(engine)
         app.submit_order(intent)
         await until(pilot, lambda: len(open_at_sim(exchange)) == 1)
