@@ -467,6 +467,8 @@ class CryptoJApp(App[None]):
         if isinstance(event, USER_INPUT):
             self._last_input = self.clock.monotonic()  # back to the full frame rate
         if isinstance(event, events.Key):
+            if not self._screen_stacks.get(self._current_mode):
+                return  # quitting, its screens gone: a key still queued has nowhere to go
             if id(event) in self._kill_keys_latched:
                 # Latched on arrival (post_message): the rest of the kill, not a second one.
                 self._kill_keys_latched.discard(id(event))

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -115,6 +116,24 @@ class TicketInput(Input, inherit_bindings=False):
         for binding in Input.BINDINGS
         if not (isinstance(binding, Binding) and binding.key == "ctrl+k")
     ]
+
+    async def _on_key(self, event: events.Key) -> None:
+        """The field's editing keys (backspace, delete, arrows, home, end, enter...) act here,
+        in the order they were typed.
+
+        Textual runs a widget's bindings only once the key has bubbled up to the App, a few
+        queue hops later, while it inserts a printable key at once: keys that arrive together
+        (a fast typist while a frame is painted, a paste through tmux) got edited out of
+        order ("<end>", backspaces, "65000": the digits typed first, then deleted). Any other
+        key goes its usual way.
+        """
+        bindings = self._bindings.key_to_bindings.get(event.key)
+        if bindings:
+            event.stop()
+            event.prevent_default()
+            await self.run_action(bindings[0].action)
+            return
+        await super()._on_key(event)
 
 
 class TicketSelect(Select[Any]):
@@ -254,6 +273,19 @@ class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
         Binding("escape", "cancel", "Close ticket", id="ticket.cancel"),
         KILL_IN_SIGHT,
         Binding("ctrl+s", "submit", "Send order", id="ticket.submit"),
+        # Priority: the App moves focus as it reads tab, before it hands on the keys behind.
+        # Otherwise tab waits in the focused field's queue with the keys typed after it, and
+        # those land in the field being left ("0.01<tab>65000" typed at once: size 0.0165000,
+        # price unchanged).
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="ticket.next"),
+        Binding(
+            "shift+tab",
+            "app.focus_previous",
+            "Previous field",
+            show=False,
+            priority=True,
+            id="ticket.previous",
+        ),
     ]
 
     def __init__(

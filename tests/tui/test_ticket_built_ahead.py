@@ -32,7 +32,8 @@ async def built_ahead(pilot: Any) -> OrderTicketScreen:
     """Wait until the App has built and composed its ticket (off screen)."""
     app = pilot.app
     assert isinstance(app, CryptoJApp)
-    await wait_until(pilot, lambda: app._ticket is not None and bool(app._ticket.query("#size")))
+    # Every part mounted (a ticket built ahead mounts a part per turn; on_mount comes last).
+    await wait_until(pilot, lambda: app._ticket is not None and app._ticket._mounted)
     ticket = app._ticket
     assert ticket is not None
     return ticket
@@ -158,3 +159,43 @@ async def test_a_build_timer_firing_as_the_app_closes_does_nothing(make_app: App
         app._ticket = None
     app.prebuild_ticket()  # no screen left: nothing is built, nothing raises
     assert app._ticket is None
+
+
+@pytest.mark.parametrize("opened_first", [True, False], ids=["ticket-open", "while-opening"])
+async def test_a_burst_across_fields_lands_in_each_field(
+    make_app: AppFactory, opened_first: bool
+) -> None:
+    """A trader types size, tab, price, all at once: every key lands in the field that had
+    focus when it was typed. Tab moved focus only once the size field had handled it, and the
+    keys behind it went to the size field: "0.001<tab>7" read as size 0.0017 and the price
+    unchanged, an order of the wrong size at the wrong price."""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        ticket = await built_ahead(pilot)
+        if opened_first:
+            await pilot.press("b")
+            await wait_until(pilot, lambda: app.focused is not None and app.focused.id == "size")
+        else:
+            post_keys(app, ("b", "b"))
+        price_before = field(ticket, "price") if opened_first else None
+        post_keys(
+            app,
+            ("0", "0"),
+            ("full_stop", "."),
+            ("0", "0"),
+            ("1", "1"),
+            ("tab", "\t"),
+            ("end", None),
+            *[("backspace", "\x7f")] * 12,
+            ("6", "6"),
+            ("5", "5"),
+            ("0", "0"),
+            ("0", "0"),
+            ("0", "0"),
+        )
+        await wait_until(pilot, lambda: field(ticket, "price") == "65000")
+        await pilot.pause()
+        assert field(ticket, "size") == "0.01"
+        assert field(ticket, "price") == "65000"
+        assert price_before != "65000"
+        assert app.focused is not None and app.focused.id == "price"
