@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from textual import events
 from textual.app import ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -53,6 +52,7 @@ from core.ticket import (
 )
 from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT, YES, ConfirmScreen, yes_no
+from cryptoj_tui.screens.in_order_input import InOrderInput
 from widgets.format import format_number
 
 Preview = Callable[[OrderIntent], Denial | None]
@@ -104,8 +104,9 @@ def hidden_rows(order_type: OrderType, time_in_force: TimeInForce) -> frozenset[
 NUMERIC_FIELD_IDS: tuple[str, ...] = ("size", "price", "stop")
 
 
-class TicketInput(Input, inherit_bindings=False):
-    """An Input without its own ctrl+k (delete to the end of the line).
+class TicketInput(InOrderInput, inherit_bindings=False):
+    """An Input without its own ctrl+k (delete to the end of the line), whose editing keys act
+    in the order typed (see cryptoj_tui/screens/in_order_input.py).
 
     ctrl+k is the kill switch, an App priority binding that acts first anyway; without the
     Input's binding in the way, the ticket's footer shows "^k KILL" while a field is focused.
@@ -116,24 +117,6 @@ class TicketInput(Input, inherit_bindings=False):
         for binding in Input.BINDINGS
         if not (isinstance(binding, Binding) and binding.key == "ctrl+k")
     ]
-
-    async def _on_key(self, event: events.Key) -> None:
-        """The field's editing keys (backspace, delete, arrows, home, end, enter...) act here,
-        in the order they were typed.
-
-        Textual runs a widget's bindings only once the key has bubbled up to the App, a few
-        queue hops later, while it inserts a printable key at once: keys that arrive together
-        (a fast typist while a frame is painted, a paste through tmux) got edited out of
-        order ("<end>", backspaces, "65000": the digits typed first, then deleted). Any other
-        key goes its usual way.
-        """
-        bindings = self._bindings.key_to_bindings.get(event.key)
-        if bindings:
-            event.stop()
-            event.prevent_default()
-            await self.run_action(bindings[0].action)
-            return
-        await super()._on_key(event)
 
 
 class TicketSelect(Select[Any]):

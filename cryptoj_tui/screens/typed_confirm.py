@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Static
 
 from cryptoj_tui.screens.backdrop import DimmedModalScreen
 from cryptoj_tui.screens.confirm import KILL_IN_SIGHT
+from cryptoj_tui.screens.in_order_input import InOrderInput
 
 
 class TypedConfirmScreen(DimmedModalScreen[str | None]):
@@ -58,7 +59,7 @@ class TypedConfirmScreen(DimmedModalScreen[str | None]):
         with Vertical() as box:
             box.border_title = self.title_text
             yield Static(self.question, id="question")
-            yield Input(
+            yield InOrderInput(
                 placeholder=f"type {self.word} and press enter",
                 id="typed",
                 compact=True,

@@ -1,0 +1,65 @@
+"""Keys that reach a field together are edited in the order they were typed
+(cryptoj_tui/screens/in_order_input.py): the typed RESUME confirmation and the ticket's fields."""
+
+from __future__ import annotations
+
+import pytest
+from textual import events
+from textual.app import App, ComposeResult
+from textual.widgets import Input
+
+from cryptoj_tui.screens.in_order_input import InOrderInput
+from tests.tui.helpers import wait_until
+
+BURST = [
+    *[(c, c) for c in "RESUMX"],
+    ("backspace", "\x7f"),
+    ("left", None),
+    ("delete", None),
+    ("end", None),
+    ("E", "E"),
+]
+
+
+class OneField(App[None]):
+    """One field of the given kind, focused."""
+
+    def __init__(self, field: type[Input]) -> None:
+        super().__init__()
+        self.field = field
+
+    def compose(self) -> ComposeResult:
+        yield self.field(id="typed")
+
+
+def burst(app: App[None], keys: list[tuple[str, str | None]]) -> None:
+    """Queue every key before the first is handled, as a terminal delivers a fast burst."""
+    for key, character in keys:
+        event = events.Key(key, character)
+        event.set_sender(app)
+        app.post_message(event)
+
+
+async def test_a_burst_of_edits_lands_in_order() -> None:
+    """R E S U M X, backspace (RESUM), left, delete (RESU), end, E: RESUE."""
+    app = OneField(InOrderInput)
+    async with app.run_test() as pilot:
+        field = app.query_one("#typed", Input)
+        await wait_until(pilot, lambda: app.focused is field)
+        burst(app, BURST)
+        await wait_until(pilot, lambda: field.value.endswith("E") and len(field.value) == 5)
+        await pilot.pause()
+        assert field.value == "RESUE"
+
+
+@pytest.mark.xfail(strict=True, reason="Textual's own Input edits a burst out of order")
+async def test_textuals_input_reorders_the_same_burst() -> None:
+    """Why the subclass exists: the plain Input applies the burst's edits late."""
+    app = OneField(Input)
+    async with app.run_test() as pilot:
+        field = app.query_one("#typed", Input)
+        await wait_until(pilot, lambda: app.focused is field)
+        burst(app, BURST)
+        for _ in range(20):
+            await pilot.pause()
+        assert field.value == "RESUE"
