@@ -256,19 +256,6 @@ class OrderTicketScreen(DimmedModalScreen[OrderIntent | None]):
         Binding("escape", "cancel", "Close ticket", id="ticket.cancel"),
         KILL_IN_SIGHT,
         Binding("ctrl+s", "submit", "Send order", id="ticket.submit"),
-        # Priority: the App moves focus as it reads tab, before it hands on the keys behind.
-        # Otherwise tab waits in the focused field's queue with the keys typed after it, and
-        # those land in the field being left ("0.01<tab>65000" typed at once: size 0.0165000,
-        # price unchanged).
-        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="ticket.next"),
-        Binding(
-            "shift+tab",
-            "app.focus_previous",
-            "Previous field",
-            show=False,
-            priority=True,
-            id="ticket.previous",
-        ),
     ]
 
     def __init__(

@@ -165,10 +165,10 @@ async def test_a_build_timer_firing_as_the_app_closes_does_nothing(make_app: App
 async def test_a_burst_across_fields_lands_in_each_field(
     make_app: AppFactory, opened_first: bool
 ) -> None:
-    """A trader types size, tab, price, all at once: every key lands in the field that had
-    focus when it was typed. Tab moved focus only once the size field had handled it, and the
-    keys behind it went to the size field: "0.001<tab>7" read as size 0.0017 and the price
-    unchanged, an order of the wrong size at the wrong price."""
+    """A trader types size, tab, price, all at once: every key lands in the field it was
+    typed for. Tab moved focus only once it had bubbled up to the App, and the keys behind it
+    went to the size field: "0.001<tab>7" read as size 0.0017 and the price unchanged, an
+    order of the wrong size at the wrong price."""
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         ticket = await built_ahead(pilot)
@@ -199,3 +199,27 @@ async def test_a_burst_across_fields_lands_in_each_field(
         assert field(ticket, "price") == "65000"
         assert price_before != "65000"
         assert app.focused is not None and app.focused.id == "price"
+
+
+async def test_enter_then_tab_on_post_only_toggles_it_and_sends_nothing(
+    make_app: AppFactory, engine: FakeEngine
+) -> None:
+    """Enter on the post-only checkbox and tab, typed at once: post-only is switched on and
+    focus moves to the Buy button; nothing is sent. (With tab as an App priority binding, the
+    enter still bubbling up from the checkbox was bound against the Buy button and sent.)"""
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        ticket = await built_ahead(pilot)
+        await pilot.press("b")
+        await wait_until(pilot, lambda: app.focused is not None and app.focused.id == "size")
+        await pilot.press("0", "full_stop", "0", "1")
+        post_only = ticket.query_one("#post-only", Checkbox)
+        post_only.focus()
+        await pilot.pause()
+        post_keys(app, ("enter", "\r"), ("tab", "\t"))
+        await wait_until(pilot, lambda: app.focused is not None and app.focused.id == "submit")
+        for _ in range(5):
+            await pilot.pause()
+        assert post_only.value is True
+        assert app.screen is ticket
+        assert engine.submitted == []
