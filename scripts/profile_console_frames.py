@@ -48,13 +48,13 @@ from textual._compositor import Compositor  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
 from core.clock import SystemClock  # noqa: E402
-from core.config import SimSettings, load_settings  # noqa: E402
+from core.config import SimSettings  # noqa: E402
 from core.engine import Engine  # noqa: E402
 from core.sim.launcher import start_sim_process  # noqa: E402
 from core.snapshot import BookStatus  # noqa: E402
 from cryptoj_tui.app import CryptoJApp  # noqa: E402
 from cryptoj_tui.screens.main import MainScreen  # noqa: E402
-from tests.integration.engine_harness import endpoints_of  # noqa: E402
+from tests.integration.engine_harness import demo_engine  # noqa: E402
 from widgets import (  # noqa: E402
     BalancesPanel,
     EventLog,
@@ -183,23 +183,9 @@ async def measure(args: argparse.Namespace, stamps: Stamps) -> list[float]:
         tempfile.TemporaryDirectory() as tmp,
         start_sim_process(SimSettings(seed=11, rate=args.rate)) as sim,
     ):
-        data = Path(tmp)
-        settings = load_settings(
-            None,
-            environ={
-                "HOME": str(data),
-                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD","SOL-USD"]',
-                "CRYPTOJ_STORAGE__DATA_DIR": str(data),
-            },
-        )
         clock = SystemClock()
-        engine = Engine(
-            settings,
-            endpoints_of(sim.endpoints),
-            clock=clock,
-            mode="demo",
-            journal_file=data / "journal-demo.sqlite3",
-        )
+        products = ["BTC-USD", "ETH-USD", "SOL-USD"]
+        engine = demo_engine(sim.endpoints, Path(tmp), products, clock)
         app = CryptoJApp(engine, mode="demo", products=engine.products, clock=clock)
         app.animation_level = "none"
         lags: list[float] = []

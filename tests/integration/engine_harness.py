@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
@@ -190,6 +190,20 @@ def build_engine(
 ) -> Engine:
     """A demo-mode engine (REST + both sockets) on ``endpoints`` with its journal at a path."""
     return Engine(settings, endpoints, clock=clock, mode="demo", journal_file=journal_file)
+
+
+def demo_engine(sim: SimEndpoints, data_dir: Path, products: Sequence[str], clock: Clock) -> Engine:
+    """The real demo-mode engine on ``sim``'s endpoints, trading ``products``, with the
+    settings' home, the data and the journal in ``data_dir``. Not started."""
+    settings = load_settings(
+        None,
+        environ={
+            "HOME": str(data_dir),
+            "CRYPTOJ_MARKET__PRODUCTS": json.dumps(list(products)),
+            "CRYPTOJ_STORAGE__DATA_DIR": str(data_dir),
+        },
+    )
+    return build_engine(settings, endpoints_of(sim), clock, data_dir / "journal-demo.sqlite3")
 
 
 @contextlib.asynccontextmanager

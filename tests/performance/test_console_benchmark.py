@@ -38,14 +38,13 @@ from textual import events
 from textual.screen import Screen
 
 from core.clock import SystemClock
-from core.config import SimSettings, load_settings
-from core.engine import Engine
+from core.config import SimSettings
 from core.sim.launcher import start_sim_process
 from core.sim.server import SimEndpoints
 from core.snapshot import BookStatus
 from core.trading_state import TradingState
 from cryptoj_tui.app import CryptoJApp
-from tests.integration.engine_harness import endpoints_of
+from tests.integration.engine_harness import demo_engine
 from tests.performance.bench_mode import benchmarks_enabled, hold_to_targets, verdict
 from widgets.order_book import RowKind
 
@@ -140,23 +139,8 @@ async def test_console_under_a_5000_updates_per_second_market(
     kill_presses = KILL_PRESSES[0] if measuring else KILL_PRESSES[1]
     frame_cpu = FrameCpu()
     frame_cpu.wrap(monkeypatch)
-    endpoints = sim_endpoints
-    settings = load_settings(
-        None,
-        environ={
-            "HOME": str(tmp_path),
-            "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD","SOL-USD"]',
-            "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path),
-        },
-    )
     clock = SystemClock()
-    engine = Engine(
-        settings,
-        endpoints_of(endpoints),
-        clock=clock,
-        mode="demo",
-        journal_file=tmp_path / "journal-demo.sqlite3",
-    )
+    engine = demo_engine(sim_endpoints, tmp_path, ["BTC-USD", "ETH-USD", "SOL-USD"], clock)
     app = CryptoJApp(engine, mode="demo", products=engine.products, clock=clock)
     app.animation_level = "none"
 

@@ -39,6 +39,7 @@ from tests.integration.engine_harness import (
     running_engine,
 )
 from tests.integration.loopback import RestClient
+from tests.processes import process_running
 
 LIMIT = {"limit_limit_gtc": {"base_size": "0.01", "limit_price": "60000.00"}}
 
@@ -422,28 +423,19 @@ time.sleep(60)
 """
 
 
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_the_sim_child_dies_with_its_parent() -> None:
     """SIGKILL the parent (no cleanup runs): the child sees EOF on stdin and exits."""
     parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     pid_text, log_path = parent.stdout.readline().split()
     child_pid = int(pid_text)
-    assert _running(child_pid)
+    assert process_running(child_pid)
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
-    while _running(child_pid) and time.monotonic() < deadline:
+    while process_running(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _running(child_pid)
+    assert not process_running(child_pid)
     Path(log_path).unlink(missing_ok=True)  # nobody was left to clean up after the child
 
 

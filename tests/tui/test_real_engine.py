@@ -24,7 +24,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from core.clock import ManualClock, SystemClock
-from core.config import SimSettings, load_settings
+from core.config import SimSettings
 from core.engine import Engine
 from core.model import (
     ExchangeOrderStatus,
@@ -43,7 +43,7 @@ from core.snapshot import BookStatus
 from core.trading_state import TradingState
 from cryptoj_tui.app import ConsoleEngine, CryptoJApp
 from cryptoj_tui.screens.order_ticket import OrderTicketScreen
-from tests.integration.engine_harness import endpoints_of
+from tests.integration.engine_harness import demo_engine
 from tests.integration.loopback import seed_liquidity
 
 SEED = 42
@@ -89,21 +89,7 @@ def engine(server: SimServer, sim_clock: ManualClock, tmp_path: Path) -> Engine:
     the App starts it."""
     endpoints = server.endpoints
     assert endpoints is not None
-    settings = load_settings(
-        None,
-        environ={
-            "HOME": str(tmp_path),
-            "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD"]',
-            "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path),
-        },
-    )
-    return Engine(
-        settings,
-        endpoints_of(endpoints),
-        clock=sim_clock,
-        mode="demo",
-        journal_file=tmp_path / "journal-demo.sqlite3",
-    )
+    return demo_engine(endpoints, tmp_path, ["BTC-USD", "ETH-USD"], sim_clock)
 
 
 async def until(pilot: Pilot[Any], condition: Any, seconds: float = 10.0) -> None:
@@ -348,23 +334,8 @@ async def test_every_frame_under_a_fast_book_shows_one_moment(tmp_path: Path) ->
     from the updates it sends the terminal) shows an uncrossed ladder whose spread line, chart
     mid and position mark agree."""
     with start_sim_process(SimSettings(seed=7, rate=2000.0)) as sim:
-        endpoints = sim.endpoints
-        settings = load_settings(
-            None,
-            environ={
-                "HOME": str(tmp_path),
-                "CRYPTOJ_MARKET__PRODUCTS": '["BTC-USD","ETH-USD"]',
-                "CRYPTOJ_STORAGE__DATA_DIR": str(tmp_path),
-            },
-        )
         clock = SystemClock()
-        engine = Engine(
-            settings,
-            endpoints_of(endpoints),
-            clock=clock,
-            mode="demo",
-            journal_file=tmp_path / "journal-demo.sqlite3",
-        )
+        engine = demo_engine(sim.endpoints, tmp_path, ["BTC-USD", "ETH-USD"], clock)
         # Nobody types during the test: without an idle rate equal to the active one the App
         # would drop to IDLE_REFRESH_HZ after IDLE_AFTER_S, and a loaded machine would then
         # need minutes for the frames below.

@@ -31,6 +31,7 @@ from core.sim.launcher import SimLaunchError, early_sim_command, spawn_sim_proce
 from cryptoj_tui import console
 from cryptoj_tui.app import CryptoJApp
 from cryptoj_tui.cli import build_parser
+from tests.processes import process_running
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,20 +72,11 @@ def _modules_after(code: str) -> set[str]:
     return set(done.stdout.split())
 
 
-def _running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_gone(pid: int, timeout_s: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout_s
-    while _running(pid) and time.monotonic() < deadline:
+    while process_running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _running(pid)
+    return not process_running(pid)
 
 
 # ------------------------------------------------------------------------ what is imported
@@ -365,7 +357,7 @@ def test_a_child_still_booting_dies_with_its_parent(tmp_path: Path) -> None:
     assert parent.stdout is not None
     pid_text, log_path = parent.stdout.readline().split()
     child_pid = int(pid_text)
-    assert _running(child_pid)
+    assert process_running(child_pid)
     parent.kill()
     parent.wait()
     assert _wait_gone(child_pid)

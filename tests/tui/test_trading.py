@@ -747,13 +747,17 @@ async def test_the_live_quit_dialog_never_cuts_a_button(
         assert "app.order_ticket('BUY')" not in footer_keys
 
 
-def press_kill_in_the_terminal(app: CryptoJApp) -> None:
-    """ctrl+k as the terminal driver's reader hands it over (``driver.send_message``)."""
+def press_in_the_terminal(app: CryptoJApp, key: str, character: str | None) -> None:
+    """``key`` as the terminal driver's reader hands it over (``driver.send_message``)."""
     driver = app._driver
     assert driver is not None
-    key = events.Key("ctrl+k", None)
-    key.set_sender(app)
-    driver.send_message(key)
+    event = events.Key(key, character)
+    event.set_sender(app)
+    driver.send_message(event)
+
+
+def press_kill_in_the_terminal(app: CryptoJApp) -> None:
+    press_in_the_terminal(app, "ctrl+k", None)
 
 
 async def test_a_kill_key_from_the_terminal_latches_on_arrival(
@@ -800,10 +804,6 @@ async def test_other_keys_from_the_terminal_keep_the_driver_path(
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        driver = app._driver
-        assert driver is not None
-        key = events.Key("question_mark", "?")
-        key.set_sender(app)
-        driver.send_message(key)
+        press_in_the_terminal(app, "question_mark", "?")
         await wait_until(pilot, lambda: app.screen is not app.main_screen)
         assert engine.trading_state == "ACTIVE"

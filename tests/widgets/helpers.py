@@ -11,6 +11,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.geometry import Size
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widget import Widget
 
 from core.model import ExchangeOrder, ExchangeOrderStatus, Side, Trade
@@ -37,6 +38,19 @@ def count_layout_passes(monkeypatch: pytest.MonkeyPatch) -> list[Screen[Any]]:
 
     monkeypatch.setattr(Screen, "_refresh_layout", counted)
     return passes
+
+
+class RecordsPaintedLines:
+    """Mixin (first base) for a Line-API panel: records the content lines Textual asks it to
+    paint (their y), frame after frame."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.painted: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def render_line(self, y: int) -> Strip:
+        self.painted.append(y)
+        return super().render_line(y)  # type: ignore[misc]
 
 
 class HostApp(App[None]):

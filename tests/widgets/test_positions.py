@@ -11,7 +11,7 @@ import pytest
 from textual.strip import Strip
 
 from core.snapshot import PositionView
-from tests.widgets.helpers import HostApp, count_layout_passes, screen_lines
+from tests.widgets.helpers import HostApp, RecordsPaintedLines, count_layout_passes, screen_lines
 from widgets.positions import (
     NO_POSITIONS,
     POSITIONS_UNKNOWN,
@@ -32,16 +32,8 @@ SOL_NO_MARK = PositionView("SOL-USD", D("-2.5"), D("145.10"), None, None, D("-3.
 ETH_FLAT = PositionView("ETH-USD", D("0"), None, D("3500.10"), D("0"), D("12.5"), D(0))
 
 
-class PaintedPositions(PositionsPanel):
-    """Records the content lines Textual asks it to paint (their y), frame after frame."""
-
-    def __init__(self) -> None:
-        self.painted: list[int] = []
-        super().__init__()
-
-    def render_line(self, y: int) -> Strip:
-        self.painted.append(y)
-        return super().render_line(y)
+class PaintedPositions(RecordsPaintedLines, PositionsPanel):
+    """The panel, recording the lines it is asked to paint."""
 
 
 @pytest.mark.parametrize(

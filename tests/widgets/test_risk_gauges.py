@@ -7,10 +7,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from textual.strip import Strip
 
 from core.snapshot import GaugeView
-from tests.widgets.helpers import HostApp, screen_lines
+from tests.widgets.helpers import HostApp, RecordsPaintedLines, screen_lines
 from widgets.risk_gauges import RiskGauges, gauge_bar, gauge_level, gauge_line
 
 D = Decimal
@@ -31,16 +30,8 @@ def shown(gauges: RiskGauges) -> str:
     return "\n".join(gauges.text_lines)
 
 
-class PaintedGauges(RiskGauges):
-    """Records the content lines Textual asks it to paint (their y), frame after frame."""
-
-    def __init__(self) -> None:
-        self.painted: list[int] = []
-        super().__init__()
-
-    def render_line(self, y: int) -> Strip:
-        self.painted.append(y)
-        return super().render_line(y)
+class PaintedGauges(RecordsPaintedLines, RiskGauges):
+    """The panel, recording the lines it is asked to paint."""
 
 
 @pytest.mark.parametrize(
